@@ -1,0 +1,73 @@
+"""The backend interface: one required method, `generate`, over a whole batch of conversations."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class Request:
+    """One conversation to answer: the full message list, system prompt first, and its "now"."""
+
+    case_id: str
+    messages: tuple[Mapping[str, str], ...]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What came back for one request; `text` is None when the backend failed (see `error`)."""
+
+    text: str | None
+    latency_s: float | None = None
+    usage: Mapping[str, Any] | None = None
+    error: str | None = None
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot run at all (bad options, missing files or packages): stops the run."""
+
+
+class Backend(ABC):
+    """A model to evaluate. Subclasses implement `generate`; everything else has a default."""
+
+    name: ClassVar[str]
+    #: whether `Reply.latency_s` is wall time this backend measured (replay's is not)
+    measures_latency: ClassVar[bool] = True
+    #: how many requests to hand to `generate` at once (None: all of them)
+    batch_size: int | None = None
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        """One reply per request, in order. Must not raise for a single failed request: return
+        a Reply with `text=None` and `error` set instead, so the rest of the run goes on."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What exactly is being evaluated (model and adapter hashes, generation settings)."""
+        return {"backend": self.name}
+
+    def describe(self) -> str:
+        """One line for pytest's header."""
+        return self.name
+
+    def close(self) -> None:
+        """Release connections or memory."""
+
+
+@dataclass
+class BackendOptions:
+    """The options a backend factory may read; each backend reads only what it needs."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.values.get(key)
+        return default if value is None else value
+
+    def require(self, key: str, flag: str, backend: str) -> Any:
+        value = self.values.get(key)
+        if value in (None, ""):
+            raise BackendError(f"--model={backend} needs {flag}")
+        return value

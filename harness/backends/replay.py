@@ -1,0 +1,81 @@
+"""Recorded replies: `{"id": ..., "response": ..., "latency_s"?: ...}` per line.
+
+A `cases.jsonl` from an earlier run is a valid replay file too (it has `id`, `response` and, for
+a failed request, `error`), so any run can be re-scored offline.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.backends.base import Backend, BackendError, BackendOptions, Reply, Request
+
+
+def load_replies(path: Path) -> dict[str, Reply]:
+    """Read a replay file; a malformed line stops the run with file:line and the field."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BackendError(f"cannot read replies file {path}: {exc}") from exc
+    replies: dict[str, Reply] = {}
+    first: dict[str, int] = {}
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BackendError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
+            raise BackendError(f"{where}: id: each line needs a string 'id'")
+        case_id = rec["id"]
+        if case_id in first:
+            raise BackendError(f"{where}: id: duplicate reply for {case_id!r} (first on line {first[case_id]})")
+        first[case_id] = lineno
+        replies[case_id] = _reply_from(rec, where)
+    return replies
+
+
+def _reply_from(rec: dict[str, Any], where: str) -> Reply:
+    response = rec.get("response")
+    if response is not None and not isinstance(response, str):
+        raise BackendError(f"{where}: response: must be a string (or null for a failed request)")
+    latency = rec.get("latency_s")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))):
+        raise BackendError(f"{where}: latency_s: must be a number of seconds")
+    error = None
+    if response is None:
+        error = str(rec.get("error") or "recorded reply is null")
+    usage = rec.get("usage") if isinstance(rec.get("usage"), dict) else None
+    return Reply(text=response, latency_s=latency, usage=usage, error=error)
+
+
+class ReplayBackend(Backend):
+    name = "replay"
+    measures_latency = False
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise BackendError(f"--replies {self.path}: no such file")
+        self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        self.replies = load_replies(self.path)
+
+    @classmethod
+    def from_options(cls, name: str, options: BackendOptions) -> "ReplayBackend":
+        return cls(options.require("replies", "--replies FILE (recorded replies, one JSON line per case)", name))
+
+    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        return [
+            self.replies.get(r.case_id) or Reply(text=None, error=f"no recorded reply for {r.case_id!r} in {self.path}")
+            for r in requests
+        ]
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"backend": self.name, "replies_file": str(self.path), "replies_sha256": self.sha256}
+
+    def describe(self) -> str:
+        return f"replay of {self.path} (sha256 {self.sha256[:12]})"

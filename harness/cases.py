@@ -1,0 +1,241 @@
+"""The case schema and its one loader (golden-cases.md).
+
+A bad case file is refused whole, before anything runs, with every problem named by file, line
+and field, because a half-loaded suite gives numbers that look real and are not.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness.isotime import parse_now
+from harness.matchers import Matcher, MatcherError, compile_matcher
+from harness.tools import Catalogue, load_catalogue
+
+CATEGORIES = ("single", "contrastive", "no_tool", "multi_tool", "multi_turn")
+ROLES = ("user", "assistant", "tool")
+DEFAULT_NOW = "2026-02-24T09:00:00Z"
+_CASE_KEYS = {"id", "category", "pair", "now", "messages", "expected"}
+
+
+@dataclass(frozen=True)
+class ExpectedCall:
+    tool: str
+    params: Mapping[str, Matcher]
+    raw: Mapping[str, Any]
+
+    def describe(self) -> str:
+        inner = ", ".join(f"{k}: {m.describe()}" for k, m in self.params.items())
+        return f"{self.tool}({inner})"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    category: str
+    messages: tuple[Mapping[str, str], ...]
+    expected: tuple[ExpectedCall, ...]
+    now: datetime
+    pair: str | None = None
+    source: str = ""
+    line: int = 0
+
+    @property
+    def expects_call(self) -> bool:
+        return bool(self.expected)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class CaseFileError(ValueError):
+    """A case file that breaks the contract; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        shown = "\n".join(f"  {p}" for p in problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"invalid case file ({len(problems)} problem(s)); nothing was run:\n{shown}{more}")
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    path: str
+    sha256: str
+    cases: tuple[Case, ...]
+
+
+def load_case_file(path: str | Path, catalogue: Catalogue | None = None) -> CaseFile:
+    """Load and fully validate one JSONL case file; raises CaseFileError listing every problem."""
+    path = Path(path)
+    catalogue = catalogue or load_catalogue()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CaseFileError([Problem(str(path), 0, "", f"cannot read: {exc.strerror or exc}")]) from exc
+    problems: list[Problem] = []
+    cases: list[Case] = []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CaseFileError([Problem(str(path), 0, "", f"not UTF-8: {exc}")]) from exc
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        case = _parse_line(line, str(path), lineno, catalogue, problems)
+        if case is not None:
+            cases.append(case)
+    _check_across_lines(cases, str(path), problems)
+    if not cases and not problems:
+        problems.append(Problem(str(path), 0, "", "no cases in the file"))
+    if problems:
+        raise CaseFileError(problems)
+    return CaseFile(path=str(path), sha256=hashlib.sha256(data).hexdigest(), cases=tuple(cases))
+
+
+def _parse_line(line: str, path: str, lineno: int, catalogue: Catalogue, problems: list[Problem]) -> Case | None:
+    def bad(field: str, message: str) -> None:
+        problems.append(Problem(path, lineno, field, message))
+
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        bad("", f"not valid JSON ({exc.msg} at column {exc.colno})")
+        return None
+    if not isinstance(raw, dict):
+        bad("", "a case must be a JSON object")
+        return None
+    before = len(problems)
+    for key in ("id", "category", "messages", "expected"):
+        if key not in raw:
+            bad(key, "required field is missing")
+    case_id = raw.get("id")
+    if "id" in raw and (not isinstance(case_id, str) or not case_id.strip()):
+        bad("id", "must be a non-empty string")
+    category = raw.get("category")
+    if "category" in raw and category not in CATEGORIES:
+        bad("category", f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
+    pair = raw.get("pair")
+    if pair is not None and (not isinstance(pair, str) or not pair.strip()):
+        bad("pair", "must be a non-empty string when given")
+    now_text = raw.get("now", DEFAULT_NOW)
+    now = None
+    try:
+        now = parse_now(now_text) if isinstance(now_text, str) else None
+    except ValueError:
+        pass
+    if now is None:
+        bad("now", f"not an ISO 8601 date-time: {now_text!r}")
+    messages = _check_messages(raw.get("messages"), bad) if "messages" in raw else ()
+    expected = _check_expected(raw.get("expected"), catalogue, bad) if "expected" in raw else ()
+    if len(problems) > before:
+        return None
+    return Case(
+        id=case_id, category=category, messages=messages, expected=expected, now=now,
+        pair=pair, source=path, line=lineno,
+    )
+
+
+def _check_messages(messages: Any, bad) -> tuple[Mapping[str, str], ...]:
+    if not isinstance(messages, list) or not messages:
+        bad("messages", "must be a non-empty list of {role, content}")
+        return ()
+    out = []
+    for i, msg in enumerate(messages):
+        at = f"messages[{i}]"
+        if not isinstance(msg, dict):
+            bad(at, "must be an object with role and content")
+            continue
+        role, content = msg.get("role"), msg.get("content")
+        if role not in ROLES:
+            bad(f"{at}.role", f"role {role!r} is not one of {', '.join(ROLES)} (the harness adds the system prompt)")
+        if not isinstance(content, str):
+            bad(f"{at}.content", "must be a string (a tool turn holds its JSON result as a string)")
+        out.append({"role": role, "content": content})
+    return tuple(out)
+
+
+def _check_expected(expected: Any, catalogue: Catalogue, bad) -> tuple[ExpectedCall, ...]:
+    if not isinstance(expected, list):
+        bad("expected", "must be a list of {tool, params} ([] means: no tool call)")
+        return ()
+    out = []
+    for i, call in enumerate(expected):
+        at = f"expected[{i}]"
+        if not isinstance(call, dict):
+            bad(at, "must be an object {tool, params}")
+            continue
+        extra = set(call) - {"tool", "params"}
+        if extra:
+            bad(at, f"unknown key(s) {sorted(extra)}; only tool and params")
+        name = call.get("tool")
+        tool = catalogue.get(name) if isinstance(name, str) else None
+        if tool is None:
+            bad(f"{at}.tool", f"unknown tool {name!r}; tools.json has {', '.join(catalogue.names)}")
+            continue
+        params = call.get("params", {})
+        if not isinstance(params, dict):
+            bad(f"{at}.params", "must be an object of param name -> matcher")
+            continue
+        compiled = {}
+        for pname, raw_matcher in params.items():
+            where = f"{at}.params.{pname}"
+            if pname not in tool.param_names:
+                bad(where, f"{name} has no param {pname!r}; it has {', '.join(sorted(tool.param_names))}")
+                continue
+            try:
+                compiled[pname] = compile_matcher(raw_matcher)
+            except MatcherError as exc:
+                bad(where + exc.where, str(exc))
+        out.append(ExpectedCall(tool=name, params=compiled, raw=params))
+    return tuple(out)
+
+
+def _check_across_lines(cases: list[Case], path: str, problems: list[Problem]) -> None:
+    first_line: dict[str, int] = {}
+    groups: dict[str, list[Case]] = defaultdict(list)
+    for case in cases:
+        if case.id in first_line:
+            problems.append(Problem(path, case.line, "id", f"duplicate id {case.id!r} (first on line {first_line[case.id]})"))
+        else:
+            first_line[case.id] = case.line
+        if case.pair is not None:
+            groups[case.pair].append(case)
+    for pair, members in groups.items():
+        if len(members) < 2:
+            problems.append(
+                Problem(path, members[0].line, "pair", f"pair {pair!r} has only this case; a group needs two or more")
+            )
+
+
+def load_case_files(paths: list[str | Path], catalogue: Catalogue | None = None) -> list[CaseFile]:
+    """Load several files; ids must be unique across them, since a case id is a pytest test id."""
+    catalogue = catalogue or load_catalogue()
+    files, problems, seen = [], [], {}
+    for path in paths:
+        try:
+            files.append(load_case_file(path, catalogue))
+        except CaseFileError as exc:
+            problems.extend(exc.problems)
+    for f in files:
+        for case in f.cases:
+            if case.id in seen:
+                problems.append(Problem(f.path, case.line, "id", f"id {case.id!r} is also in {seen[case.id]}"))
+            seen.setdefault(case.id, f"{f.path}:{case.line}")
+    if problems:
+        raise CaseFileError(problems)
+    return files

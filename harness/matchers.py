@@ -1,0 +1,161 @@
+"""The param matchers of golden-cases.md, compiled once from their JSON form and then pure.
+
+A matcher answers one question: does this param (maybe absent) satisfy the case's expectation?
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from harness.isotime import calendar_date, is_utc, parse_date, parse_datetime
+
+MATCHER_KEYS = ("contains", "any_of", "date", "datetime", "present")
+
+
+class MatcherError(ValueError):
+    """A matcher that is not of a known form; `where` is the path inside the matcher."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where
+
+
+class Matcher(Protocol):
+    def check(self, present: bool, value: Any) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Equals:
+    """A plain JSON value: equal, strings trimmed and compared case-insensitively."""
+
+    expected: Any
+
+    def check(self, present: bool, value: Any) -> bool:
+        return present and _json_equal(self.expected, value)
+
+    def describe(self) -> str:
+        return json.dumps(self.expected, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Contains:
+    needle: str
+
+    def check(self, present: bool, value: Any) -> bool:
+        return present and isinstance(value, str) and self.needle.casefold() in value.casefold()
+
+    def describe(self) -> str:
+        return f"contains {self.needle!r}"
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    options: tuple[Matcher, ...]
+
+    def check(self, present: bool, value: Any) -> bool:
+        return any(m.check(present, value) for m in self.options)
+
+    def describe(self) -> str:
+        return "any of (" + " | ".join(m.describe() for m in self.options) + ")"
+
+
+@dataclass(frozen=True)
+class OnDate:
+    """A date or date-time whose calendar date, as written, is this day."""
+
+    day: date
+
+    def check(self, present: bool, value: Any) -> bool:
+        return present and calendar_date(value) == self.day
+
+    def describe(self) -> str:
+        return f"on date {self.day.isoformat()}"
+
+
+@dataclass(frozen=True)
+class AtMinute:
+    """A date-time in this minute; no offset, `Z` or `+00:00`; any other offset fails."""
+
+    minute: datetime
+
+    def check(self, present: bool, value: Any) -> bool:
+        if not present:
+            return False
+        stamp = parse_datetime(value)
+        if stamp is None or not is_utc(stamp):
+            return False
+        return stamp.local.replace(second=0, microsecond=0) == self.minute
+
+    def describe(self) -> str:
+        return f"at {self.minute.strftime('%Y-%m-%dT%H:%M')}"
+
+
+@dataclass(frozen=True)
+class Present:
+    wanted: bool
+
+    def check(self, present: bool, value: Any) -> bool:
+        return present == self.wanted
+
+    def describe(self) -> str:
+        return "present" if self.wanted else "absent"
+
+
+def _json_equal(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, str):
+        return isinstance(actual, str) and expected.strip().casefold() == actual.strip().casefold()
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual
+    if isinstance(expected, (int, float)):
+        return isinstance(actual, (int, float)) and expected == actual
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(_json_equal(e, a) for e, a in zip(expected, actual))
+        )
+    return expected == actual  # None
+
+
+def compile_matcher(raw: Any, where: str = "") -> Matcher:
+    """Turn a matcher's JSON form into a Matcher; MatcherError names the bad part."""
+    if raw is None or isinstance(raw, (str, int, float, bool)):
+        return Equals(raw)
+    if isinstance(raw, list):
+        for i, item in enumerate(raw):
+            if isinstance(item, dict):
+                raise MatcherError("a plain array value may not hold objects", f"{where}[{i}]")
+        return Equals(raw)
+    if not isinstance(raw, dict):
+        raise MatcherError(f"not a matcher: {raw!r}", where)
+    if len(raw) != 1 or next(iter(raw)) not in MATCHER_KEYS:
+        raise MatcherError(
+            f"an object matcher has exactly one key, one of {', '.join(MATCHER_KEYS)}; got {sorted(raw)}", where
+        )
+    kind, arg = next(iter(raw.items()))
+    at = f"{where}.{kind}"
+    if kind == "contains":
+        if not isinstance(arg, str) or not arg:
+            raise MatcherError("'contains' takes a non-empty string", at)
+        return Contains(arg)
+    if kind == "any_of":
+        if not isinstance(arg, list) or not arg:
+            raise MatcherError("'any_of' takes a non-empty list of matchers", at)
+        return AnyOf(tuple(compile_matcher(m, f"{at}[{i}]") for i, m in enumerate(arg)))
+    if kind == "date":
+        day = parse_date(arg)
+        if day is None:
+            raise MatcherError(f"'date' takes a YYYY-MM-DD date; got {arg!r}", at)
+        return OnDate(day)
+    if kind == "datetime":
+        stamp = parse_datetime(arg)
+        if stamp is None or not is_utc(stamp):
+            raise MatcherError(f"'datetime' takes a UTC ISO 8601 date-time like 2026-02-27T10:00; got {arg!r}", at)
+        return AtMinute(stamp.local.replace(second=0, microsecond=0))
+    if not isinstance(arg, bool):
+        raise MatcherError("'present' takes true or false", at)
+    return Present(arg)

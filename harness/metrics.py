@@ -1,0 +1,112 @@
+"""Results -> the rates, intervals and tables of metrics.md. Pure."""
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from typing import Any, Callable, Iterable, Sequence
+
+from harness.cases import CATEGORIES
+from harness.match import CaseResult
+
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+DISAMBIGUATION_TOOLS = frozenset({"createTask", "createCalendarEvent"})
+RATE_KEYS = (
+    "case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "schema_valid_rate",
+    "disambiguation_accuracy", "pair_accuracy", "no_tool_accuracy", "no_tool_precision",
+)
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> list[float] | None:
+    """The Wilson score interval [low, high] for successes/n; None when n is 0."""
+    if n == 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default), q in [0, 1]; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _over(results: Iterable[CaseResult], where: Callable[[CaseResult], bool], ok: Callable[[CaseResult], bool]) -> tuple[int, int]:
+    chosen = [r for r in results if where(r)]
+    return sum(1 for r in chosen if ok(r)), len(chosen)
+
+
+def _pair_counts(results: Sequence[CaseResult]) -> tuple[int, int]:
+    groups: dict[str, list[CaseResult]] = defaultdict(list)
+    for r in results:
+        if r.case.pair is not None:
+            groups[r.case.pair].append(r)
+    return sum(1 for members in groups.values() if all(m.tools_right for m in members)), len(groups)
+
+
+def rate_counts(results: Sequence[CaseResult]) -> dict[str, tuple[int, int]]:
+    """(numerator, denominator) of every rate in metrics.md."""
+    expects_call = lambda r: bool(r.case.expected)  # noqa: E731
+    return {
+        "case_pass_rate": _over(results, lambda r: True, lambda r: r.passed),
+        "tool_selection_accuracy": _over(results, expects_call, lambda r: r.tools_right),
+        "valid_json_rate": _over(results, expects_call, lambda r: r.valid_json),
+        "schema_valid_rate": _over(results, expects_call, lambda r: r.schema_valid),
+        "disambiguation_accuracy": _over(
+            results,
+            lambda r: r.case.category == "contrastive" and any(e.tool in DISAMBIGUATION_TOOLS for e in r.case.expected),
+            lambda r: r.tools_right,
+        ),
+        "pair_accuracy": _pair_counts(results),
+        "no_tool_accuracy": _over(results, lambda r: r.case.category == "no_tool", lambda r: r.outcome == "abstention"),
+        "no_tool_precision": _over(results, lambda r: r.outcome == "abstention", lambda r: not r.case.expected),
+    }
+
+
+def rates_block(results: Sequence[CaseResult]) -> dict[str, Any]:
+    """n_cases, every rate (null on a zero denominator), its counts and its Wilson interval."""
+    counts = rate_counts(results)
+    block: dict[str, Any] = {"n_cases": len(results)}
+    block.update({k: (num / den if den else None) for k, (num, den) in counts.items()})
+    block["counts"] = {k: {"passed": num, "of": den} for k, (num, den) in counts.items()}
+    block["intervals"] = {k: wilson(num, den) for k, (num, den) in counts.items()}
+    return block
+
+
+def confusion(results: Sequence[CaseResult]) -> dict[str, dict[str, int]]:
+    """{expected tool or "none": {outcome: count}} over cases with at most one expected call.
+
+    Outcomes: the single tool called, "none" (abstention), "malformed", "multiple", and
+    "error" for a case the backend gave no reply to.
+    """
+    table: dict[str, Counter] = defaultdict(Counter)
+    for r in results:
+        if len(r.case.expected) > 1:
+            continue
+        expected = r.case.expected[0].tool if r.case.expected else "none"
+        if r.outcome is None:
+            got = "error"
+        elif r.outcome == "abstention":
+            got = "none"
+        elif r.outcome == "malformed":
+            got = "malformed"
+        else:
+            got = r.parsed.calls[0].tool if len(r.parsed.calls) == 1 else "multiple"
+        table[expected][got] += 1
+    return {exp: dict(sorted(row.items())) for exp, row in sorted(table.items())}
+
+
+def by_category(results: Sequence[CaseResult]) -> dict[str, dict[str, Any]]:
+    present = [c for c in CATEGORIES if any(r.case.category == c for r in results)]
+    return {c: rates_block([r for r in results if r.case.category == c]) for c in present}
+
+
+def latency(results: Sequence[CaseResult]) -> dict[str, float | None]:
+    values = [r.latency_s for r in results if r.latency_s is not None]
+    return {"latency_p50_s": percentile(values, 0.50), "latency_p95_s": percentile(values, 0.95)}

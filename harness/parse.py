@@ -1,0 +1,98 @@
+"""Reply text -> calls, exactly as golden-cases.md "Parsing, exactly" says. Never raises.
+
+A block opens with three backticks and `json` (lower case), optional spaces, then a line break,
+and closes at the next three backticks. An opened block that never closes is a broken call
+attempt (typically a reply cut off by max_tokens): it is an invalid block, never an abstention.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Outcome = Literal["call", "malformed", "abstention"]
+
+_OPEN = re.compile(r"```json *\r?\n")
+_FENCE = "```"
+
+
+@dataclass(frozen=True)
+class Call:
+    tool: str
+    params: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tool": self.tool, "params": self.params}
+
+
+@dataclass(frozen=True)
+class InvalidBlock:
+    index: int
+    content: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    calls: tuple[Call, ...] = ()
+    invalid: tuple[InvalidBlock, ...] = ()
+    n_blocks: int = 0
+    outcome: Outcome = "abstention"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _block_to_call(content: str) -> Call | str:
+    """A Call, or the reason the block is not one."""
+    try:
+        obj = json.loads(content.strip(), parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        return f"not JSON: {str(exc)[:120]}"
+    if not isinstance(obj, dict):
+        return f"JSON {type(obj).__name__}, not an object"
+    if not isinstance(obj.get("tool"), str):
+        return "no string 'tool'"
+    if not isinstance(obj.get("params"), dict):
+        return "no object 'params'"
+    return Call(tool=obj["tool"], params=obj["params"])
+
+
+def iter_blocks(text: str) -> list[tuple[str, bool]]:
+    """The contents of the fenced json blocks, in order, each with whether it was closed."""
+    blocks: list[tuple[str, bool]] = []
+    pos = 0
+    while True:
+        m = _OPEN.search(text, pos)
+        if m is None:
+            return blocks
+        end = text.find(_FENCE, m.end())
+        if end < 0:
+            blocks.append((text[m.end():], False))
+            return blocks
+        blocks.append((text[m.end():end], True))
+        pos = end + len(_FENCE)
+
+
+def parse_reply(text: str) -> ParsedReply:
+    """Classify a reply as call / malformed / abstention and extract its valid calls."""
+    if not isinstance(text, str):
+        text = ""
+    calls: list[Call] = []
+    invalid: list[InvalidBlock] = []
+    blocks = iter_blocks(text)
+    for i, (content, closed) in enumerate(blocks):
+        parsed = _block_to_call(content) if closed else "block never closed (no closing ```)"
+        if isinstance(parsed, Call):
+            calls.append(parsed)
+        else:
+            invalid.append(InvalidBlock(index=i, content=content, reason=parsed))
+    if not blocks:
+        outcome: Outcome = "abstention"
+    elif invalid:
+        outcome = "malformed"
+    else:
+        outcome = "call"
+    return ParsedReply(calls=tuple(calls), invalid=tuple(invalid), n_blocks=len(blocks), outcome=outcome)

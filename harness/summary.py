@@ -1,0 +1,89 @@
+"""The run summary (metrics.md) and its terminal table. Pure."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from harness import __version__
+from harness.gate import Threshold, evaluate
+from harness.match import CaseResult
+from harness.metrics import RATE_KEYS, by_category, confusion, latency, rates_block
+from harness.report import FORMAT_VERSION
+
+
+def build_summary(
+    results: Sequence[CaseResult],
+    *,
+    run_id: str,
+    model: str,
+    fingerprint: Mapping[str, Any],
+    thresholds: Mapping[str, Threshold],
+    gate_on: str = "point",
+    measures_latency: bool = True,
+) -> dict[str, Any]:
+    overall = rates_block(results)
+    summary: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "harness_version": __version__,
+        "run_id": run_id,
+        "model": model,
+        "model_fingerprint": dict(fingerprint),
+        "n_cases": overall["n_cases"],
+        **{k: overall[k] for k in RATE_KEYS},
+    }
+    if measures_latency:
+        summary.update(latency(results))
+    summary["n_passed"] = sum(r.passed for r in results)
+    summary["reasons"] = _reason_counts(results)
+    summary["counts"] = overall["counts"]
+    summary["intervals"] = overall["intervals"]
+    summary["by_category"] = by_category(results)
+    summary["confusion"] = confusion(results)
+    usage = [r.usage for r in results if r.usage]
+    if usage:
+        summary["total_tokens"] = {
+            k: sum(u.get(k, 0) for u in usage if isinstance(u.get(k, 0), (int, float)))
+            for k in sorted({k for u in usage for k in u})
+        }
+    summary["gate"] = evaluate(summary, thresholds, gate_on)
+    return summary
+
+
+def _reason_counts(results: Sequence[CaseResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.reason:
+            counts[r.reason] = counts.get(r.reason, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(summary: Mapping[str, Any]) -> list[str]:
+    """A compact metrics table: value, n/d, 95 % Wilson interval, threshold and its verdict."""
+    gate = summary["gate"]
+    failed = {f["metric"] for f in gate["failures"]}
+    rows = [("metric", "value", "n/d", "95% CI", "threshold", "")]
+    for key in RATE_KEYS + ("latency_p50_s", "latency_p95_s"):
+        if key not in summary:
+            continue
+        value = summary[key]
+        count = summary["counts"].get(key)
+        interval = summary["intervals"].get(key)
+        t = gate["thresholds"].get(key)
+        verdict = "" if t is None else ("n/a" if value is None else ("FAIL" if key in failed else "ok"))
+        rows.append(
+            (
+                key,
+                _fmt(value),
+                f"{count['passed']}/{count['of']}" if count else "",
+                f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "",
+                f"{t['op']} {t['value']:g}" if t else "",
+                verdict,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return lines
