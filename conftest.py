@@ -1,0 +1,45 @@
+"""Shared fixtures for the project's own tests (the harness plugin itself loads via its pytest11 entry point)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from harness.cases import Case, load_case_file
+from harness.tools import Catalogue, load_catalogue
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    return load_catalogue()
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def case_row(expected: list[dict[str, Any]], category: str = "single", **extra: Any) -> dict[str, Any]:
+    return {"id": extra.pop("id", "c"), "category": category,
+            "messages": extra.pop("messages", [{"role": "user", "content": "hi"}]), "expected": expected, **extra}
+
+
+@pytest.fixture
+def make_cases(tmp_path: Path, catalogue: Catalogue) -> Callable[[list[dict[str, Any]]], list[Case]]:
+    """Build Cases through the real loader from rows made by `case_row` (ids numbered when left out)."""
+    counter = iter(range(10**6))
+
+    def make(rows: list[dict[str, Any]]) -> list[Case]:
+        n = next(counter)
+        rows = [{**r, "id": f"c{i}"} if r["id"] == "c" else r for i, r in enumerate(rows)]
+        return list(load_case_file(write_jsonl(tmp_path / f"cases{n}.jsonl", rows), catalogue).cases)
+
+    return make
+
+
+@pytest.fixture
+def make_case(make_cases: Callable[[list[dict[str, Any]]], list[Case]]) -> Callable[..., Case]:
+    """One Case through the real loader: make_case(expected=[...], category=..., messages=...)."""
+    return lambda expected, category="single", **extra: make_cases([case_row(expected, category, **extra)])[0]

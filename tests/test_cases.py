@@ -1,0 +1,90 @@
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import write_jsonl
+from harness.cases import CaseFileError, load_case_file
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+GOOD = {"id": "a", "category": "single", "messages": [{"role": "user", "content": "hi"}],
+        "expected": [{"tool": "createTask", "params": {"title": {"contains": "x"}}}]}
+
+
+def problems_of(tmp_path, rows):
+    path = write_jsonl(tmp_path / "cases.jsonl", rows)
+    with pytest.raises(CaseFileError) as exc:
+        load_case_file(path)
+    return exc.value.problems, str(exc.value)
+
+
+def test_good_file_loads_with_default_now(tmp_path):
+    f = load_case_file(write_jsonl(tmp_path / "c.jsonl", [GOOD, "", {**GOOD, "id": "b", "now": "2026-03-01T08:00:00Z"}]))
+    assert [c.id for c in f.cases] == ["a", "b"]
+    assert f.cases[0].now.isoformat() == "2026-02-24T09:00:00+00:00"
+    assert f.cases[1].line == 3 and len(f.sha256) == 64
+
+
+@pytest.mark.parametrize("row, field", [
+    ({**GOOD, "category": "weird"}, "category"),
+    ({k: v for k, v in GOOD.items() if k != "id"}, "id"),
+    ({**GOOD, "id": ""}, "id"),
+    ({**GOOD, "now": "next tuesday"}, "now"),
+    ({**GOOD, "messages": []}, "messages"),
+    ({**GOOD, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+    ({**GOOD, "messages": [{"role": "user", "content": 3}]}, "messages[0].content"),
+    ({**GOOD, "expected": {}}, "expected"),
+    ({**GOOD, "expected": [{"tool": "createReminder", "params": {}}]}, "expected[0].tool"),
+    ({**GOOD, "expected": [{"tool": "createTask", "params": {"colour": "red"}}]}, "expected[0].params.colour"),
+    ({**GOOD, "expected": [{"tool": "createTask", "params": {"dueDate": {"date": "soon"}}}]}, "expected[0].params.dueDate.date"),
+    ({**GOOD, "expected": [{"tool": "createTask", "params": {"title": {"regex": "x"}}}]}, "expected[0].params.title"),
+    ({**GOOD, "expected": [{"tool": "createTask", "args": {}}]}, "expected[0]"),
+])
+def test_each_problem_names_line_and_field(tmp_path, row, field):
+    problems, message = problems_of(tmp_path, [GOOD | {"id": "first"}, row])
+    assert [(p.line, p.field) for p in problems] == [(2, field)]
+    assert f"cases.jsonl:2: {field}:" in message and "nothing was run" in message
+
+
+def test_bad_json_line(tmp_path):
+    problems, _ = problems_of(tmp_path, [GOOD, "{nope"])
+    assert problems[0].line == 2 and "not valid JSON" in problems[0].message
+
+
+def test_duplicate_ids_and_lonely_pairs(tmp_path):
+    problems, _ = problems_of(tmp_path, [GOOD, GOOD, {**GOOD, "id": "p", "pair": "solo"}])
+    assert {(p.line, p.field) for p in problems} == {(2, "id"), (3, "pair")}
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path):
+    problems, _ = problems_of(tmp_path, [{**GOOD, "category": "x"}, {**GOOD, "id": "b", "now": "x"}])
+    assert len(problems) == 2
+
+
+def test_missing_file_and_empty_file(tmp_path):
+    with pytest.raises(CaseFileError, match="cannot read"):
+        load_case_file(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(CaseFileError, match="no cases"):
+        load_case_file(tmp_path / "empty.jsonl")
+
+
+def test_golden_suite_is_valid_and_covers_the_plan():
+    files = sorted(GOLDEN.glob("*.jsonl"))
+    assert files, "golden/ holds no case files"
+    cases = [c for f in files for c in load_case_file(f).cases]
+    assert len(cases) >= 60
+    by_cat = Counter(c.category for c in cases)
+    assert by_cat["no_tool"] >= 8 and by_cat["multi_turn"] >= 8 and by_cat["multi_tool"] >= 4
+    single_tools = Counter(e.tool for c in cases if c.category == "single" for e in c.expected)
+    from harness.tools import load_catalogue
+    assert all(single_tools[name] >= 2 for name in load_catalogue().names), single_tools
+    pairs = {c.pair for c in cases if c.category == "contrastive" and c.pair}
+    assert len(pairs) >= 10
+    task_vs_event = {
+        c.pair for c in cases if c.pair and any(e.tool in ("createTask", "createCalendarEvent") for e in c.expected)
+    }
+    assert len(task_vs_event) > len(pairs) / 2
+    multi_turn_ids = [c for c in cases if c.category == "multi_turn" and any(m["role"] == "tool" for m in c.messages)]
+    assert len(multi_turn_ids) >= 8
+    assert all(not c.expected for c in cases if c.category == "no_tool")
