@@ -89,6 +89,7 @@ def load_case_file(path: str | Path, catalogue: Catalogue | None = None) -> Case
         raise CaseFileError([Problem(str(path), 0, "", f"cannot read: {exc.strerror or exc}")]) from exc
     problems: list[Problem] = []
     cases: list[Case] = []
+    pairs: dict[str, list[int]] = defaultdict(list)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -96,10 +97,11 @@ def load_case_file(path: str | Path, catalogue: Catalogue | None = None) -> Case
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        case = _parse_line(line, str(path), lineno, catalogue, problems)
+        case = _parse_line(line, str(path), lineno, catalogue, problems, pairs)
         if case is not None:
             cases.append(case)
-    _check_across_lines(cases, str(path), problems)
+    _check_across_lines(cases, pairs, str(path), problems)
+    problems.sort(key=lambda p: p.line)
     if not cases and not problems:
         problems.append(Problem(str(path), 0, "", "no cases in the file"))
     if problems:
@@ -107,7 +109,9 @@ def load_case_file(path: str | Path, catalogue: Catalogue | None = None) -> Case
     return CaseFile(path=str(path), sha256=hashlib.sha256(data).hexdigest(), cases=tuple(cases))
 
 
-def _parse_line(line: str, path: str, lineno: int, catalogue: Catalogue, problems: list[Problem]) -> Case | None:
+def _parse_line(
+    line: str, path: str, lineno: int, catalogue: Catalogue, problems: list[Problem], pairs: dict[str, list[int]]
+) -> Case | None:
     def bad(field: str, message: str) -> None:
         problems.append(Problem(path, lineno, field, message))
 
@@ -132,6 +136,8 @@ def _parse_line(line: str, path: str, lineno: int, catalogue: Catalogue, problem
     pair = raw.get("pair")
     if pair is not None and (not isinstance(pair, str) or not pair.strip()):
         bad("pair", "must be a non-empty string when given")
+    elif pair is not None:
+        pairs[pair].append(lineno)
     now_text = raw.get("now", DEFAULT_NOW)
     now = None
     try:
@@ -205,37 +211,13 @@ def _check_expected(expected: Any, catalogue: Catalogue, bad) -> tuple[ExpectedC
     return tuple(out)
 
 
-def _check_across_lines(cases: list[Case], path: str, problems: list[Problem]) -> None:
+def _check_across_lines(cases: list[Case], pairs: dict[str, list[int]], path: str, problems: list[Problem]) -> None:
     first_line: dict[str, int] = {}
-    groups: dict[str, list[Case]] = defaultdict(list)
     for case in cases:
         if case.id in first_line:
             problems.append(Problem(path, case.line, "id", f"duplicate id {case.id!r} (first on line {first_line[case.id]})"))
         else:
             first_line[case.id] = case.line
-        if case.pair is not None:
-            groups[case.pair].append(case)
-    for pair, members in groups.items():
-        if len(members) < 2:
-            problems.append(
-                Problem(path, members[0].line, "pair", f"pair {pair!r} has only this case; a group needs two or more")
-            )
-
-
-def load_case_files(paths: list[str | Path], catalogue: Catalogue | None = None) -> list[CaseFile]:
-    """Load several files; ids must be unique across them, since a case id is a pytest test id."""
-    catalogue = catalogue or load_catalogue()
-    files, problems, seen = [], [], {}
-    for path in paths:
-        try:
-            files.append(load_case_file(path, catalogue))
-        except CaseFileError as exc:
-            problems.extend(exc.problems)
-    for f in files:
-        for case in f.cases:
-            if case.id in seen:
-                problems.append(Problem(f.path, case.line, "id", f"id {case.id!r} is also in {seen[case.id]}"))
-            seen.setdefault(case.id, f"{f.path}:{case.line}")
-    if problems:
-        raise CaseFileError(problems)
-    return files
+    for pair, lines in pairs.items():
+        if len(lines) < 2:
+            problems.append(Problem(path, lines[0], "pair", f"pair {pair!r} has only this case; a group needs two or more"))

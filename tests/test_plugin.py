@@ -1,0 +1,189 @@
+"""The plugin end to end through pytester: case file + replay file -> exit status and report files."""
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import write_jsonl
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+
+
+def fence(tool, params):
+    return f"Sure.\n\n```json\n{json.dumps({'tool': tool, 'params': params})}\n```"
+
+
+CASES = [
+    {"id": "t-1", "category": "contrastive", "pair": "dentist",
+     "messages": [{"role": "user", "content": "Remind me to call the dentist"}],
+     "expected": [{"tool": "createTask", "params": {"title": {"contains": "dentist"}}}]},
+    {"id": "e-1", "category": "contrastive", "pair": "dentist",
+     "messages": [{"role": "user", "content": "Dentist Friday at 10"}],
+     "expected": [{"tool": "createCalendarEvent", "params": {"startTime": {"datetime": "2026-02-27T10:00"}}}]},
+    {"id": "w-1", "category": "single", "messages": [{"role": "user", "content": "weather in Oslo?"}],
+     "expected": [{"tool": "getWeather", "params": {"location": "oslo"}}]},
+    {"id": "n-1", "category": "no_tool", "messages": [{"role": "user", "content": "thanks"}], "expected": []},
+]
+GOOD = {
+    "t-1": fence("createTask", {"title": "Call the dentist", "priority": "medium"}),
+    "e-1": fence("createCalendarEvent", {"summary": "Dentist", "startTime": "2026-02-27T10:00:00Z"}),
+    "w-1": fence("getWeather", {"location": "Oslo"}),
+    "n-1": "You're welcome!",
+}
+
+
+def setup_run(pytester, replies, cases=CASES):
+    write_jsonl(pytester.path / "cases.jsonl", cases)
+    write_jsonl(pytester.path / "r.jsonl", [{"id": k, "response": v} for k, v in replies.items()])
+
+
+def summary(pytester, which="latest"):
+    return json.loads((pytester.path / "reports" / which / "summary.json").read_text())
+
+
+def records(pytester):
+    return [json.loads(line) for line in (pytester.path / "reports" / "latest" / "cases.jsonl").read_text().splitlines()]
+
+
+def run(pytester, *args):
+    return pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-p", "no:cacheprovider",
+                              "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
+
+
+def test_all_right_passes_and_writes_the_report(pytester):
+    setup_run(pytester, GOOD)
+    result = run(pytester)
+    result.assert_outcomes(passed=4)
+    assert result.ret == 0
+    s = summary(pytester)
+    for key in ("model", "model_fingerprint", "n_cases", "case_pass_rate", "tool_selection_accuracy", "valid_json_rate",
+                "schema_valid_rate", "disambiguation_accuracy", "pair_accuracy", "no_tool_accuracy",
+                "no_tool_precision", "by_category", "confusion", "intervals", "gate"):
+        assert key in s, key
+    assert s["model"] == "replay" and s["n_cases"] == 4 and s["case_pass_rate"] == 1.0
+    assert s["gate"] == {**s["gate"], "passed": True, "failures": []}
+    assert "latency_p95_s" not in s  # replay measures no latency
+    assert s["model_fingerprint"]["case_files"][0]["sha256"] and s["model_fingerprint"]["harness_version"]
+    run_dirs = [p for p in (pytester.path / "reports").iterdir() if p.name != "latest"]
+    assert len(run_dirs) == 1 and run_dirs[0].name.split("-")[1] == "replay"
+    assert (run_dirs[0] / "summary.json").read_text() == (pytester.path / "reports/latest/summary.json").read_text()
+    assert [r["id"] for r in records(pytester)] == ["t-1", "e-1", "w-1", "n-1"]
+    assert all(r["passed"] and r["reason"] is None for r in records(pytester))
+    result.stdout.fnmatch_lines(["*tool_selection_accuracy*1.000*3/3*> 0.9*ok*", "*gate (point): PASSED*"])
+
+
+def test_failing_case_shows_reason_expected_and_reply(pytester):
+    setup_run(pytester, {**GOOD, "t-1": fence("createCalendarEvent", {"summary": "dentist", "startTime": "2026-02-27T10:00"})})
+    result = run(pytester)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "*case t-1 (contrastive, pair dentist) failed: wrong_tool*",
+        "expected:", "*createTask(title: contains 'dentist')*",
+        "reply:", "*| Sure.*",
+    ])
+    s = summary(pytester)
+    assert s["tool_selection_accuracy"] == pytest.approx(2 / 3) and s["pair_accuracy"] == 0.0
+    assert s["confusion"]["createTask"] == {"createCalendarEvent": 1}
+    assert {f["metric"] for f in s["gate"]["failures"]} == {"tool_selection_accuracy", "disambiguation_accuracy"}
+
+
+def test_gate_decides_exit_status_unless_strict(pytester):
+    setup_run(pytester, {**GOOD, "w-1": fence("getWeather", {"location": "Bergen"})})
+    result = run(pytester)
+    result.assert_outcomes(passed=3, failed=1)
+    assert result.ret == 0  # param mismatch: tool selection still right, the gate holds
+    assert records(pytester)[2]["reason"] == "param_mismatch:location"
+    result.stdout.fnmatch_lines(["*gate (point): PASSED (single cases failed*--strict*"])
+    assert run(pytester, "--strict").ret == 1
+
+
+def test_threshold_overrides(pytester):
+    setup_run(pytester, {**GOOD, "t-1": "I can't."})
+    assert run(pytester).ret == 1
+    offs = ["--threshold", "disambiguation_accuracy=off", "--threshold", "valid_json_rate=off"]
+    assert run(pytester, "--threshold", "tool_selection_accuracy=0.5", *offs).ret == 0
+    assert summary(pytester)["gate"]["thresholds"]["tool_selection_accuracy"] == {"op": ">", "value": 0.5}
+    (pytester.path / "gate.toml").write_text("[thresholds]\ntool_selection_accuracy = 0.5\ndisambiguation_accuracy = 'off'\nvalid_json_rate = 'off'\n")
+    assert run(pytester, "--thresholds-file", "gate.toml").ret == 0
+    assert run(pytester, "--gate-on", "lower-bound", "--thresholds-file", "gate.toml").ret == 1
+    result = run(pytester, "--threshold", "tool_accuracy=0.5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_missing_reply_is_a_backend_error_not_a_crash(pytester):
+    setup_run(pytester, {k: v for k, v in GOOD.items() if k != "n-1"})
+    result = run(pytester)
+    result.assert_outcomes(passed=3, failed=1)
+    rec = records(pytester)[3]
+    assert rec["reason"] == "backend_error" and rec["outcome"] is None and "no recorded reply" in rec["error"]
+    assert summary(pytester)["no_tool_accuracy"] == 0.0
+
+
+def test_malformed_case_file_runs_nothing(pytester):
+    bad = [CASES[0], {**CASES[1], "expected": [{"tool": "createEvent", "params": {}}]}]
+    setup_run(pytester, GOOD, cases=bad)
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*cases.jsonl:2: expected?0?.tool: unknown tool 'createEvent'*"])
+    assert "Traceback" not in result.stdout.str() and "pair" not in result.stdout.str()
+    assert not (pytester.path / "reports").exists()
+
+
+def test_k_selects_cases_by_id_and_lf_reruns_failures(pytester):
+    setup_run(pytester, {**GOOD, "w-1": "no idea"})
+    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-k", "w-1")
+    result.assert_outcomes(failed=1, deselected=3)
+    assert summary(pytester)["n_cases"] == 1
+    pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl")
+    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "--lf")
+    result.assert_outcomes(failed=1, deselected=3)
+
+
+def test_without_model_case_files_are_not_collected(pytester):
+    (pytester.path / "golden").mkdir()
+    write_jsonl(pytester.path / "golden" / "x.jsonl", CASES)
+    pytester.makepyfile(test_unit="def test_ok():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+
+
+def test_default_case_folder_is_golden_and_positional_paths_work(pytester):
+    (pytester.path / "golden").mkdir()
+    write_jsonl(pytester.path / "golden" / "x.jsonl", CASES)
+    write_jsonl(pytester.path / "r.jsonl", [{"id": k, "response": v} for k, v in GOOD.items()])
+    pytester.makepyfile(test_unit="def test_ok():\n    assert False\n")
+    result = pytester.runpytest("--model=replay", "--replies", "r.jsonl")
+    result.assert_outcomes(passed=4)
+    result = pytester.runpytest("--model=replay", "--replies", "r.jsonl", "golden/x.jsonl")
+    result.assert_outcomes(passed=4)
+
+
+def test_usage_errors(pytester):
+    setup_run(pytester, GOOD)
+    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--model=replay needs --replies*"])
+    result = pytester.runpytest("--model=nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    (pytester.path / "bad.jsonl").write_text('{"id": "t-1", "response": 5}\n')
+    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "bad.jsonl")
+    result.stderr.fnmatch_lines(["*bad.jsonl:1: response: must be a string*"])
+
+
+def test_a_run_report_replays_to_the_same_summary(pytester):
+    setup_run(pytester, {**GOOD, "w-1": "```json\n{broken\n```"})
+    run(pytester)
+    first = summary(pytester)
+    (pytester.path / "again.jsonl").write_text((pytester.path / "reports/latest/cases.jsonl").read_text())
+    pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "again.jsonl")
+    second = summary(pytester)
+    for key in ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "confusion", "intervals", "by_category"):
+        assert first[key] == second[key]
+
+
+def test_golden_suite_runs_under_replay(pytester):
+    (pytester.path / "empty.jsonl").write_text("")
+    result = pytester.runpytest("--model=replay", "--cases", str(GOLDEN), "--replies", "empty.jsonl", "-q")
+    assert result.ret == 1
+    s = summary(pytester)
+    assert s["n_cases"] >= 60 and s["reasons"] == {"backend_error": s["n_cases"]} and s["case_pass_rate"] == 0.0
