@@ -6,6 +6,7 @@ gate's verdict, not "did every case pass" (use `--strict` for that).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import textwrap
@@ -26,7 +27,10 @@ from harness.summary import build_summary, format_table
 from harness.tools import Catalogue, load_catalogue
 
 # Backend options that the plugin passes through to whichever backend is chosen.
-BACKEND_OPTIONS = ("replies",)
+BACKEND_OPTIONS = (
+    "replies", "base_model", "adapter", "device", "dtype", "load_in_4bit", "batch_size", "max_new_tokens",
+    "allow_base_mismatch",
+)
 
 
 class CaseFailed(Exception):
@@ -54,7 +58,8 @@ class HarnessRun:
     writer: RunWriter | None = None
     case_files: dict[str, str] = field(default_factory=dict)  # path -> sha256
     seen_ids: dict[str, str] = field(default_factory=dict)
-    replies: dict[str, Any] = field(default_factory=dict)
+    capture: Any = None  # pytest's capture manager, to show the progress bar through capturing
+    progress: Any = None
     results: dict[str, CaseResult] = field(default_factory=dict)
     planned: list[Case] = field(default_factory=list)
     stopped: str | None = None
@@ -62,8 +67,20 @@ class HarnessRun:
 
     def start(self, cases: list[Case]) -> None:
         self.planned = cases
-        self.backend = create_backend(self.model, self.options)
+        with self.output_visible():
+            self.backend = create_backend(self.model, self.options)
         self.writer = RunWriter(self.reports_dir, self.run_id)
+        if self.backend.name != "replay":
+            from tqdm import tqdm
+
+            with self.output_visible():
+                self.progress = tqdm(total=len(cases), desc=f"{self.model} replies", unit="case", leave=False)
+
+    def output_visible(self) -> Any:
+        """Let the backend's progress and messages reach the terminal through pytest's capturing."""
+        if self.capture is None:
+            return contextlib.nullcontext()
+        return self.capture.global_and_fixture_disabled()
 
     def fingerprint(self) -> dict[str, Any]:
         fp = self.backend.fingerprint() if self.backend else {"backend": self.model}
@@ -74,35 +91,35 @@ class HarnessRun:
             "tools_sha256": _sha256_file(Path(self.catalogue.source)),
         }
 
-    def reply_for(self, case: Case) -> Any:
-        """The backend's reply for `case`, generating it with the next batch of pending cases."""
-        if case.id not in self.replies:
-            assert self.backend is not None
-            pending = [c for c in self.planned if c.id not in self.replies]
+    def result_for(self, case: Case) -> CaseResult:
+        """The scored result for `case`, generating and scoring the next chunk of pending cases
+        with it. Every scored case is appended to the run's partial file at once, so a run that
+        dies midway keeps what it got."""
+        if case.id not in self.results:
+            assert self.backend is not None and self.writer is not None
+            pending = [c for c in self.planned if c.id not in self.results]
             start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
-            size = self.backend.batch_size or len(pending)
-            chunk = pending[start:start + size] or [case]
+            chunk = pending[start:start + (self.backend.batch_size or len(pending))] or [case]
             requests = [Request(c.id, tuple(build_messages(c, self.catalogue)), c.now) for c in chunk]
             try:
-                replies = self.backend.generate(requests)
+                with self.output_visible():
+                    replies = self.backend.generate(requests)
             except BackendError as exc:
                 self.stopped = str(exc)
                 raise
             if len(replies) != len(chunk):
                 raise BackendError(f"backend {self.model} returned {len(replies)} replies for {len(chunk)} requests")
-            self.replies.update({c.id: r for c, r in zip(chunk, replies)})
-        return self.replies[case.id]
-
-    def run_case(self, case: Case) -> CaseResult:
-        reply = self.reply_for(case)
-        result = score(
-            case, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
-            usage=dict(reply.usage) if reply.usage else None,
-        )
-        self.results[case.id] = result
-        assert self.writer is not None
-        self.writer.add(case_record(result))
-        return result
+            for c, reply in zip(chunk, replies):
+                result = score(
+                    c, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
+                    usage=dict(reply.usage) if reply.usage else None,
+                )
+                self.results[c.id] = result
+                self.writer.add(case_record(result))
+            if self.progress is not None:
+                with self.output_visible():
+                    self.progress.update(len(chunk))
+        return self.results[case.id]
 
     def finish(self) -> dict[str, Any]:
         ordered = [self.results[c.id] for c in self.planned if c.id in self.results]
@@ -120,6 +137,8 @@ class HarnessRun:
             summary["gate"]["failures"].append({"metric": "n_cases", "message": why})
         else:
             summary["complete"] = True
+        if self.progress is not None:
+            self.progress.close()
         assert self.writer is not None
         self.writer.finish(summary, (case_record(r) for r in ordered))
         if self.backend:
@@ -144,6 +163,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="case file or folder of *.jsonl (repeatable; default: golden/, or positional paths)")
     group.addoption("--replies", default=None, metavar="FILE",
                     help="replay backend: recorded replies, one {id, response, latency_s?} JSON line per case")
+    group.addoption("--base-model", default=None, metavar="ID_OR_DIR",
+                    help="local backends: base model folder or cached hub id (local-adapter: default from adapter_config.json)")
+    group.addoption("--adapter", default=None, metavar="DIR", help="local-adapter: the LoRA adapter folder")
+    group.addoption("--device", default=None, help="local backends: cuda, cuda:1, cpu (default: cuda when available)")
+    group.addoption("--dtype", default=None, help="local backends: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")
+    group.addoption("--load-in-4bit", action="store_true", default=False,
+                    help="local backends: load the base model in 4-bit NF4 (CUDA + bitsandbytes)")
+    group.addoption("--allow-base-mismatch", action="store_true", default=False,
+                    help="local-adapter: accept a --base-model whose name differs from the adapter's base (shapes are still checked)")
+    group.addoption("--batch-size", type=int, default=None, help="local backends: prompts per generate call (default: 8)")
+    group.addoption("--max-new-tokens", type=int, default=None, help="reply length limit in tokens (default: 384)")
     group.addoption("--reports-dir", default="reports", metavar="DIR",
                     help="where reports/<run-id>/ and reports/latest/ go (default: reports)")
     group.addoption("--run-id", default=None, help="name of the run folder (default: UTC time + model)")
@@ -237,6 +267,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     cases = [item.case for item in session.items if isinstance(item, CaseItem)]
     if not cases:
         return
+    run.capture = session.config.pluginmanager.get_plugin("capturemanager")
     try:
         run.start(cases)
     except BackendError as exc:
@@ -318,7 +349,7 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         try:
-            result = self.config.stash[RUN].run_case(self.case)
+            result = self.config.stash[RUN].result_for(self.case)
         except BackendError as exc:
             self.session.shouldstop = f"backend error: {exc}"
             raise

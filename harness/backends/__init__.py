@@ -9,6 +9,8 @@ from harness.backends.base import Backend, BackendError, BackendOptions, Reply, 
 # name -> (module, factory, pip extra that provides its packages)
 REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "replay": ("harness.backends.replay", "ReplayBackend", None),
+    "local-base": ("harness.backends.local", "LocalBackend", "local"),
+    "local-adapter": ("harness.backends.local", "LocalBackend", "local"),
 }
 
 

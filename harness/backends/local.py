@@ -1,0 +1,337 @@
+"""`local-base` and `local-adapter`: transformers (+ PEFT) on this machine, greedy, batched.
+
+The same code loads the real Llama 3.2 3B on a GPU and the tiny offline model in CI: AutoTokenizer,
+AutoModelForCausalLM, PeftModel.from_pretrained; the tokenizer's own chat template, rendered with
+the case's date (never the wall clock); left padding; stop at the end-of-turn tokens.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from harness.backends.base import Backend, BackendError, BackendOptions, Reply, Request
+from harness.chat_format import date_string
+from harness.hashing import sha256_file, weights_sha256
+
+STOP_TOKENS = ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>")
+PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<pad>", "<|pad|>")
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 384
+    batch_size: int = 8
+    do_sample: bool = False  # greedy: temperature-0 semantics
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    path: Path
+    weights: Path
+    config: dict[str, Any]
+
+    @property
+    def base_model(self) -> str | None:
+        return self.config.get("base_model_name_or_path")
+
+    def essentials(self) -> dict[str, Any]:
+        targets = self.config.get("target_modules")
+        return {
+            "path": str(self.path),
+            "sha256": sha256_file(self.weights),
+            "config_sha256": sha256_file(self.path / "adapter_config.json"),
+            "peft_type": self.config.get("peft_type"),
+            "r": self.config.get("r"),
+            "lora_alpha": self.config.get("lora_alpha"),
+            "target_modules": sorted(targets) if isinstance(targets, list) else targets,
+            "base_model_name_or_path": self.base_model,
+        }
+
+
+def read_adapter(path: str | Path) -> AdapterInfo:
+    """Check an adapter folder (adapter_config.json + adapter weights) and read its config."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BackendError(f"--adapter {folder}: no such folder (expected adapter_config.json + adapter_model.safetensors)")
+    config_path = folder / "adapter_config.json"
+    if not config_path.is_file():
+        raise BackendError(f"--adapter {folder}: no adapter_config.json; is this a LoRA adapter folder?")
+    weights = next((folder / n for n in ADAPTER_WEIGHTS if (folder / n).is_file()), None)
+    if weights is None:
+        raise BackendError(f"--adapter {folder}: no adapter_model.safetensors")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise BackendError(f"{config_path}: not valid JSON ({exc})") from None
+    return AdapterInfo(path=folder, weights=weights, config=config)
+
+
+def same_base(a: str, b: str) -> bool:
+    """Same model by name: equal, or the same last path part ("unsloth/Llama-3.2-3B-Instruct" ~ "/models/Llama-3.2-3B-Instruct")."""
+    norm = lambda s: s.rstrip("/").split("/")[-1].lower()  # noqa: E731
+    return a == b or norm(a) == norm(b)
+
+
+def check_adapter_fits(model: torch.nn.Module, adapter: AdapterInfo, base_model: str) -> None:
+    """Compare the adapter's LoRA matrices with the base model's layers before PEFT loads them,
+    so a 3B adapter on an 8B base fails with the layer and both shapes, not a bare size mismatch."""
+    shapes = _tensor_shapes(adapter.weights)
+    modules = dict(model.named_modules())
+    for key, shape in shapes.items():
+        m = re.match(r"(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$", key)
+        if not m:
+            continue
+        name, which = m.groups()
+        module = modules.get(name)
+        if module is None or not hasattr(module, "in_features"):
+            raise BackendError(
+                f"adapter {adapter.path} targets layer {name!r}, which base model {base_model} does not have: "
+                f"it was trained on {adapter.base_model!r}"
+            )
+        want = module.in_features if which == "A" else module.out_features
+        got = shape[1] if which == "A" else shape[0]
+        if got != want:
+            raise BackendError(
+                f"adapter {adapter.path} does not fit base model {base_model}: layer {name} has "
+                f"{'in' if which == 'A' else 'out'}_features {want}, the adapter's lora_{which} expects {got}; "
+                f"it was trained on {adapter.base_model!r}"
+            )
+
+
+def _tensor_shapes(path: Path) -> dict[str, list[int]]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: list(v.shape) for k, v in state.items()}
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device_dtype(device: str | None, dtype: str | None) -> tuple[str, torch.dtype]:
+    """CUDA with bf16 where available, else CPU with fp32; either can be overridden."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    if dtype not in DTYPES:
+        raise BackendError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    return device, DTYPES[dtype]
+
+
+def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
+    """The end-of-turn ids: Llama's <|eot_id|>/<|eom_id|>/<|end_of_text|> and the model's own EOS."""
+    ids: list[int] = []
+    vocab = tokenizer.get_vocab()
+    ids += [vocab[t] for t in STOP_TOKENS if t in vocab]
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += gen_eos if isinstance(gen_eos, list) else [gen_eos] if gen_eos is not None else []
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return sorted(set(ids))
+
+
+class LocalBackend(Backend):
+    """A causal LM from a local folder (or a hub id already in the local cache), optionally with a LoRA adapter."""
+
+    name = "local-base"
+
+    def __init__(
+        self,
+        base_model: str | None,
+        adapter: str | Path | None = None,
+        *,
+        settings: GenerationSettings = GenerationSettings(),
+        device: str | None = None,
+        dtype: str | None = None,
+        load_in_4bit: bool = False,
+        allow_base_mismatch: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.batch_size = settings.batch_size
+        self.adapter = read_adapter(adapter) if adapter is not None else None
+        if self.adapter is not None:
+            self.name = "local-adapter"
+        base_model = base_model or (self.adapter.base_model if self.adapter else None)
+        if not base_model:
+            raise BackendError("no base model: pass --base-model (the adapter's config names none)")
+        if self.adapter and self.adapter.base_model and not allow_base_mismatch and not same_base(base_model, self.adapter.base_model):
+            raise BackendError(
+                f"adapter {self.adapter.path} was trained on {self.adapter.base_model!r}, not --base-model "
+                f"{base_model!r}; pass the adapter's base (or --allow-base-mismatch if they are the same weights)"
+            )
+        self.base_model = base_model
+        self.device, self.dtype = pick_device_dtype(device, dtype)
+        self.load_in_4bit = load_in_4bit
+        self.tokenizer = self._load_tokenizer()
+        self.model = self._load_model()
+        self.stop_ids = stop_token_ids(self.tokenizer, self.model)
+        if not self.stop_ids:
+            raise BackendError(f"{self._tokenizer_source}: no end-of-turn token ({', '.join(STOP_TOKENS)}) and no EOS")
+
+    # -- loading -----------------------------------------------------------------------------
+    @property
+    def _tokenizer_source(self) -> str:
+        """The adapter's own tokenizer files when it has them (what training used), else the base's."""
+        if self.adapter and all((self.adapter.path / f).is_file() for f in TOKENIZER_FILES[:1]):
+            return str(self.adapter.path)
+        return self.base_model
+
+    def _load_tokenizer(self) -> Any:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self._tokenizer_source)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot load the tokenizer of {self._tokenizer_source}: {exc}") from None
+        if not getattr(tokenizer, "chat_template", None):
+            raise BackendError(
+                f"tokenizer of {self._tokenizer_source} has no chat template; use an Instruct model's tokenizer"
+            )
+        if tokenizer.pad_token_id is None:
+            vocab = tokenizer.get_vocab()
+            tokenizer.pad_token = next((t for t in PAD_CANDIDATES if t in vocab), tokenizer.eos_token)
+        tokenizer.padding_side = "left"  # decoder-only batching: the prompt must end where generation starts
+        return tokenizer
+
+    def _load_model(self) -> Any:
+        kwargs: dict[str, Any] = {"dtype": self.dtype}
+        if self.load_in_4bit:
+            if not self.device.startswith("cuda"):
+                raise BackendError("--load-in-4bit needs a CUDA device")
+            try:
+                from transformers import BitsAndBytesConfig
+                import bitsandbytes  # noqa: F401
+            except ImportError:
+                raise BackendError("--load-in-4bit needs bitsandbytes: pip install -e '.[gpu]'") from None
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=self.dtype,
+                bnb_4bit_use_double_quant=True,
+            )
+            kwargs["device_map"] = {"": self.device}
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.base_model, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise BackendError(
+                f"cannot load base model {self.base_model!r}: {exc}. No model hub is reachable from here: "
+                "pass a local folder, or a hub id already in the local cache"
+            ) from None
+        if not self.load_in_4bit:
+            model.to(self.device)
+        if self.adapter is not None:
+            check_adapter_fits(model, self.adapter, self.base_model)
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(self.adapter.path))
+        model.eval()
+        return model
+
+    # -- generation --------------------------------------------------------------------------
+    def render(self, request: Request) -> str:
+        """The prompt text: the tokenizer's chat template, the case's date, the generation header."""
+        return self.tokenizer.apply_chat_template(
+            [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=False,
+            date_string=date_string(request.now),
+        )
+
+    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+        replies: list[Reply] = []
+        for start in range(0, len(requests), self.settings.batch_size):
+            batch = requests[start:start + self.settings.batch_size]
+            try:
+                replies += self._generate_batch(batch)
+            except (RuntimeError, ValueError) as exc:  # e.g. out of memory: this batch fails, the run goes on
+                replies += [Reply(text=None, error=f"generation failed: {type(exc).__name__}: {exc}") for _ in batch]
+        return replies
+
+    def _generate_batch(self, batch: Sequence[Request]) -> list[Reply]:
+        texts = [self.render(r) for r in batch]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc, max_new_tokens=self.settings.max_new_tokens, do_sample=False, temperature=None, top_p=None,
+                top_k=None, eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
+            )
+        elapsed = time.perf_counter() - started
+        new = out[:, enc["input_ids"].shape[1]:]
+        replies = []
+        for row, prompt_mask in zip(new.tolist(), enc["attention_mask"].tolist()):
+            n = next((i + 1 for i, t in enumerate(row) if t in self.stop_ids), len(row))
+            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
+            usage = {"prompt_tokens": sum(prompt_mask), "completion_tokens": n}
+            replies.append(Reply(text=text, latency_s=elapsed, usage=usage))
+        return replies
+
+    # -- identity ----------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        import peft
+        import transformers
+
+        return {
+            "backend": self.name,
+            "base_model": self.base_model,
+            "base_model_weights_sha256": _base_weights_sha256(self.base_model),
+            "adapter": self.adapter.essentials() if self.adapter else None,
+            "tokenizer": self._tokenizer_source,
+            "chat_template_sha256": _sha256_text(self.tokenizer.chat_template),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": self.device,
+            "load_in_4bit": self.load_in_4bit,
+            "generation": {
+                "do_sample": False, "max_new_tokens": self.settings.max_new_tokens,
+                "batch_size": self.settings.batch_size, "padding_side": "left",
+                "stop_token_ids": self.stop_ids, "pad_token_id": self.tokenizer.pad_token_id,
+                "date_source": "case now",
+            },
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        }
+
+    def describe(self) -> str:
+        adapter = f" + adapter {self.adapter.path} (sha256 {sha256_file(self.adapter.weights)[:12]})" if self.adapter else ""
+        return f"{self.name}: {self.base_model}{adapter} on {self.device}/{str(self.dtype).removeprefix('torch.')}"
+
+    def close(self) -> None:
+        del self.model
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    @classmethod
+    def from_options(cls, name: str, options: BackendOptions) -> "LocalBackend":
+        adapter = options.require("adapter", "--adapter DIR (a LoRA adapter folder)", name) if name == "local-adapter" else None
+        base = options.get("base_model") if adapter else options.require("base_model", "--base-model ID_OR_DIR", name)
+        return cls(
+            base, adapter,
+            settings=GenerationSettings(
+                max_new_tokens=int(options.get("max_new_tokens", GenerationSettings.max_new_tokens)),
+                batch_size=int(options.get("batch_size", GenerationSettings.batch_size)),
+            ),
+            device=options.get("device"), dtype=options.get("dtype"),
+            load_in_4bit=bool(options.get("load_in_4bit", False)),
+            allow_base_mismatch=bool(options.get("allow_base_mismatch", False)),
+        )
+
+
+def _sha256_text(text: str | None) -> str | None:
+    return hashlib.sha256(text.encode()).hexdigest() if text else None
+
+
+def _base_weights_sha256(base_model: str) -> str | None:
+    folder = Path(base_model)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(base_model, local_files_only=True))
+        except Exception:  # not in the local cache: nothing to hash
+            return None
+    return weights_sha256(folder)

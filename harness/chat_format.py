@@ -1,0 +1,54 @@
+"""The Llama 3.x chat format, rendered without a tokenizer, and the "Today Date" string.
+
+The local backend renders with the tokenizer's own template; the Cloudflare `--raw` mode and the
+training data need the same bytes without loading a tokenizer. `render_llama3` reproduces the
+Llama 3.2 Instruct template (`templates/llama3_2.jinja`, as shipped with the model and with TRL)
+for conversations without a `tools` argument; a test checks it against the real template.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from importlib import resources
+from typing import Mapping, Sequence
+
+BOS = "<|begin_of_text|>"
+EOT = "<|eot_id|>"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def llama3_template() -> str:
+    """The Llama 3.2 Instruct chat template (jinja)."""
+    return (resources.files("harness") / "templates" / "llama3_2.jinja").read_text(encoding="utf-8")
+
+
+def date_string(now: datetime) -> str:
+    """The template's `date_string` ("24 Feb 2026"), from the case's now, never the wall clock.
+
+    Spelled out rather than `strftime("%d %b %Y")`, whose month name follows the locale.
+    """
+    return f"{now.day:02d} {_MONTHS[now.month - 1]} {now.year}"
+
+
+def _header(role: str) -> str:
+    return f"<|start_header_id|>{role}<|end_header_id|>\n\n"
+
+
+def render_llama3(
+    messages: Sequence[Mapping[str, str]], now: datetime, *, add_generation_prompt: bool = True, bos: str = BOS
+) -> str:
+    """Byte-identical to the Llama 3.2 template for system/user/assistant/tool messages."""
+    system = ""
+    if messages and messages[0]["role"] == "system":
+        system, messages = messages[0]["content"].strip(), messages[1:]
+    out = [bos, _header("system"), "Cutting Knowledge Date: December 2023\n",
+           f"Today Date: {date_string(now)}\n\n", system, EOT]
+    for m in messages:
+        if m["role"] in ("tool", "ipython"):
+            # The template's `is iterable` test is true for strings, so tool results are JSON-quoted.
+            out += [_header("ipython"), json.dumps(m["content"], ensure_ascii=False), EOT]
+        else:
+            out += [_header(m["role"]), m["content"].strip(), EOT]
+    if add_generation_prompt:
+        out.append(_header("assistant"))
+    return "".join(out)

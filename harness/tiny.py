@@ -1,0 +1,122 @@
+"""A tiny Llama-architecture model and tokenizer, built offline in seconds (tests, demo, GPU smoke).
+
+It is saved with `save_pretrained`, so it loads through exactly the same `from_pretrained` path as
+the real Llama 3.2 3B: a byte-level BPE tokenizer trained on the spot with Llama 3's special tokens
+and split pattern, the real Llama 3.2 chat template, a pad token distinct from EOS, and a
+random-init `LlamaForCausalLM`. It is a stand-in for the real model, not a substitute.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterable
+
+from harness.chat_format import llama3_template
+
+# Llama 3's pre-tokenizer split (cl100k style). With GPT-2's pattern, "\n\n{" splits differently
+# from a prompt ending in "\n\n", so a generation prompt is no longer a token prefix of the
+# training sequence (facts.md): keep Llama's.
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+BOS, EOS_TEXT, EOT, EOM = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|eom_id|>"
+PAD = "<|finetune_right_pad_id|>"
+SPECIAL_TOKENS = (BOS, EOS_TEXT, PAD, "<|start_header_id|>", "<|end_header_id|>", EOM, EOT)
+
+_ENGLISH = """\
+Please add a task to call John tomorrow about the contract. Remind me to buy milk and bread.
+Schedule a meeting with the team on Monday at 10am in the main room. What's the weather like in London?
+Send an email to my manager saying I will be late. Show me my open tasks. Mark it done. Delete that event.
+Thanks, that's all! Hello, how are you today? What can you help me with? Move it one hour earlier.
+I'll add that to your tasks. I'll put that on your calendar. I'll check the weather. I'll send that email.
+You're welcome. Happy to help. Sorry, I can't do that, but I can manage your tasks and calendar.
+"""
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """Sizes of the tiny model; the defaults build in a couple of seconds on one CPU core."""
+
+    vocab_size: int = 2048
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 8192
+    seed: int = 0
+
+
+def default_corpus() -> list[str]:
+    """Text to train the tokenizer on: system prompts for several dates and plain assistant English."""
+    from harness.prompt import build_system_prompt
+
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    prompts = [build_system_prompt(start + timedelta(days=d, hours=d % 7)) for d in range(0, 60, 7)]
+    return prompts + _ENGLISH.splitlines() * 20
+
+
+def build_tokenizer(corpus: Iterable[str], vocab_size: int = 2048):
+    """A byte-level BPE `PreTrainedTokenizerFast` with Llama 3's special tokens and chat template."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(corpus), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOT, pad_token=PAD,
+        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in (BOS, EOT, PAD)],
+        model_max_length=TinySpec.max_position_embeddings,
+    )
+    fast.chat_template = llama3_template()
+    return fast
+
+
+def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), corpus: Iterable[str] | None = None) -> Path:
+    """Train the tokenizer, init the model, and save both (plus the spec) to `out_dir`."""
+    import json
+
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(corpus if corpus is not None else default_corpus(), spec.vocab_size)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    stop = [ids[EOS_TEXT], ids[EOM], ids[EOT]]
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        bos_token_id=ids[BOS],
+        eos_token_id=stop,
+        pad_token_id=ids[PAD],
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(spec.seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids[BOS], eos_token_id=stop, pad_token_id=ids[PAD], do_sample=False
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "tiny_spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    return out

@@ -1,0 +1,179 @@
+"""local-base / local-adapter on a tiny offline Llama: the real loading and generation code."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+peft = pytest.importorskip("peft")
+
+from harness.backends import BackendError, BackendOptions, Request, create_backend  # noqa: E402
+from harness.backends.local import LocalBackend, GenerationSettings  # noqa: E402
+from harness.chat_format import render_llama3  # noqa: E402
+from harness.isotime import parse_now  # noqa: E402
+from harness.prompt import build_system_prompt  # noqa: E402
+from harness.tiny import TinySpec, build_tiny_model  # noqa: E402
+
+NOW = parse_now("2026-02-24T09:00:00Z")
+SETTINGS = GenerationSettings(max_new_tokens=12, batch_size=4)
+
+
+def make_adapter(base: Path, out: Path, seed: int = 1) -> Path:
+    """A LoRA adapter with random (non-zero) B matrices, so that it visibly changes the model."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(model, config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def adapter(tiny, tmp_path_factory) -> Path:
+    return make_adapter(tiny, tmp_path_factory.mktemp("adapter") / "run")
+
+
+def requests(n: int = 6) -> list[Request]:
+    texts = ["hi", "Remind me to call John tomorrow about the contract please", "weather in Oslo?",
+             "Schedule a meeting with the team on Monday at 10am in the main room", "thanks", "delete it"]
+    return [
+        Request(f"r{i}", ({"role": "system", "content": build_system_prompt(NOW)}, {"role": "user", "content": t}), NOW)
+        for i, t in enumerate(texts[:n])
+    ]
+
+
+def test_prompt_uses_the_tokenizers_template_and_the_case_date(tiny):
+    backend = LocalBackend(str(tiny), settings=SETTINGS)
+    later = parse_now("2026-07-09T16:30:00Z")
+    req = Request("x", ({"role": "system", "content": "S"}, {"role": "user", "content": "hi"},
+                        {"role": "assistant", "content": "ok"}, {"role": "tool", "content": '{"a": 1}'},
+                        {"role": "user", "content": "and?"}), later)
+    text = backend.render(req)
+    assert "Today Date: 09 Jul 2026\n" in text and text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert text == render_llama3(req.messages, later)  # the tokenizer-free renderer is byte-identical
+
+
+def test_generation_prompt_tokens_are_a_prefix_of_the_full_conversation(tiny):
+    backend = LocalBackend(str(tiny), settings=SETTINGS)
+    msgs = requests(2)[1].messages
+    prompt = render_llama3(msgs, NOW)
+    full = render_llama3(list(msgs) + [{"role": "assistant", "content": 'Sure.\n\n```json\n{"tool": "x"}\n```'}], NOW,
+                         add_generation_prompt=False)
+    p = backend.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    f = backend.tokenizer(full, add_special_tokens=False)["input_ids"]
+    assert f[:len(p)] == p
+
+
+def test_batched_equals_sequential(tiny):
+    batched = LocalBackend(str(tiny), settings=GenerationSettings(max_new_tokens=12, batch_size=4)).generate(requests())
+    one_by_one = LocalBackend(str(tiny), settings=GenerationSettings(max_new_tokens=12, batch_size=1)).generate(requests())
+    assert [r.text for r in batched] == [r.text for r in one_by_one]
+    assert all(r.error is None and r.latency_s > 0 and r.usage["completion_tokens"] > 0 for r in batched)
+
+
+def test_same_fingerprint_same_replies_and_the_adapter_is_applied(tiny, adapter):
+    a = LocalBackend(None, adapter, settings=SETTINGS)  # base read from adapter_config.json
+    b = LocalBackend(str(tiny), adapter, settings=SETTINGS)
+    assert a.fingerprint() == b.fingerprint()
+    fp = a.fingerprint()
+    assert fp["backend"] == "local-adapter" and fp["adapter"]["r"] == 4 and len(fp["adapter"]["sha256"]) == 64
+    assert fp["base_model_weights_sha256"] and fp["generation"]["do_sample"] is False and fp["device"] == "cpu"
+    replies_a, replies_b = a.generate(requests()), b.generate(requests())
+    assert [r.text for r in replies_a] == [r.text for r in replies_b]
+    base = LocalBackend(str(tiny), settings=SETTINGS).generate(requests())
+    assert [r.text for r in base] != [r.text for r in replies_a]
+
+
+def test_missing_adapter_folder(tmp_path):
+    with pytest.raises(BackendError, match="no such folder"):
+        LocalBackend(None, tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BackendError, match="no adapter_config.json"):
+        LocalBackend(None, tmp_path / "empty")
+
+
+def test_adapter_for_another_base(tiny, adapter, tmp_path):
+    other = build_tiny_model(tmp_path / "other-base", TinySpec(hidden_size=32, intermediate_size=64))
+    with pytest.raises(BackendError, match="was trained on"):
+        LocalBackend(str(other), adapter, settings=SETTINGS)
+    with pytest.raises(BackendError, match=r"does not fit base model .*: layer .* has (in|out)_features \d+, the adapter.s lora_[AB] expects \d+"):
+        LocalBackend(str(other), adapter, settings=SETTINGS, allow_base_mismatch=True)
+
+
+def test_tokenizer_without_chat_template(tiny, tmp_path):
+    broken = tmp_path / "no-template"
+    shutil.copytree(tiny, broken)
+    (broken / "chat_template.jinja").unlink()
+    config = json.loads((broken / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (broken / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(BackendError, match="no chat template"):
+        LocalBackend(str(broken), settings=SETTINGS)
+
+
+def test_missing_base_model_is_a_clear_error(tmp_path):
+    with pytest.raises(BackendError, match="cannot load"):
+        LocalBackend(str(tmp_path / "missing-model"), settings=SETTINGS)
+
+
+def test_registry_builds_local_backends_from_options(tiny, adapter):
+    backend = create_backend("local-adapter", BackendOptions({"adapter": str(adapter), "batch_size": 2, "max_new_tokens": 5}))
+    assert backend.name == "local-adapter" and backend.batch_size == 2
+    with pytest.raises(BackendError, match="needs --base-model"):
+        create_backend("local-base", BackendOptions({}))
+
+
+CASES = [
+    {"id": "a", "category": "single", "messages": [{"role": "user", "content": "weather in Oslo?"}],
+     "expected": [{"tool": "getWeather", "params": {"location": "oslo"}}]},
+    {"id": "b", "category": "no_tool", "messages": [{"role": "user", "content": "thanks"}], "expected": []},
+    {"id": "c", "category": "multi_turn", "messages": [
+        {"role": "user", "content": "add a task"}, {"role": "assistant", "content": "ok"},
+        {"role": "tool", "content": '{"tool": "createTask", "result": {"taskId": "t1"}}'},
+        {"role": "user", "content": "done"}], "expected": [{"tool": "completeTask", "params": {"taskId": "t1"}}]},
+]
+
+
+def test_pytest_end_to_end_with_an_adapter(pytester, adapter):
+    (pytester.path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CASES))
+    result = pytester.runpytest("--model=local-adapter", "--adapter", str(adapter), "--cases", "cases.jsonl",
+                                "--max-new-tokens", "8", "--batch-size", "2", "-p", "no:cacheprovider")
+    assert result.ret == 1  # a random tiny model fails the gate
+    summary = json.loads((pytester.path / "reports/latest/summary.json").read_text())
+    assert summary["model"] == "local-adapter" and summary["n_cases"] == 3
+    assert summary["model_fingerprint"]["adapter"]["path"] == str(adapter)
+    assert summary["latency_p50_s"] > 0 and summary["latency_p95_s"] >= summary["latency_p50_s"]
+    assert summary["total_tokens"]["completion_tokens"] > 0
+    lines = (pytester.path / "reports/latest/cases.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["a", "b", "c"]
+    result.stdout.fnmatch_lines(["backend: local-adapter: * + adapter *"])
+
+
+def test_no_end_of_turn_token(tiny, tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, PreTrainedTokenizerFast
+
+    folder = tmp_path / "no-eot"
+    shutil.copytree(tiny, folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
+    tok.train_from_iterator(["hello world"] * 10, trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok)
+    fast.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    fast.save_pretrained(folder)
+    GenerationConfig(do_sample=False).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["eos_token_id"] = None
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BackendError, match="no end-of-turn token"):
+        LocalBackend(str(folder), settings=SETTINGS)
