@@ -193,7 +193,13 @@ def _case_paths(config: pytest.Config) -> list[Path]:
     if not given and config.args_source == pytest.Config.ArgsSource.ARGS:
         given = list(config.args)
     if not given:
-        given = [str(config.rootpath / "golden")]
+        # The invocation dir first: pytest picks its rootdir from any path-like argument
+        # (`--adapter /some/dir` included), so the rootdir is not a reliable anchor here.
+        candidates = [Path(config.invocation_params.dir) / "golden", config.rootpath / "golden"]
+        default = next((c for c in candidates if c.is_dir()), None)
+        if default is None:
+            raise pytest.UsageError("no golden/ folder here: run from the project root or pass --cases FILE_OR_DIR")
+        given = [str(default)]
     paths = []
     for raw in given:
         path = Path(raw.split("::")[0])

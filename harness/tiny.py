@@ -120,3 +120,35 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), corpus: I
     tokenizer.save_pretrained(out)
     (out / "tiny_spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
     return out
+
+
+def make_random_adapter(base: str | Path, out_dir: str | Path, r: int = 4, seed: int = 1) -> Path:
+    """A LoRA adapter with random (non-zero) B matrices: it visibly changes the model, so tests and
+    smoke runs can tell whether an adapter was applied. PEFT's default init (B = 0) would not."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    config = LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(model, config).save_pretrained(out_dir)
+    return Path(out_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m harness.tiny", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder for the tiny model and tokenizer")
+    parser.add_argument("--random-adapter", metavar="DIR", help="also save a random LoRA adapter for it here")
+    parser.add_argument("--seed", type=int, default=TinySpec.seed)
+    args = parser.parse_args(argv)
+    path = build_tiny_model(args.out, TinySpec(seed=args.seed))
+    print(f"tiny Llama (a stand-in for the real 3B model) saved to {path}")
+    if args.random_adapter:
+        print(f"random LoRA adapter saved to {make_random_adapter(path, args.random_adapter, seed=args.seed + 1)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -13,22 +13,10 @@ from harness.backends.local import LocalBackend, GenerationSettings  # noqa: E40
 from harness.chat_format import render_llama3  # noqa: E402
 from harness.isotime import parse_now  # noqa: E402
 from harness.prompt import build_system_prompt  # noqa: E402
-from harness.tiny import TinySpec, build_tiny_model  # noqa: E402
+from harness.tiny import TinySpec, build_tiny_model, make_random_adapter  # noqa: E402
 
 NOW = parse_now("2026-02-24T09:00:00Z")
 SETTINGS = GenerationSettings(max_new_tokens=12, batch_size=4)
-
-
-def make_adapter(base: Path, out: Path, seed: int = 1) -> Path:
-    """A LoRA adapter with random (non-zero) B matrices, so that it visibly changes the model."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(base)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
-    get_peft_model(model, config).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +26,7 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def adapter(tiny, tmp_path_factory) -> Path:
-    return make_adapter(tiny, tmp_path_factory.mktemp("adapter") / "run")
+    return make_random_adapter(tiny, tmp_path_factory.mktemp("adapter") / "run")
 
 
 def requests(n: int = 6) -> list[Request]:
