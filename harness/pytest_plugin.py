@@ -6,8 +6,6 @@ gate's verdict, not "did every case pass" (use `--strict` for that).
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import textwrap
 from dataclasses import dataclass, field
@@ -17,20 +15,45 @@ from typing import Any, Iterator
 import pytest
 
 from harness import __version__
-from harness.backends import REGISTRY, Backend, BackendError, BackendOptions, Request, create_backend
+from harness.backends import REGISTRY, BackendError, BackendOptions
 from harness.cases import Case, CaseFileError, Problem, load_case_file
 from harness.gate import GATE_ON, Threshold, load_threshold_file, parse_threshold, resolve_thresholds
-from harness.match import CaseResult, score
-from harness.prompt import build_messages
-from harness.report import RunWriter, case_record, new_run_id
-from harness.summary import build_summary, format_table
-from harness.tools import Catalogue, load_catalogue
+from harness.match import CaseResult
+from harness.report import new_run_id
+from harness.run import EvalRun
+from harness.summary import format_table
 
-# Backend options that the plugin passes through to whichever backend is chosen.
-BACKEND_OPTIONS = (
-    "replies", "base_model", "adapter", "device", "dtype", "load_in_4bit", "batch_size", "max_new_tokens",
-    "allow_base_mismatch",
+# Options each backend may read, as (flag, argparse kwargs); the plugin hands all of them to the
+# chosen backend's factory, which reads only its own.
+BACKEND_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--replies", dict(metavar="FILE", help="replay: recorded replies, one {id, response, latency_s?} JSON line per case")),
+    ("--base-model", dict(metavar="ID_OR_DIR", help="local: base model folder or cached hub id "
+                                                    "(local-adapter: default from adapter_config.json)")),
+    ("--adapter", dict(metavar="DIR", help="local-adapter: the LoRA adapter folder")),
+    ("--device", dict(help="local: cuda, cuda:1, cpu (default: cuda when available)")),
+    ("--dtype", dict(help="local: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")),
+    ("--load-in-4bit", dict(action="store_true", help="local: load the base model in 4-bit NF4 (CUDA + bitsandbytes)")),
+    ("--allow-base-mismatch", dict(action="store_true", help="local-adapter: accept a --base-model whose name differs "
+                                                               "from the adapter's base (shapes are still checked)")),
+    ("--batch-size", dict(type=int, help="local: prompts per generate call (default: 8)")),
+    ("--max-new-tokens", dict(type=int, help="reply length limit in tokens (default: 384)")),
+    ("--cf-model", dict(metavar="MODEL", help="cloudflare: the Workers AI model, e.g. @cf/meta/llama-3.2-3b-instruct")),
+    ("--lora", dict(metavar="NAME_OR_ID", help="cloudflare-lora: the finetune's name or id")),
+    ("--cf-api-base", dict(metavar="URL", help="cloudflare: API base (default: https://api.cloudflare.com/client/v4)")),
+    ("--base-url", dict(metavar="URL", help="openai: the server's /v1 URL, e.g. http://127.0.0.1:8000/v1")),
+    ("--served-model", dict(metavar="NAME", help="openai: the model (or LoRA) name the server serves")),
+    ("--api-key-env", dict(metavar="VAR", help="openai: environment variable holding the API key (default: OPENAI_API_KEY)")),
+    ("--raw", dict(action="store_true", help="remote: render the Llama 3 chat template here and send a raw prompt")),
+    ("--concurrency", dict(type=int, help="remote: requests in flight (default: 4)")),
+    ("--requests-per-minute", dict(type=int, help="remote: client-side rate limit (cloudflare default: 240)")),
+    ("--seed", dict(type=int, help="remote: sampling seed sent with each request (default: 0)")),
+    ("--request-timeout", dict(type=float, help="remote: seconds per request attempt (default: 60)")),
+    ("--max-attempts", dict(type=int, help="remote: attempts per request, retries included (default: 5)")),
 )
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
 
 
 class CaseFailed(Exception):
@@ -42,116 +65,16 @@ class CaseFailed(Exception):
 
 
 @dataclass
-class HarnessRun:
-    """Everything one pytest session of the harness holds; kept in config.stash."""
+class HarnessSession:
+    """What one pytest session of the harness holds (in config.stash): the run and the pytest-only bits."""
 
-    model: str
+    run: EvalRun
     case_paths: list[Path]
-    thresholds: dict[str, Threshold]
-    gate_on: str
     strict: bool
-    reports_dir: Path
-    run_id: str
-    options: BackendOptions
-    catalogue: Catalogue = field(default_factory=load_catalogue)
-    backend: Backend | None = None
-    writer: RunWriter | None = None
-    case_files: dict[str, str] = field(default_factory=dict)  # path -> sha256
     seen_ids: dict[str, str] = field(default_factory=dict)
-    capture: Any = None  # pytest's capture manager, to show the progress bar through capturing
-    progress: Any = None
-    results: dict[str, CaseResult] = field(default_factory=dict)
-    planned: list[Case] = field(default_factory=list)
-    stopped: str | None = None
-    summary: dict[str, Any] | None = None
-
-    def start(self, cases: list[Case]) -> None:
-        self.planned = cases
-        with self.output_visible():
-            self.backend = create_backend(self.model, self.options)
-        self.writer = RunWriter(self.reports_dir, self.run_id)
-        if self.backend.name != "replay":
-            from tqdm import tqdm
-
-            with self.output_visible():
-                self.progress = tqdm(total=len(cases), desc=f"{self.model} replies", unit="case", leave=False)
-
-    def output_visible(self) -> Any:
-        """Let the backend's progress and messages reach the terminal through pytest's capturing."""
-        if self.capture is None:
-            return contextlib.nullcontext()
-        return self.capture.global_and_fixture_disabled()
-
-    def fingerprint(self) -> dict[str, Any]:
-        fp = self.backend.fingerprint() if self.backend else {"backend": self.model}
-        return {
-            **fp,
-            "harness_version": __version__,
-            "case_files": [{"path": p, "sha256": h} for p, h in self.case_files.items()],
-            "tools_sha256": _sha256_file(Path(self.catalogue.source)),
-        }
-
-    def result_for(self, case: Case) -> CaseResult:
-        """The scored result for `case`, generating and scoring the next chunk of pending cases
-        with it. Every scored case is appended to the run's partial file at once, so a run that
-        dies midway keeps what it got."""
-        if case.id not in self.results:
-            assert self.backend is not None and self.writer is not None
-            pending = [c for c in self.planned if c.id not in self.results]
-            start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
-            chunk = pending[start:start + (self.backend.batch_size or len(pending))] or [case]
-            requests = [Request(c.id, tuple(build_messages(c, self.catalogue)), c.now) for c in chunk]
-            try:
-                with self.output_visible():
-                    replies = self.backend.generate(requests)
-            except BackendError as exc:
-                self.stopped = str(exc)
-                raise
-            if len(replies) != len(chunk):
-                raise BackendError(f"backend {self.model} returned {len(replies)} replies for {len(chunk)} requests")
-            for c, reply in zip(chunk, replies):
-                result = score(
-                    c, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
-                    usage=dict(reply.usage) if reply.usage else None,
-                )
-                self.results[c.id] = result
-                self.writer.add(case_record(result))
-            if self.progress is not None:
-                with self.output_visible():
-                    self.progress.update(len(chunk))
-        return self.results[case.id]
-
-    def finish(self) -> dict[str, Any]:
-        ordered = [self.results[c.id] for c in self.planned if c.id in self.results]
-        summary = build_summary(
-            ordered, run_id=self.run_id, model=self.model, fingerprint=self.fingerprint(),
-            thresholds=self.thresholds, gate_on=self.gate_on,
-            measures_latency=bool(self.backend and self.backend.measures_latency),
-        )
-        if len(ordered) < len(self.planned):
-            why = f"incomplete run: {len(ordered)} of {len(self.planned)} cases scored"
-            if self.stopped:
-                why += f" (backend stopped: {self.stopped})"
-            summary["complete"] = False
-            summary["gate"]["passed"] = False
-            summary["gate"]["failures"].append({"metric": "n_cases", "message": why})
-        else:
-            summary["complete"] = True
-        if self.progress is not None:
-            self.progress.close()
-        assert self.writer is not None
-        self.writer.finish(summary, (case_record(r) for r in ordered))
-        if self.backend:
-            self.backend.close()
-        self.summary = summary
-        return summary
 
 
-RUN = pytest.StashKey[HarnessRun]()
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+RUN = pytest.StashKey[HarnessSession]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -161,22 +84,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "Without it, case files are not run (plain pytest runs the unit tests).")
     group.addoption("--cases", action="append", default=[], metavar="PATH",
                     help="case file or folder of *.jsonl (repeatable; default: golden/, or positional paths)")
-    group.addoption("--replies", default=None, metavar="FILE",
-                    help="replay backend: recorded replies, one {id, response, latency_s?} JSON line per case")
-    group.addoption("--base-model", default=None, metavar="ID_OR_DIR",
-                    help="local backends: base model folder or cached hub id (local-adapter: default from adapter_config.json)")
-    group.addoption("--adapter", default=None, metavar="DIR", help="local-adapter: the LoRA adapter folder")
-    group.addoption("--device", default=None, help="local backends: cuda, cuda:1, cpu (default: cuda when available)")
-    group.addoption("--dtype", default=None, help="local backends: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")
-    group.addoption("--load-in-4bit", action="store_true", default=False,
-                    help="local backends: load the base model in 4-bit NF4 (CUDA + bitsandbytes)")
-    group.addoption("--allow-base-mismatch", action="store_true", default=False,
-                    help="local-adapter: accept a --base-model whose name differs from the adapter's base (shapes are still checked)")
-    group.addoption("--batch-size", type=int, default=None, help="local backends: prompts per generate call (default: 8)")
-    group.addoption("--max-new-tokens", type=int, default=None, help="reply length limit in tokens (default: 384)")
+    for flag, kwargs in BACKEND_FLAGS:
+        group.addoption(flag, default=False if kwargs.get("action") == "store_true" else None, **kwargs)
     group.addoption("--reports-dir", default="reports", metavar="DIR",
                     help="where reports/<run-id>/ and reports/latest/ go (default: reports)")
     group.addoption("--run-id", default=None, help="name of the run folder (default: UTC time + model)")
+    group.addoption("--resume", default=None, metavar="RUN_ID",
+                    help="continue that run: keep its replies, ask the backend only for cases with none")
     group.addoption("--threshold", action="append", default=[], metavar="METRIC=VALUE",
                     help="override a gate threshold: metric=0.95 (default direction), metric>=0.8, "
                          "latency_p95_s<3, metric=off (repeatable)")
@@ -211,12 +125,7 @@ def _case_paths(config: pytest.Config) -> list[Path]:
     return paths
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    model = config.getoption("model")
-    if not model:
-        return
-    if model not in REGISTRY:
-        raise pytest.UsageError(f"unknown --model {model!r}; known: {', '.join(sorted(REGISTRY))}")
+def _thresholds(config: pytest.Config) -> dict[str, Threshold]:
     try:
         overrides: dict[str, Threshold | None] = {}
         if config.getoption("thresholds_file"):
@@ -226,54 +135,66 @@ def pytest_configure(config: pytest.Config) -> None:
             overrides[name] = threshold
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    return resolve_thresholds(overrides)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    model = config.getoption("model")
+    if not model:
+        return
+    if model not in REGISTRY:
+        raise pytest.UsageError(f"unknown --model {model!r}; known: {', '.join(sorted(REGISTRY))}")
     paths = _case_paths(config)
     reports_dir = Path(config.getoption("reports_dir"))
     if not reports_dir.is_absolute():
         reports_dir = Path(config.invocation_params.dir) / reports_dir
-    config.stash[RUN] = HarnessRun(
+    resume = config.getoption("resume")
+    run = EvalRun(
         model=model,
-        case_paths=paths,
-        thresholds=resolve_thresholds(overrides),
-        gate_on=config.getoption("gate_on"),
-        strict=config.getoption("strict"),
+        options=BackendOptions({_dest(flag): config.getoption(_dest(flag)) for flag, _ in BACKEND_FLAGS}),
+        thresholds=_thresholds(config),
         reports_dir=reports_dir,
-        run_id=config.getoption("run_id") or new_run_id(model),
-        options=BackendOptions({k: config.getoption(k) for k in BACKEND_OPTIONS}),
+        run_id=resume or config.getoption("run_id") or new_run_id(model),
+        gate_on=config.getoption("gate_on"),
+        resume=bool(resume),
     )
+    config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")))
     # Collect the case files instead of the unit tests.
     config.args[:] = [str(p) for p in paths]
 
 
-def _in_scope(run: HarnessRun, file_path: Path) -> bool:
-    return any(file_path == p or (p.is_dir() and p in file_path.parents) for p in run.case_paths)
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    run = parent.config.stash.get(RUN, None)
-    if run is not None and file_path.suffix == ".jsonl" and _in_scope(run, file_path):
+    hs = parent.config.stash.get(RUN, None)
+    if hs is None or file_path.suffix != ".jsonl":
+        return None
+    if any(file_path == p or (p.is_dir() and p in file_path.parents) for p in hs.case_paths):
         return CaseFileNode.from_parent(parent, path=file_path)
     return None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    run = config.stash.get(RUN, None)
-    if run is None:
+    hs = config.stash.get(RUN, None)
+    if hs is None:
         return []
+    run = hs.run
     return [
         f"toolcall-harness {__version__}: model={run.model}, gate on {run.gate_on}"
-        f"{', strict' if run.strict else ''}, run id {run.run_id}",
+        f"{', strict' if hs.strict else ''}, run id {run.run_id}{' (resumed)' if run.resume else ''}",
         "thresholds: " + "; ".join(str(t) for t in run.thresholds.values()),
     ]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    run = session.config.stash.get(RUN, None)
-    if run is None or session.config.option.collectonly:
+    hs = session.config.stash.get(RUN, None)
+    if hs is None or session.config.option.collectonly:
         return
     cases = [item.case for item in session.items if isinstance(item, CaseItem)]
     if not cases:
         return
-    run.capture = session.config.pluginmanager.get_plugin("capturemanager")
+    run = hs.run
+    capture = session.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        run.output_visible = capture.global_and_fixture_disabled
     try:
         run.start(cases)
     except BackendError as exc:
@@ -283,28 +204,33 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         reporter.write_line(f"backend: {run.backend.describe()}")
         for path, sha in run.case_files.items():
             reporter.write_line(f"case file: {path} (sha256 {sha[:12]}, {sum(c.source == path for c in cases)} cases)")
+        if run.results:
+            reporter.write_line(f"resumed: {len(run.results)} cases already have replies")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    run = session.config.stash.get(RUN, None)
-    if run is None or run.writer is None:
+    hs = session.config.stash.get(RUN, None)
+    if hs is None or hs.run.writer is None:
         return
+    run = hs.run
     if not run.results:
         run.writer.close()
         return
     summary = run.finish()
-    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+    # A backend that stopped the run interrupts the session; its verdict is still the gate's (failed: incomplete).
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or (
+        exitstatus == pytest.ExitCode.INTERRUPTED and run.stopped
+    ):
         any_failed = any(not r.passed for r in run.results.values())
-        ok = summary["gate"]["passed"] and not (run.strict and any_failed)
+        ok = summary["gate"]["passed"] and not (hs.strict and any_failed)
         session.exitstatus = pytest.ExitCode.OK if ok else pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    run = config.stash.get(RUN, None)
-    if run is None or run.summary is None:
+    hs = config.stash.get(RUN, None)
+    if hs is None or hs.run.summary is None:
         return
-    summary = run.summary
-    tr = terminalreporter
+    run, summary, tr = hs.run, hs.run.summary, terminalreporter
     tr.section(f"golden suite: {run.model} ({summary['n_passed']}/{summary['n_cases']} cases passed)")
     for line in format_table(summary):
         tr.write_line(line)
@@ -315,10 +241,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"  gate failure: {failure['message']}", red=True)
     for skipped in gate["skipped"]:
         tr.write_line(f"  not gated: {skipped['metric']}: {skipped['why']}")
-    verdict = "PASSED" if gate["passed"] else "FAILED"
     note = ""
     if gate["passed"] and summary["n_passed"] < summary["n_cases"]:
-        note = " (single cases failed; the exit status follows the gate" + (", but --strict is on)" if run.strict else "; add --strict to fail on any case)")
+        note = " (single cases failed; the exit status follows the gate" + (
+            ", but --strict is on)" if hs.strict else "; add --strict to fail on any case)")
+    verdict = "PASSED" if gate["passed"] else "FAILED"
     tr.write_line(f"gate ({run.gate_on}): {verdict}{note}", green=gate["passed"], red=not gate["passed"], bold=True)
     tr.write_line(f"report: {run.writer.dir / 'summary.json'} (also {run.reports_dir / 'latest'})")
 
@@ -327,17 +254,17 @@ class CaseFileNode(pytest.File):
     """One JSONL case file; loaded whole and validated before any case runs."""
 
     def collect(self) -> Iterator["CaseItem"]:
-        run = self.config.stash[RUN]
-        case_file = load_case_file(self.path, run.catalogue)
+        hs = self.config.stash[RUN]
+        case_file = load_case_file(self.path, hs.run.catalogue)
         clashes = [
-            Problem(str(self.path), c.line, "id", f"id {c.id!r} is also in {run.seen_ids[c.id]}")
-            for c in case_file.cases if c.id in run.seen_ids
+            Problem(str(self.path), c.line, "id", f"id {c.id!r} is also in {hs.seen_ids[c.id]}")
+            for c in case_file.cases if c.id in hs.seen_ids
         ]
         if clashes:
             raise CaseFileError(clashes)
-        run.case_files[case_file.path] = case_file.sha256
+        hs.run.case_files[case_file.path] = case_file.sha256
         for case in case_file.cases:
-            run.seen_ids[case.id] = f"{case.source}:{case.line}"
+            hs.seen_ids[case.id] = f"{case.source}:{case.line}"
             yield CaseItem.from_parent(self, name=case.id, case=case)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -355,7 +282,7 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         try:
-            result = self.config.stash[RUN].result_for(self.case)
+            result = self.config.stash[RUN].run.result_for(self.case)
         except BackendError as exc:
             self.session.shouldstop = f"backend error: {exc}"
             raise

@@ -80,7 +80,7 @@ class RunWriter:
         self.run_id = run_id
         self.dir = self.root / run_id
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._partial = open(self.dir / PARTIAL, "a", encoding="utf-8")
+        self._partial = open(self.dir / PARTIAL, "w", encoding="utf-8")
 
     def add(self, record: Mapping[str, Any]) -> None:
         self._partial.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -11,6 +11,9 @@ REGISTRY: dict[str, tuple[str, str, str | None]] = {
     "replay": ("harness.backends.replay", "ReplayBackend", None),
     "local-base": ("harness.backends.local", "LocalBackend", "local"),
     "local-adapter": ("harness.backends.local", "LocalBackend", "local"),
+    "cloudflare-base": ("harness.backends.remote", "CloudflareBackend", None),
+    "cloudflare-lora": ("harness.backends.remote", "CloudflareBackend", None),
+    "openai": ("harness.backends.remote", "OpenAIBackend", None),
 }
 
 

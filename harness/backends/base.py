@@ -4,7 +4,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+OnReply = Callable[[int, "Reply"], None]
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,11 @@ class Backend(ABC):
     batch_size: int | None = None
 
     @abstractmethod
-    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+    def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
         """One reply per request, in order. Must not raise for a single failed request: return
-        a Reply with `text=None` and `error` set instead, so the rest of the run goes on."""
+        a Reply with `text=None` and `error` set instead, so the rest of the run goes on. Raise
+        BackendError only when nothing further can succeed. `on_reply(i, reply)`, when given, is
+        called as each reply is ready, so the run can record it before the batch ends."""
 
     def fingerprint(self) -> dict[str, Any]:
         """What exactly is being evaluated (model and adapter hashes, generation settings)."""

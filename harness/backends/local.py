@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness.backends.base import Backend, BackendError, BackendOptions, Reply, Request
+from harness.backends.base import Backend, BackendError, BackendOptions, OnReply, Reply, Request
 from harness.chat_format import date_string
 from harness.hashing import sha256_file, weights_sha256
 
@@ -243,14 +243,18 @@ class LocalBackend(Backend):
             date_string=date_string(request.now),
         )
 
-    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+    def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
         replies: list[Reply] = []
         for start in range(0, len(requests), self.settings.batch_size):
             batch = requests[start:start + self.settings.batch_size]
             try:
-                replies += self._generate_batch(batch)
+                done = self._generate_batch(batch)
             except (RuntimeError, ValueError) as exc:  # e.g. out of memory: this batch fails, the run goes on
-                replies += [Reply(text=None, error=f"generation failed: {type(exc).__name__}: {exc}") for _ in batch]
+                done = [Reply(text=None, error=f"generation failed: {type(exc).__name__}: {exc}") for _ in batch]
+            for i, reply in enumerate(done, start=start):
+                if on_reply is not None:
+                    on_reply(i, reply)
+            replies += done
         return replies
 
     def _generate_batch(self, batch: Sequence[Request]) -> list[Reply]:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.backends.base import Backend, BackendError, BackendOptions, Reply, Request
+from harness.backends.base import Backend, BackendError, BackendOptions, OnReply, Reply, Request
 
 
 def load_replies(path: Path) -> dict[str, Reply]:
@@ -68,7 +68,7 @@ class ReplayBackend(Backend):
     def from_options(cls, name: str, options: BackendOptions) -> "ReplayBackend":
         return cls(options.require("replies", "--replies FILE (recorded replies, one JSON line per case)", name))
 
-    def generate(self, requests: Sequence[Request]) -> list[Reply]:
+    def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
         return [
             self.replies.get(r.case_id) or Reply(text=None, error=f"no recorded reply for {r.case_id!r} in {self.path}")
             for r in requests

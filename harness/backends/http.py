@@ -1,0 +1,226 @@
+"""The shared HTTP engine for remote backends: bounded concurrency, a client-side rate limit,
+classified retries with backoff, and secrets that never reach a message.
+
+A provider (Cloudflare, an OpenAI-compatible server) subclasses `HttpBackend` and says only what
+differs: the URL, the request body, how to read a reply, and which failures can heal.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
+
+import httpx
+
+from harness.backends.base import Backend, BackendError, OnReply, Reply, Request
+
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+
+
+class Secret:
+    """A credential. Its repr and str are masked, so it cannot leak through tracebacks or locals."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Defaults in one place. Delay before retry k (1-based): Retry-After when the server sends it
+    (capped), else full-jitter exponential backoff: uniform(0, min(cap, base * 2**(k-1)))."""
+
+    max_attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 20.0
+    retry_after_cap_s: float = 60.0
+    timeout_s: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_cap_s)
+        return rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed attempt, classified: retry it, give up on this case, or stop the whole run."""
+
+    kind: str  # "retry" | "case" | "fatal"
+    message: str
+    retry_after: float | None = None
+
+
+class FatalBackendError(BackendError):
+    """An error that cannot heal by retrying (bad token, unknown model...): the run stops."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+class RateLimiter:
+    """At most `per_minute` request starts in any 60-second window (the provider's own rule)."""
+
+    def __init__(self, per_minute: int | None, window_s: float = 60.0) -> None:
+        self.per_minute = per_minute
+        self.window_s = window_s
+        self.starts: collections.deque[float] = collections.deque()
+        self.lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.per_minute:
+            return
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                while self.starts and now - self.starts[0] >= self.window_s:
+                    self.starts.popleft()
+                if len(self.starts) < self.per_minute:
+                    self.starts.append(now)
+                    return
+                await asyncio.sleep(self.window_s - (now - self.starts[0]))
+
+
+class HttpBackend(Backend):
+    """Remote generation over HTTP. Subclasses implement `endpoint`, `payload`, `extract` and may
+    refine `classify`; retries, concurrency, rate limiting and redaction are shared."""
+
+    name: ClassVar[str] = "http"
+
+    def __init__(
+        self,
+        *,
+        secrets: Sequence[Secret] = (),
+        concurrency: int = 4,
+        requests_per_minute: int | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        transport: httpx.AsyncBaseTransport | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.secrets = [s for s in secrets if s]
+        self.concurrency = max(1, concurrency)
+        self.requests_per_minute = requests_per_minute
+        self.retry = retry
+        self.transport = transport
+        self.rng = random.Random(seed)
+        self.retries = 0  # retried attempts over the backend's life, for benchmarks and reports
+
+    # -- what a provider says --------------------------------------------------------------------
+    def endpoint(self, request: Request) -> str:
+        raise NotImplementedError
+
+    def payload(self, request: Request) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def extract(self, body: Any) -> tuple[str, Mapping[str, Any] | None]:
+        """(reply text, usage) from a successful response body; raise ValueError when it has none."""
+        raise NotImplementedError
+
+    def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
+        """Classify a non-2xx response (or a 2xx whose body reports failure)."""
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        text = body if isinstance(body, str) else str(body)
+        message = f"HTTP {status}: {text[:300]}"
+        if status in RETRY_STATUS or status >= 500:
+            return Failure("retry", message, retry_after)
+        if status in (401, 403):
+            return Failure("fatal", f"{message} (check the API token and its permissions)")
+        return Failure("case", message)
+
+    # -- the engine ------------------------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret.reveal(), "***")
+        return text
+
+    def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
+        return asyncio.run(self._generate_all(requests, on_reply))
+
+    async def _generate_all(self, requests: Sequence[Request], on_reply: OnReply | None) -> list[Reply]:
+        replies: list[Reply | None] = [None] * len(requests)
+        limiter = RateLimiter(self.requests_per_minute)
+        gate = asyncio.Semaphore(self.concurrency)
+        fatal: list[FatalBackendError] = []
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        async with httpx.AsyncClient(
+            timeout=self.retry.timeout_s, limits=limits, transport=self.transport, headers=self.headers()
+        ) as client:
+
+            async def one(i: int, request: Request) -> None:
+                async with gate:
+                    if fatal:
+                        return
+                    try:
+                        replies[i] = await self._ask(client, limiter, request)
+                    except FatalBackendError as exc:
+                        fatal.append(exc)
+                        return
+                    if on_reply is not None:
+                        on_reply(i, replies[i])
+
+            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+        if fatal:
+            raise fatal[0]
+        return [r for r in replies if r is not None]
+
+    async def _ask(self, client: httpx.AsyncClient, limiter: RateLimiter, request: Request) -> Reply:
+        started = time.perf_counter()
+        last = "no attempt made"
+        for attempt in range(1, self.retry.max_attempts + 1):
+            await limiter.wait()
+            failure = await self._attempt(client, request)
+            if isinstance(failure, Reply):
+                return Reply(text=failure.text, latency_s=time.perf_counter() - started, usage=failure.usage)
+            last = failure.message
+            if failure.kind == "fatal":
+                raise FatalBackendError(self.redact(f"{self.name}: {failure.message}"))
+            if failure.kind == "case" or attempt == self.retry.max_attempts:
+                break
+            self.retries += 1
+            await asyncio.sleep(self.retry.delay(attempt, failure.retry_after, self.rng))
+            started = time.perf_counter()  # latency is the successful attempt's, as the client saw it
+        tries = f" after {attempt} attempt{'s' if attempt > 1 else ''}"
+        return Reply(text=None, latency_s=None, error=self.redact(f"{last}{tries}"))
+
+    async def _attempt(self, client: httpx.AsyncClient, request: Request) -> Reply | Failure:
+        try:
+            response = await client.post(self.endpoint(request), json=self.payload(request))
+        except httpx.TimeoutException as exc:
+            return Failure("retry", f"timeout after {self.retry.timeout_s:g} s ({type(exc).__name__})")
+        except httpx.TransportError as exc:
+            return Failure("retry", f"connection error: {type(exc).__name__}: {exc}")
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = response.text
+        if response.is_success:
+            try:
+                text, usage = self.extract(body)
+                return Reply(text=text, usage=usage)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                pass  # a 2xx without a reply: the provider's error table judges the body
+        return self.classify(response.status_code, body, response.headers)

@@ -1,0 +1,220 @@
+"""Remote backends: Cloudflare Workers AI (`cloudflare-base`, `cloudflare-lora`) and any
+OpenAI-compatible server (`openai`: vLLM, llama.cpp's server, TGI, Ollama).
+
+Both are `HttpBackend`s that differ only in URL, body, reply shape and error table. `--raw`
+renders the Llama 3 chat template here (the same renderer and date as the local backend and the
+training data) and sends a plain prompt, so a deployed adapter sees the bytes it was trained on.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import httpx
+
+from harness.backends.base import BackendError, BackendOptions, Request
+from harness.backends.http import Failure, HttpBackend, RetryPolicy, Secret, parse_retry_after
+from harness.chat_format import EOT, render_llama3
+
+CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
+CLOUDFLARE_RPM = 240  # Workers AI allows about 300 text-generation requests a minute; keep headroom
+DEFAULT_MAX_TOKENS = 384  # Workers AI's own default (256) cuts off some two-call replies
+
+# Cloudflare error codes (facts.md): retry the ones that heal, stop the run on the ones that cannot.
+CF_RETRY = {3040: "out of capacity", 3007: "timeout", 3008: "request aborted"}
+CF_FATAL = {
+    5007: "no such model: check --cf-model",
+    5005: "this model does not support LoRA adapters: pick a LoRA-capable --cf-model",
+    3037: "finetune not found: check --lora (name or id) and the account",
+    3036: "the account's daily free neuron allocation is used up: retry tomorrow or upgrade",
+    3039: "the finetune is missing files: upload adapter_model.safetensors and adapter_config.json",
+    5016: "the model's terms were not agreed to: accept them once in the dashboard or with 'agree'",
+    10000: "authentication error: check CLOUDFLARE_API_TOKEN",
+}
+
+
+def _env_secret(var: str, backend: str, required: bool = True) -> Secret:
+    value = os.environ.get(var, "")
+    if required and not value:
+        raise BackendError(f"--model={backend} needs the environment variable {var}")
+    return Secret(value)
+
+
+def _retry_policy(options: BackendOptions) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=int(options.get("max_attempts", RetryPolicy.max_attempts)),
+        timeout_s=float(options.get("request_timeout", RetryPolicy.timeout_s)),
+    )
+
+
+class CloudflareBackend(HttpBackend):
+    """POST {api}/accounts/{account}/ai/run/{model}, with `lora` for a finetune."""
+
+    name = "cloudflare-base"
+
+    def __init__(
+        self,
+        model: str,
+        account_id: str,
+        token: Secret,
+        *,
+        lora: str | None = None,
+        api_base: str = CLOUDFLARE_API,
+        raw: bool = False,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        seed: int = 0,
+        **http: Any,
+    ) -> None:
+        super().__init__(secrets=[token, Secret(account_id)], seed=seed, **http)
+        self.model, self.account_id, self.token = model, account_id, token
+        self.lora, self.raw, self.max_tokens, self.seed = lora, raw, max_tokens, seed
+        self.api_base = api_base.rstrip("/")
+        if lora:
+            self.name = "cloudflare-lora"
+
+    def endpoint(self, request: Request) -> str:
+        return f"{self.api_base}/accounts/{self.account_id}/ai/run/{self.model}"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token.reveal()}"}
+
+    def payload(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": 0, "seed": self.seed}
+        if self.raw:
+            body.update(prompt=render_llama3(request.messages, request.now), raw=True)
+        else:
+            body["messages"] = [dict(m) for m in request.messages]
+        if self.lora:
+            body["lora"] = self.lora
+        return body
+
+    def extract(self, body: Any) -> tuple[str, Mapping[str, Any] | None]:
+        if not body.get("success", True):
+            raise ValueError("success is false")
+        result = body["result"]
+        text = result["response"]
+        if not isinstance(text, str):
+            raise TypeError(f"response is {type(text).__name__}, not text")
+        usage = result.get("usage")
+        return text, usage if isinstance(usage, dict) else None
+
+    def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
+        errors = body.get("errors") if isinstance(body, dict) else None
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        code, message = first.get("code"), str(first.get("message", ""))
+        if code in CF_FATAL:
+            return Failure("fatal", f"Cloudflare error {code}: {message} ({CF_FATAL[code]})")
+        if code in CF_RETRY:
+            return Failure("retry", f"Cloudflare error {code} ({CF_RETRY[code]}): {message}",
+                           parse_retry_after(headers.get("retry-after")))
+        if code is not None:
+            failure = super().classify(status, body, headers)
+            return Failure(failure.kind, f"Cloudflare error {code} (HTTP {status}): {message}", failure.retry_after)
+        return super().classify(status, body, headers)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "backend": self.name, "cf_model": self.model, "lora": self.lora, "api_base": self.api_base,
+            "generation": {"temperature": 0, "seed": self.seed, "max_tokens": self.max_tokens,
+                           "mode": "raw prompt (Llama 3 template rendered by the harness)" if self.raw else "messages"},
+        }
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.model}{' + lora ' + self.lora if self.lora else ''} at {self.api_base}" + (
+            " (raw prompt)" if self.raw else "")
+
+    @classmethod
+    def from_options(cls, name: str, options: BackendOptions) -> "CloudflareBackend":
+        lora = options.require("lora", "--lora NAME_OR_ID (the finetune)", name) if name == "cloudflare-lora" else None
+        model = options.require("cf_model", "--cf-model=MODEL (e.g. --cf-model=@cf/meta/llama-3.2-3b-instruct)", name)
+        if model.startswith(("cf/", "hf/")):
+            model = "@" + model  # pytest reads a bare `@file` argument as a file of arguments; accept it without
+        return cls(
+            model,
+            _env_secret("CLOUDFLARE_ACCOUNT_ID", name).reveal(),
+            _env_secret("CLOUDFLARE_API_TOKEN", name),
+            lora=lora,
+            api_base=options.get("cf_api_base", CLOUDFLARE_API),
+            raw=bool(options.get("raw", False)),
+            max_tokens=int(options.get("max_new_tokens", DEFAULT_MAX_TOKENS)),
+            seed=int(options.get("seed", 0)),
+            concurrency=int(options.get("concurrency", 4)),
+            requests_per_minute=int(options.get("requests_per_minute", CLOUDFLARE_RPM)),
+            retry=_retry_policy(options),
+        )
+
+
+class OpenAIBackend(HttpBackend):
+    """/v1/chat/completions (or /v1/completions with a rendered prompt in raw mode)."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        served_model: str,
+        api_key: Secret = Secret(""),
+        *,
+        raw: bool = False,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        seed: int = 0,
+        **http: Any,
+    ) -> None:
+        super().__init__(secrets=[api_key], seed=seed, **http)
+        self.base_url, self.served_model, self.api_key = base_url.rstrip("/"), served_model, api_key
+        self.raw, self.max_tokens, self.seed = raw, max_tokens, seed
+
+    def endpoint(self, request: Request) -> str:
+        return f"{self.base_url}/{'completions' if self.raw else 'chat/completions'}"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key.reveal()}"} if self.api_key else {}
+
+    def payload(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.served_model, "temperature": 0, "max_tokens": self.max_tokens,
+                                "seed": self.seed}
+        if self.raw:
+            body.update(prompt=render_llama3(request.messages, request.now), stop=[EOT, "<|eom_id|>"])
+        else:
+            body["messages"] = [dict(m) for m in request.messages]
+        return body
+
+    def extract(self, body: Any) -> tuple[str, Mapping[str, Any] | None]:
+        choice = body["choices"][0]
+        text = choice["text"] if self.raw else choice["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError("no text in the first choice")
+        usage = body.get("usage")
+        return text, usage if isinstance(usage, dict) else None
+
+    def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
+        failure = super().classify(status, body, headers)
+        if status == 404:
+            return Failure("fatal", f"{failure.message} (check --base-url and --served-model)")
+        return failure
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "backend": self.name, "base_url": self.base_url, "served_model": self.served_model,
+            "generation": {"temperature": 0, "seed": self.seed, "max_tokens": self.max_tokens,
+                           "mode": "completions with the Llama 3 template rendered by the harness" if self.raw
+                           else "chat completions"},
+        }
+
+    def describe(self) -> str:
+        return f"openai: {self.served_model} at {self.base_url}{' (raw prompt)' if self.raw else ''}"
+
+    @classmethod
+    def from_options(cls, name: str, options: BackendOptions) -> "OpenAIBackend":
+        key_var = options.get("api_key_env", "OPENAI_API_KEY")
+        return cls(
+            options.require("base_url", "--base-url URL (the server's /v1)", name),
+            options.require("served_model", "--served-model NAME", name),
+            _env_secret(key_var, name, required=False),
+            raw=bool(options.get("raw", False)),
+            max_tokens=int(options.get("max_new_tokens", DEFAULT_MAX_TOKENS)),
+            seed=int(options.get("seed", 0)),
+            concurrency=int(options.get("concurrency", 4)),
+            requests_per_minute=options.get("requests_per_minute"),
+            retry=_retry_policy(options),
+        )

@@ -1,0 +1,182 @@
+"""One evaluation run: cases -> prompt -> backend -> score -> report. No pytest in here.
+
+The pytest plugin drives it case by case; training's `--eval-golden` can drive it directly. Every
+scored case is appended to the run's partial file the moment its reply arrives, and `resume`
+re-asks only the cases that have no reply yet.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Sequence
+
+from harness import __version__
+from harness.backends import Backend, BackendError, BackendOptions, Reply, Request, create_backend
+from harness.cases import Case
+from harness.gate import Threshold
+from harness.hashing import sha256_file
+from harness.match import CaseResult, score
+from harness.prompt import build_messages
+from harness.report import FORMAT_VERSION, PARTIAL, RunWriter, atomic_write_text, case_record
+from harness.summary import build_summary
+from harness.tools import Catalogue, load_catalogue
+
+RUN_INFO = "run.json"
+
+
+def load_prior_replies(run_dir: Path) -> dict[str, Reply]:
+    """Replies a run already got (from cases.jsonl, then its partial file); failed requests are left out."""
+    replies: dict[str, Reply] = {}
+    for name in ("cases.jsonl", PARTIAL):
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line cut off when the run was killed
+            if isinstance(rec, dict) and isinstance(rec.get("response"), str):
+                replies[rec["id"]] = Reply(text=rec["response"], latency_s=rec.get("latency_s"), usage=rec.get("usage"))
+    return replies
+
+
+@dataclass
+class EvalRun:
+    model: str
+    options: BackendOptions
+    thresholds: dict[str, Threshold]
+    reports_dir: Path
+    run_id: str
+    gate_on: str = "point"
+    resume: bool = False
+    catalogue: Catalogue = field(default_factory=load_catalogue)
+    output_visible: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    backend: Backend | None = None
+    writer: RunWriter | None = None
+    case_files: dict[str, str] = field(default_factory=dict)  # path -> sha256
+    planned: list[Case] = field(default_factory=list)
+    results: dict[str, CaseResult] = field(default_factory=dict)
+    stopped: str | None = None
+    summary: dict[str, Any] | None = None
+    progress: Any = None
+
+    def start(self, cases: Sequence[Case], backend: Backend | None = None) -> None:
+        """Create the backend (unless given), the run folder, and re-score a resumed run's replies."""
+        self.planned = list(cases)
+        with self.output_visible():
+            self.backend = backend or create_backend(self.model, self.options)
+        run_dir = self.reports_dir / self.run_id
+        prior: dict[str, Reply] = {}
+        info = {"format_version": FORMAT_VERSION, "run_id": self.run_id, "model": self.model,
+                "model_fingerprint": self.fingerprint()}
+        if self.resume:
+            prior = self._check_resumable(run_dir, info)
+        self.writer = RunWriter(self.reports_dir, self.run_id)
+        atomic_write_text(run_dir / RUN_INFO, json.dumps(info, indent=2) + "\n")
+        for case in self.planned:
+            if case.id in prior:
+                self._record(case, prior[case.id])
+        todo = sum(c.id not in self.results for c in self.planned)
+        if self.backend.name != "replay" and todo:
+            from tqdm import tqdm
+
+            with self.output_visible():
+                self.progress = tqdm(total=todo, desc=f"{self.model} replies", unit="case", leave=False)
+
+    def _check_resumable(self, run_dir: Path, info: dict[str, Any]) -> dict[str, Reply]:
+        if not (run_dir / RUN_INFO).is_file():
+            raise BackendError(f"--resume {self.run_id}: no run there ({run_dir / RUN_INFO} is missing)")
+        before = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
+        if before.get("model_fingerprint") != info["model_fingerprint"]:
+            raise BackendError(
+                f"--resume {self.run_id}: that run evaluated a different model or case file "
+                f"(fingerprints differ); start a new run instead"
+            )
+        return load_prior_replies(run_dir)
+
+    def fingerprint(self) -> dict[str, Any]:
+        fp = self.backend.fingerprint() if self.backend else {"backend": self.model}
+        return {
+            **fp,
+            "harness_version": __version__,
+            "case_files": [{"path": p, "sha256": h} for p, h in self.case_files.items()],
+            "tools_sha256": sha256_file(self.catalogue.source),
+        }
+
+    def _record(self, case: Case, reply: Reply) -> CaseResult:
+        result = score(
+            case, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
+            usage=dict(reply.usage) if reply.usage else None,
+        )
+        self.results[case.id] = result
+        assert self.writer is not None
+        self.writer.add(case_record(result))
+        if self.progress is not None:
+            with self.output_visible():
+                self.progress.update(1)
+        return result
+
+    def result_for(self, case: Case) -> CaseResult:
+        """The scored result for `case`; asks the backend for it together with the next chunk of
+        pending cases (the backend's batch size, or all of them)."""
+        if case.id not in self.results and self.stopped:
+            raise BackendError(self.stopped)
+        if case.id not in self.results:
+            assert self.backend is not None
+            pending = [c for c in self.planned if c.id not in self.results]
+            start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
+            chunk = pending[start:start + (self.backend.batch_size or len(pending))] or [case]
+            requests = [Request(c.id, tuple(build_messages(c, self.catalogue)), c.now) for c in chunk]
+
+            def on_reply(i: int, reply: Reply) -> None:
+                if chunk[i].id not in self.results:
+                    self._record(chunk[i], reply)
+
+            try:
+                with self.output_visible():
+                    replies = self.backend.generate(requests, on_reply)
+            except BackendError as exc:
+                # Replies that arrived before the failure are kept; the cases after it stop the run.
+                self.stopped = str(exc)
+                replies = []
+            if not self.stopped and len(replies) != len(chunk):
+                self.stopped = f"backend {self.model} returned {len(replies)} replies for {len(chunk)} requests"
+            for i, reply in enumerate(replies[:len(chunk)]):
+                on_reply(i, reply)
+        if case.id not in self.results:
+            raise BackendError(self.stopped or f"no reply for {case.id}")
+        return self.results[case.id]
+
+    def run_all(self) -> list[CaseResult]:
+        """Score every planned case (outside pytest); a BackendError stops early, keeping what was scored."""
+        with contextlib.suppress(BackendError):
+            for case in self.planned:
+                self.result_for(case)
+        return [self.results[c.id] for c in self.planned if c.id in self.results]
+
+    def finish(self) -> dict[str, Any]:
+        """Write summary.json and cases.jsonl (and reports/latest/); the gate fails an incomplete run."""
+        ordered = [self.results[c.id] for c in self.planned if c.id in self.results]
+        summary = build_summary(
+            ordered, run_id=self.run_id, model=self.model, fingerprint=self.fingerprint(),
+            thresholds=self.thresholds, gate_on=self.gate_on,
+            measures_latency=bool(self.backend and self.backend.measures_latency),
+        )
+        summary["complete"] = len(ordered) == len(self.planned)
+        if not summary["complete"]:
+            why = f"incomplete run: {len(ordered)} of {len(self.planned)} cases scored"
+            if self.stopped:
+                why += f" (backend stopped: {self.stopped}); rerun with --resume {self.run_id}"
+            summary["gate"]["passed"] = False
+            summary["gate"]["failures"].append({"metric": "n_cases", "message": why})
+        if self.progress is not None:
+            self.progress.close()
+        assert self.writer is not None
+        self.writer.finish(summary, (case_record(r) for r in ordered))
+        if self.backend:
+            self.backend.close()
+        self.summary = summary
+        return summary

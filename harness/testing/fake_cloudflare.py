@@ -1,0 +1,291 @@
+"""A fake Cloudflare Workers AI (and OpenAI-compatible) HTTP server on 127.0.0.1, for tests and benchmarks.
+
+It speaks the real envelope, checks the bearer token and the body's shape, answers from a reply
+function, and injects faults on demand. Routes are a table, so later modules (deploy's finetune
+endpoints) add theirs with `route(...)`.
+
+    with FakeCloudflare(reply=lambda body: "ok") as cf:
+        cf.inject(Fault("429", retry_after=0.1))
+        ... CloudflareBackend(..., api_base=cf.api_base)
+"""
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+# Cloudflare error code -> (HTTP status, message), as the live API answers them (facts.md).
+CF_ERRORS = {
+    5007: (400, "No such model"),
+    5005: (405, "Model does not support LoRA"),
+    3039: (400, "Finetune is missing required files"),
+    3037: (404, "Finetune not found"),
+    5016: (403, "You must agree to the model's terms"),
+    3036: (429, "You have used up your daily free allocation of 10,000 neurons"),
+    3040: (429, "Capacity temporarily exceeded, please try again"),
+    3007: (408, "Request timeout"),
+    3008: (408, "Request aborted"),
+    3006: (413, "Request is too large"),
+    10000: (401, "Authentication error"),
+    5006: (400, "Invalid input"),
+}
+ROLES = {"system", "user", "assistant", "tool"}
+
+Handler = Callable[["FakeRequest"], tuple[int, dict[str, str], Any]]
+
+
+@dataclass
+class Fault:
+    """A failure to serve instead of the normal answer, `times` times, to requests containing `match`.
+
+    kind: "429" (with Retry-After), "500" (a non-JSON HTML body), "slow" (sleep `delay_s`, then answer),
+    "drop" (close the connection without a response), "cf_error" (`success: false` with `code`).
+    """
+
+    kind: str
+    times: int = 1
+    code: int | None = None
+    retry_after: float | None = None
+    delay_s: float = 0.0
+    match: str | None = None
+
+
+@dataclass
+class FakeRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    raw: bytes
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def envelope(result: Any = None, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"result": result, "success": not errors, "errors": errors or [], "messages": []}
+
+
+def cf_error(code: int, message: str | None = None) -> tuple[int, dict[str, str], Any]:
+    status, default = CF_ERRORS.get(code, (400, "error"))
+    return status, {}, envelope(None, [{"code": code, "message": message or default}])
+
+
+class FakeCloudflare:
+    def __init__(
+        self,
+        *,
+        token: str = "test-token-0123456789",
+        account_id: str = "acct0123",
+        reply: Callable[[dict[str, Any]], str] = lambda body: "Hello! How can I help?",
+        models: set[str] | None = None,
+        lora_models: set[str] | None = None,
+        finetunes: set[str] | None = None,
+        served_models: set[str] | None = None,
+        openai_key: str | None = None,
+        delay_s: float = 0.0,
+        usage: bool = True,
+        echo_token_in_errors: bool = False,
+    ) -> None:
+        self.token, self.account_id, self.reply = token, account_id, reply
+        self.models, self.lora_models, self.finetunes = models, lora_models, finetunes
+        self.served_models, self.openai_key = served_models, openai_key
+        self.delay_s, self.usage, self.echo_token_in_errors = delay_s, usage, echo_token_in_errors
+        self.requests: list[FakeRequest] = []
+        self.in_flight = self.max_in_flight = 0
+        self.faults: list[Fault] = []
+        self.lock = threading.Lock()
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.route("POST", r"/client/v4/accounts/(?P<account>[^/]+)/ai/run/(?P<model>.+)", self._run)
+        self.route("POST", r"/v1/chat/completions", self._openai)
+        self.route("POST", r"/v1/completions", self._openai)
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(pattern + r"/?$"), handler))
+
+    def inject(self, *faults: Fault) -> None:
+        with self.lock:
+            self.faults.extend(faults)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_base(self) -> str:
+        return self.url + "/client/v4"
+
+    @property
+    def openai_base(self) -> str:
+        return self.url + "/v1"
+
+    def start(self) -> "FakeCloudflare":
+        fake = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def _handle(self) -> None:
+                fake._dispatch(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "FakeCloudflare":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- serving ---------------------------------------------------------------------------------
+    def _take_fault(self, raw: bytes) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.times > 0 and (fault.match is None or fault.match.encode() in raw):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        try:
+            body: Any = json.loads(raw) if raw and "json" in (h.headers.get("Content-Type") or "") else raw
+        except ValueError:
+            body = None
+        path = h.path.split("?")[0]
+        req = FakeRequest(h.command, h.path, {k.lower(): v for k, v in h.headers.items()}, body, raw)
+        with self.lock:
+            self.requests.append(req)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._serve(h, req, path, raw)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _serve(self, h: BaseHTTPRequestHandler, req: FakeRequest, path: str, raw: bytes) -> None:
+        fault = self._take_fault(raw)
+        if fault is not None and fault.kind == "drop":
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay_s)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        status, headers, payload = self._answer(req, path, fault)
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _answer(self, req: FakeRequest, path: str, fault: Fault | None) -> tuple[int, dict[str, str], Any]:
+        if fault is not None and fault.kind == "429":
+            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            return 429, headers, envelope(None, [{"code": 3040, "message": "Too many requests"}])
+        if fault is not None and fault.kind == "500":
+            return 500, {"Content-Type": "text/html"}, b"<html><body>502 Bad Gateway</body></html>"
+        if fault is not None and fault.kind == "cf_error":
+            return cf_error(fault.code or 5006)
+        for method, pattern, handler in self.routes:
+            m = pattern.match(path)
+            if m and method == req.method:
+                req.params = m.groupdict()
+                return handler(req)
+        return 404, {}, envelope(None, [{"code": 7003, "message": f"No route for {req.method} {path}"}])
+
+    def check_bearer(self, req: FakeRequest, token: str | None) -> tuple[int, dict[str, str], Any] | None:
+        """None when the Authorization header carries `token`; else Cloudflare's 401."""
+        got = req.headers.get("authorization", "")
+        if token is None or got == f"Bearer {token}":
+            return None
+        message = "Authentication error" + (f" for '{got}'" if self.echo_token_in_errors else "")
+        return cf_error(10000, message)
+
+    def _run(self, req: FakeRequest) -> tuple[int, dict[str, str], Any]:
+        denied = self.check_bearer(req, self.token)
+        if denied:
+            return denied
+        if req.params["account"] != self.account_id:
+            return cf_error(10000, "account not found for this token")
+        model, body = req.params["model"], req.body
+        if self.models is not None and model not in self.models:
+            return cf_error(5007, f"No such model {model}")
+        problem = _run_body_problem(body)
+        if problem:
+            return cf_error(5006, problem)
+        lora = body.get("lora")
+        if lora is not None:
+            if self.lora_models is not None and model not in self.lora_models:
+                return cf_error(5005)
+            if self.finetunes is not None and lora not in self.finetunes:
+                return cf_error(3037, f"Finetune {lora} not found")
+        text = self.reply(body)
+        result: dict[str, Any] = {"response": text}
+        if self.usage:
+            result["usage"] = {"prompt_tokens": 100, "completion_tokens": max(1, len(text) // 4),
+                               "total_tokens": 100 + max(1, len(text) // 4)}
+        return 200, {}, envelope(result)
+
+    def _openai(self, req: FakeRequest) -> tuple[int, dict[str, str], Any]:
+        if self.openai_key is not None and req.headers.get("authorization") != f"Bearer {self.openai_key}":
+            return 401, {}, {"error": {"message": "Invalid API key", "type": "invalid_request_error"}}
+        body = req.body if isinstance(req.body, dict) else {}
+        model = body.get("model")
+        if self.served_models is not None and model not in self.served_models:
+            return 404, {}, {"error": {"message": f"The model `{model}` does not exist.", "type": "NotFoundError"}}
+        chat = req.path.startswith("/v1/chat/")
+        if chat and not isinstance(body.get("messages"), list) or not chat and not isinstance(body.get("prompt"), str):
+            return 400, {}, {"error": {"message": "messages (chat) or prompt (completions) required"}}
+        text = self.reply(body)
+        choice = {"index": 0, "finish_reason": "stop", **({"message": {"role": "assistant", "content": text}}
+                                                        if chat else {"text": text})}
+        return 200, {}, {"id": "cmpl-1", "object": "chat.completion" if chat else "text_completion", "model": model,
+                         "choices": [choice], "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
+
+
+def _run_body_problem(body: Any) -> str | None:
+    """Why a Workers AI text-generation body is malformed, or None."""
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    has_messages, has_prompt = "messages" in body, "prompt" in body
+    if has_messages == has_prompt:
+        return "exactly one of 'messages' or 'prompt' is required"
+    if has_messages:
+        msgs = body["messages"]
+        if not isinstance(msgs, list) or not msgs:
+            return "'messages' must be a non-empty list"
+        for m in msgs:
+            if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+                return f"bad message {m!r}"
+    elif not isinstance(body["prompt"], str) or not body["prompt"]:
+        return "'prompt' must be a non-empty string"
+    for key, kind in (("max_tokens", int), ("temperature", (int, float)), ("seed", int), ("lora", str), ("raw", bool)):
+        if key in body and not isinstance(body[key], kind):
+            return f"'{key}' has the wrong type"
+    return None
