@@ -213,7 +213,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hs is None or hs.run.writer is None:
         return
     run = hs.run
-    if not run.results:
+    if not run.results and not run.stopped:
         run.writer.close()
         return
     summary = run.finish()

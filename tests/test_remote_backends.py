@@ -271,3 +271,14 @@ def test_every_fake_error_code_is_classified():
                                    httpx.Headers())
         assert failure.kind in ("fatal", "retry", "case") and str(code) in failure.message
     assert BackendError
+
+
+def test_a_token_echoed_by_the_server_is_redacted_everywhere(pytester, monkeypatch, fake):
+    fake.echo_token_in_errors = True
+    secret = "cf-secret-token-that-must-not-leak-42"
+    cf_env(monkeypatch, fake, token=secret)
+    (pytester.path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CASES))
+    result = pytester.runpytest("--model=cloudflare-base", "--cf-model=@cf/meta/llama-3.2-3b-instruct",
+                                "--cf-api-base", fake.api_base, "--cases", "cases.jsonl", "-l", "--tb=long")
+    assert result.ret == 1 and "Authentication error for 'Bearer ***'" in result.stdout.str()
+    assert secret not in all_output(pytester, result)
