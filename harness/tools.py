@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -60,8 +60,13 @@ class Catalogue:
 
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
-    """Read and check a tools.json; each tool's params must itself be a valid draft 2020-12 schema."""
-    path = Path(path) if path else DEFAULT_TOOLS_PATH
+    """Read and check a tools.json; each tool's params must itself be a valid draft 2020-12 schema.
+    Cached per path: checking the schemas is slow and the catalogue never changes within a process."""
+    return _load_catalogue(Path(path).resolve() if path else DEFAULT_TOOLS_PATH)
+
+
+@lru_cache(maxsize=8)
+def _load_catalogue(path: Path) -> Catalogue:
     raw = json.loads(path.read_text(encoding="utf-8"))
     tools = []
     for i, entry in enumerate(raw.get("tools", [])):
