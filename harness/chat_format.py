@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from importlib import resources
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 BOS = "<|begin_of_text|>"
 EOT = "<|eot_id|>"
@@ -52,3 +52,13 @@ def render_llama3(
     if add_generation_prompt:
         out.append(_header("assistant"))
     return "".join(out)
+
+
+def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]], now: datetime, *,
+                add_generation_prompt: bool = True) -> str:
+    """A conversation through the tokenizer's own chat template, dated by the conversation's `now`.
+    The one renderer for evaluation (local backend) and training, so both see the same text."""
+    return tokenizer.apply_chat_template(
+        [dict(m) for m in messages], tokenize=False, add_generation_prompt=add_generation_prompt,
+        date_string=date_string(now),
+    )

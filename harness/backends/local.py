@@ -18,7 +18,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from harness.backends.base import Backend, BackendError, BackendOptions, OnReply, Reply, Request
-from harness.chat_format import date_string
+from harness.chat_format import render_chat
 from harness.hashing import sha256_file, weights_sha256
 
 STOP_TOKENS = ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>")
@@ -45,8 +45,11 @@ class AdapterInfo:
         return self.config.get("base_model_name_or_path")
 
     def essentials(self) -> dict[str, Any]:
+        """What identifies the adapter, and the training run that made it when its job.json is beside it."""
         targets = self.config.get("target_modules")
+        job = self.path / "job.json"
         return {
+            "training_job_sha256": sha256_file(job) if job.is_file() else None,
             "path": str(self.path),
             "sha256": sha256_file(self.weights),
             "config_sha256": sha256_file(self.path / "adapter_config.json"),
@@ -238,10 +241,7 @@ class LocalBackend(Backend):
     # -- generation --------------------------------------------------------------------------
     def render(self, request: Request) -> str:
         """The prompt text: the tokenizer's chat template, the case's date, the generation header."""
-        return self.tokenizer.apply_chat_template(
-            [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=False,
-            date_string=date_string(request.now),
-        )
+        return render_chat(self.tokenizer, request.messages, request.now)
 
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
         replies: list[Reply] = []

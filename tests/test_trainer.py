@@ -1,0 +1,163 @@
+"""The trainer on the tiny offline model: masking, refusals, options, outputs, provenance."""
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+from harness.isotime import parse_now  # noqa: E402
+from harness.tiny import build_tiny_model  # noqa: E402
+from training.data.build import BuildConfig, build  # noqa: E402
+from training.data.examples import call, make_example, reply, tool_result  # noqa: E402
+from training.tokenize import IGNORE, TrainingSetupError, check_template_parity, ensure_pad, tokenize_example  # noqa: E402
+from training.train import Job, diagnose, main, parse_args, pick_engine, unsloth_kwargs  # noqa: E402
+
+NOW = parse_now("2026-03-03T10:00:00Z")
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture
+def tokenizer(tiny):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny)
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "v1"
+    build(BuildConfig(out=str(out)))
+    return out
+
+
+def conversation():
+    first = reply(call("createTask", title="Call Sam", priority="medium"))
+    second = reply(call("completeTask", taskId="task_9"))
+    ex = make_example([("user", "Add a task to call Sam"), ("assistant", first),
+                       ("tool", tool_result("createTask", {"taskId": "task_9"})), ("user", "done"), ("assistant", second)],
+                      now=NOW, kind="multi_turn", source="t", group="g")
+    return ex, first, second
+
+
+def stop_ids(tokenizer):
+    return [tokenizer.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>")]
+
+
+def test_only_assistant_tokens_carry_labels(tokenizer):
+    ex, first, second = conversation()
+    tok = tokenize_example(tokenizer, ex, stop_ids(tokenizer))
+    assert len(tok.labels) == len(tok.input_ids)
+    spans, current = [], []
+    for t, label in zip(tok.input_ids, tok.labels):
+        if label != IGNORE:
+            assert label == t
+            current.append(t)
+        elif current:
+            spans.append(current)
+            current = []
+    if current:
+        spans.append(current)
+    assert [tokenizer.decode(s) for s in spans] == [first + "<|eot_id|>", second + "<|eot_id|>"]
+    masked = tokenizer.decode([t for t, label in zip(tok.input_ids, tok.labels) if label == IGNORE])
+    assert "You are a personal assistant" in masked and "Add a task to call Sam" in masked and "task_9" in masked
+
+
+def test_a_template_without_end_of_turn_is_refused(tokenizer):
+    tokenizer.chat_template = tokenizer.chat_template.replace("| trim + '<|eot_id|>' }}", "| trim }}")
+    with pytest.raises(TrainingSetupError, match="end-of-turn"):
+        tokenize_example(tokenizer, conversation()[0], stop_ids(tokenizer))
+
+
+def test_pad_equal_to_eos_is_refused_and_a_missing_pad_is_set(tokenizer):
+    assert ensure_pad(tokenizer) == "<|finetune_right_pad_id|>"
+    tokenizer.pad_token = None
+    assert ensure_pad(tokenizer) == "<|finetune_right_pad_id|>"
+    tokenizer.pad_token = tokenizer.eos_token
+    with pytest.raises(TrainingSetupError, match="pad token .* == eos"):
+        ensure_pad(tokenizer)
+
+
+def test_template_parity_refuses_stale_data_and_missing_templates(tokenizer):
+    ex = conversation()[0]
+    check_template_parity(tokenizer, [ex])
+    stale = {**ex, "messages": [{"role": "system", "content": "You are a helpful assistant."}] + ex["messages"][1:]}
+    with pytest.raises(TrainingSetupError, match="differs from the harness's evaluation prompt"):
+        check_template_parity(tokenizer, [stale])
+    tokenizer.chat_template = None
+    with pytest.raises(TrainingSetupError, match="no chat template"):
+        check_template_parity(tokenizer, [ex])
+
+
+def test_unknown_options_are_errors(capsys):
+    with pytest.raises(ValueError, match="unknown job option.*lora_rank"):
+        Job.from_dict({"lora_rank": 8})
+    with pytest.raises(SystemExit):
+        parse_args(["--lora-rank", "8"])
+    assert "unrecognized arguments" in capsys.readouterr().err
+    job = parse_args(["--lora-r", "8", "--max-steps", "3", "--no-eval-golden"])
+    assert job.lora_r == 8 and job.max_steps == 3 and job.eval_golden is False and job.lora_alpha == 32
+
+
+def test_defaults_are_the_plans_recipe():
+    job = Job()
+    assert (job.base_model, job.lora_r, job.lora_alpha, job.lora_dropout, job.target_modules, job.epochs,
+            job.learning_rate, job.batch_size, job.max_length) == (
+        "unsloth/Llama-3.2-3B-Instruct", 16, 32, 0.05, "all-linear", 2.0, 2e-4, 4, 2048)
+
+
+def test_engine_choice_without_a_gpu():
+    assert pick_engine("auto") == "trl" and pick_engine("trl") == "trl" and pick_engine("auto", "full") == "trl"
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        pick_engine("unsloth")
+    load, peft = unsloth_kwargs(Job(load_in_4bit=True, lora_r=8))
+    assert load["load_in_4bit"] is True and load["max_seq_length"] == 2048
+    assert peft["r"] == 8 and "down_proj" in peft["target_modules"] and peft["use_gradient_checkpointing"] == "unsloth"
+
+
+def test_diagnosis_follows_the_plan():
+    rows = lambda pairs: [{"step": s, "train_loss": t, "eval_loss": e} for s, t, e in pairs]  # noqa: E731
+    assert diagnose(rows([(1, 2.5, None), (2, 2.0, 2.1)])).startswith("underfitting")
+    assert diagnose(rows([(1, 1.0, 1.1), (2, 0.5, 0.9), (3, 0.1, 1.3)])).startswith("overfitting")
+    assert diagnose(rows([(1, 1.0, 1.1), (2, 0.5, 0.6), (3, 0.3, 0.35)])).startswith("healthy")
+
+
+def test_a_short_run_saves_the_adapter_only_with_its_provenance(tiny, data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "adapter"
+    record = main(Job(data=str(data), out=str(out), base_model=str(tiny), max_steps=4, batch_size=2, grad_accum=1,
+                      logging_steps=1, eval_steps=2, lora_r=4, lora_alpha=8, eval_golden=True, eval_max_new_tokens=8))
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "job.json", "metrics.csv",
+            "loss.png", "diagnosis.txt", "golden.json"} <= names
+    assert not names & {"model.safetensors", "pytorch_model.bin"}  # never a merged model
+    job = json.loads((out / "job.json").read_text())
+    assert job["job"]["lora_r"] == 4 and job["engine"] == "trl" and job["result"]["steps"] == 4
+    prov = job["provenance"]
+    assert len(prov["data_manifest_sha256"]) == 64 and len(prov["base_model_weights_sha256"]) == 64
+    assert "transformers" in prov["versions"] and "git_commit" in prov
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert rows[0] == "step,epoch,train_loss,eval_loss,learning_rate,tokens_per_s" and len(rows) >= 5
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert adapter_config["r"] == 4 and adapter_config["base_model_name_or_path"] == str(tiny)
+    summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
+    assert summary["model"] == "local-adapter" and summary["n_cases"] >= 60
+    from harness.hashing import sha256_file
+
+    assert summary["model_fingerprint"]["adapter"]["training_job_sha256"] == sha256_file(out / "job.json")
+
+
+def test_stale_data_stops_the_run_before_training(tiny, data, tmp_path):
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    lines = (data / "train.jsonl").read_text().splitlines()[:3]
+    bad = [json.loads(line) for line in lines]
+    bad[0]["messages"][0]["content"] = "Old system prompt"
+    (stale / "train.jsonl").write_text("".join(json.dumps(b) + "\n" for b in bad))
+    with pytest.raises(TrainingSetupError):
+        main(Job(data=str(stale), out=str(tmp_path / "x"), base_model=str(tiny), max_steps=1))
+    assert not (tmp_path / "x" / "adapter_model.safetensors").exists()

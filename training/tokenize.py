@@ -1,0 +1,98 @@
+"""Examples -> token ids with labels on the assistant turns only, and the checks that must pass first.
+
+Masking is computed here, once, for every engine: each assistant turn's tokens (its content and
+the end-of-turn token, so the model learns to stop) are labels; the system prompt, user turns and
+tool results are -100. Spans are found by rendering the conversation up to each assistant turn,
+which only works when the rendered prefix is a token prefix of the whole; that is checked, never assumed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from harness.chat_format import date_string, render_chat
+from harness.prompt import build_system_prompt
+from training.data.examples import example_now
+
+IGNORE = -100
+PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<pad>", "<|pad|>")
+
+
+class TrainingSetupError(ValueError):
+    """The run would train something other than what the harness evaluates; refuse to start."""
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def n_label_tokens(self) -> int:
+        return sum(1 for t in self.labels if t != IGNORE)
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def tokenize_example(tokenizer: Any, example: Mapping[str, Any], stop_ids: Sequence[int]) -> Tokenized:
+    messages, now = example["messages"], example_now(example)
+    ids = _ids(tokenizer, render_chat(tokenizer, messages, now, add_generation_prompt=False))
+    labels = [IGNORE] * len(ids)
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prompt = _ids(tokenizer, render_chat(tokenizer, messages[:i], now, add_generation_prompt=True))
+        upto = _ids(tokenizer, render_chat(tokenizer, messages[:i + 1], now, add_generation_prompt=False))
+        if upto[:len(prompt)] != prompt or ids[:len(upto)] != upto:
+            raise TrainingSetupError(
+                f"group {example.get('group')}: the generation prompt is not a token prefix of the conversation, so "
+                "training would not match generation (a tokenizer pre-split problem, e.g. GPT-2's regex on '\\n\\n{')"
+            )
+        span = ids[len(prompt):len(upto)]
+        if not span or span[-1] not in stop_ids:
+            raise TrainingSetupError(
+                f"group {example.get('group')}: assistant turn {i} does not end with an end-of-turn token "
+                "in the template, so the model would never learn to stop"
+            )
+        labels[len(prompt):len(upto)] = span
+    return Tokenized(input_ids=ids, labels=labels)
+
+
+def ensure_pad(tokenizer: Any) -> str:
+    """A pad token distinct from EOS: set Llama 3's <|finetune_right_pad_id|> (or another) when missing;
+    refuse pad == eos, which masks the stop token out of the loss."""
+    if tokenizer.pad_token_id is None:
+        vocab = tokenizer.get_vocab()
+        choice = next((t for t in PAD_CANDIDATES if t in vocab), None)
+        if choice is None:
+            raise TrainingSetupError("the tokenizer has no pad token and none of " + ", ".join(PAD_CANDIDATES))
+        tokenizer.pad_token = choice
+    if tokenizer.pad_token_id == tokenizer.eos_token_id:
+        raise TrainingSetupError(
+            f"pad token {tokenizer.pad_token!r} == eos token: the end-of-turn token would be masked as padding and the "
+            "model would never learn to stop; set a distinct pad (Llama 3: <|finetune_right_pad_id|>)"
+        )
+    return tokenizer.pad_token
+
+
+def check_template_parity(tokenizer: Any, examples: Sequence[Mapping[str, Any]], sample: int = 50) -> None:
+    """The prompt training renders must be what the harness renders at evaluation: the same system
+    prompt (the data was built with today's harness) and the case's date in the template."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise TrainingSetupError("the tokenizer has no chat template; use an Instruct model's tokenizer")
+    uses_date = "date_string" in tokenizer.chat_template
+    for ex in list(examples)[:sample]:
+        now = example_now(ex)
+        messages = ex["messages"]
+        harness_messages = [{"role": "system", "content": build_system_prompt(now)}] + list(messages[1:-1])
+        trained = render_chat(tokenizer, messages[:-1], now)
+        evaluated = render_chat(tokenizer, harness_messages, now)
+        if trained != evaluated:
+            raise TrainingSetupError(
+                f"group {ex.get('group')}: the training prompt differs from the harness's evaluation prompt "
+                "(was the data built with an older system prompt? rebuild it with python -m training.data build)"
+            )
+        if uses_date and f"Today Date: {date_string(now)}" not in trained and date_string(now) not in trained:
+            raise TrainingSetupError(f"group {ex.get('group')}: the template did not render the example's date")

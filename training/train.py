@@ -1,0 +1,445 @@
+"""The trainer: one job, every default at the top, a linear main(job).
+
+    python -m training.train --data data/v1 --out adapters/run-7                 # the plan's recipe
+    python -m training.train --data data/v1 --engine unsloth --load-in-4bit     # QLoRA on a CUDA GPU
+
+Engines: `unsloth` (FastLanguageModel, 4-bit QLoRA) where CUDA and unsloth are installed, `trl`
+(transformers + PEFT + TRL's SFTTrainer) everywhere; `auto` picks. Both train on the same
+pre-tokenized examples with labels on the assistant turns only (training/tokenize.py). The
+adapter folder gets the adapter and tokenizer (never a merged model), job.json, metrics.csv,
+loss.png and diagnosis.txt.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness.hashing import sha256_file, weights_sha256
+from harness.report import atomic_write_text
+from training.tokenize import IGNORE, TrainingSetupError, check_template_parity, ensure_pad, tokenize_example
+
+UNSLOTH_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+ENGINES = ("auto", "trl", "unsloth")
+METHODS = ("lora", "full")
+
+
+@dataclass(frozen=True)
+class Job:
+    """Every setting of a run; the defaults are the plan's recipe for Llama 3.2 3B."""
+
+    data: str = "data/v1"
+    out: str = "adapters/run"
+    base_model: str = "unsloth/Llama-3.2-3B-Instruct"
+    engine: str = "auto"
+    method: str = "lora"            # "full" trains every weight (the demo's stand-in for instruct pre-training)
+    load_in_4bit: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: str = "all-linear"
+    epochs: float = 2.0
+    max_steps: int = -1             # > 0 overrides epochs
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    grad_accum: int = 4
+    max_length: int = 2048
+    warmup_ratio: float = 0.03      # of all steps (transformers 5: a float warmup_steps < 1)
+    lr_scheduler: str = "linear"
+    logging_steps: int = 5
+    eval_steps: int = 25
+    seed: int = 3407
+    dtype: str | None = None        # default: bfloat16 on CUDA, float32 on CPU
+    device: str | None = None       # default: cuda when available
+    gradient_checkpointing: bool | None = None  # default: on for CUDA, off on CPU (30 % slower there, no memory need)
+    eval_golden: bool = False
+    golden: str = "golden"
+    eval_max_new_tokens: int = 256
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Job":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown job option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        job = cls(**values)
+        if job.engine not in ENGINES or job.method not in METHODS:
+            raise ValueError(f"engine must be one of {ENGINES} and method one of {METHODS}")
+        return job
+
+
+# -- engines ---------------------------------------------------------------------------------------
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def unsloth_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("unsloth") is not None
+
+
+def pick_engine(requested: str, method: str = "lora") -> str:
+    """auto: unsloth with CUDA and unsloth installed (LoRA only), else trl. An explicit unsloth without them is an error."""
+    if requested == "trl" or (requested == "auto" and (method == "full" or not (cuda_available() and unsloth_installed()))):
+        return "trl"
+    if method == "full":
+        raise ValueError("--method full runs on the trl engine only")
+    if not cuda_available():
+        raise ValueError("--engine unsloth needs a CUDA GPU; use --engine trl (or auto) here")
+    if not unsloth_installed():
+        raise ValueError("--engine unsloth needs unsloth: pip install -e '.[gpu]'")
+    return "unsloth"
+
+
+def resolve_device_dtype(job: Job) -> tuple[str, str]:
+    device = job.device or ("cuda" if cuda_available() else "cpu")
+    dtype = job.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    return device, dtype
+
+
+def unsloth_kwargs(job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(FastLanguageModel.from_pretrained kwargs, get_peft_model kwargs) for a job."""
+    load = {"model_name": job.base_model, "max_seq_length": job.max_length, "load_in_4bit": job.load_in_4bit, "dtype": None}
+    targets = list(UNSLOTH_TARGETS) if job.target_modules == "all-linear" else job.target_modules.split(",")
+    peft = {"r": job.lora_r, "lora_alpha": job.lora_alpha, "lora_dropout": job.lora_dropout, "target_modules": targets,
+            "bias": "none", "use_gradient_checkpointing": "unsloth", "random_state": job.seed}
+    return load, peft
+
+
+def load_unsloth(job: Job) -> tuple[Any, Any]:
+    from unsloth import FastLanguageModel  # must be imported before transformers/trl to patch them
+
+    load, peft = unsloth_kwargs(job)
+    model, tokenizer = FastLanguageModel.from_pretrained(**load)
+    return FastLanguageModel.get_peft_model(model, **peft), tokenizer
+
+
+def load_trl(job: Job, device: str, dtype: str) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, peft_config or None)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(job.base_model)
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    if job.load_in_4bit:
+        if not device.startswith("cuda"):
+            raise ValueError("--load-in-4bit needs a CUDA GPU")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_compute_dtype=getattr(torch, dtype))
+        kwargs["device_map"] = {"": device}
+    model = AutoModelForCausalLM.from_pretrained(job.base_model, **kwargs)
+    if job.method == "full":
+        return model, tokenizer, None
+    from peft import LoraConfig
+
+    targets: Any = job.target_modules if job.target_modules == "all-linear" else job.target_modules.split(",")
+    config = LoraConfig(r=job.lora_r, lora_alpha=job.lora_alpha, lora_dropout=job.lora_dropout,
+                        target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    return model, tokenizer, config
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+def read_split(folder: Path, name: str) -> list[dict[str, Any]]:
+    path = folder / f"{name}.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def tokenize_split(tokenizer: Any, examples: list[dict[str, Any]], max_length: int, stop_ids: list[int]) -> tuple[list[dict[str, list[int]]], list[str]]:
+    """Token rows, and the groups of examples left out for being longer than max_length (never truncated)."""
+    rows, too_long = [], []
+    for ex in examples:
+        tok = tokenize_example(tokenizer, ex, stop_ids)
+        if len(tok.input_ids) > max_length:
+            too_long.append(f"{ex.get('group')} ({len(tok.input_ids)} tokens)")
+            continue
+        rows.append({"input_ids": tok.input_ids, "labels": tok.labels})
+    return rows, too_long
+
+
+# -- metrics, plot, diagnosis ----------------------------------------------------------------------
+
+class MetricsLog:
+    """A TrainerCallback body: one CSV row per log event (train or eval), with approximate tokens/s."""
+
+    def __init__(self, path: Path, tokens_per_step: float) -> None:
+        self.path, self.tokens_per_step = path, tokens_per_step
+        self.rows: list[dict[str, Any]] = []
+        self._last = (0, time.perf_counter())
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **kw: Any) -> None:
+        logs = logs or {}
+        step, now = state.global_step, time.perf_counter()
+        row = {"step": step, "epoch": round(state.epoch or 0.0, 4), "train_loss": logs.get("loss"),
+               "eval_loss": logs.get("eval_loss"), "learning_rate": logs.get("learning_rate"), "tokens_per_s": None}
+        if "loss" in logs:
+            last_step, last_time = self._last
+            if step > last_step and now > last_time:
+                row["tokens_per_s"] = round((step - last_step) * self.tokens_per_step / (now - last_time), 1)
+            self._last = (step, now)
+        if row["train_loss"] is None and row["eval_loss"] is None:
+            return
+        if self.rows and all(self.rows[-1][k] == row[k] for k in ("step", "train_loss", "eval_loss")):
+            return  # the final evaluate() repeats the last step's eval
+        self.rows.append(row)
+        self.write()
+
+    def write(self) -> None:
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["step", "epoch", "train_loss", "eval_loss", "learning_rate", "tokens_per_s"])
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def diagnose(rows: list[dict[str, Any]]) -> str:
+    """The plan's table: healthy; overfitting when the eval/train gap grows; underfitting or a format
+    problem when both losses stay above 1.5."""
+    train = [(r["step"], r["train_loss"]) for r in rows if r["train_loss"] is not None]
+    evals = [(r["step"], r["eval_loss"]) for r in rows if r["eval_loss"] is not None]
+    if not train:
+        return "no training loss was logged (too few steps for logging_steps?)"
+    last_train = train[-1][1]
+    if not evals:
+        return f"final train loss {last_train:.3f}; no eval loss (no val split), so overfitting cannot be judged"
+    last_eval, best_eval = evals[-1][1], min(e for _, e in evals)
+
+    def train_near(step: int) -> float:
+        return min(train, key=lambda t: abs(t[0] - step))[1]
+
+    first_gap = evals[0][1] - train_near(evals[0][0])
+    last_gap = last_eval - train_near(evals[-1][0])
+    if last_train > 1.5 and last_eval > 1.5:
+        return (f"underfitting or a format problem: train {last_train:.3f} and eval {last_eval:.3f} are both above 1.5; "
+                "check that every example is correctly formatted and the chat template is right")
+    if len(evals) > 1 and last_gap > max(2 * first_gap, 0.1) and last_eval > best_eval * 1.1:
+        return (f"overfitting: the eval/train gap grew from {first_gap:.3f} to {last_gap:.3f} and eval loss rose from "
+                f"{best_eval:.3f} to {last_eval:.3f}; add diverse examples, train fewer epochs or lower the learning rate")
+    return f"healthy: train {last_train:.3f}, eval {last_eval:.3f} (gap {last_gap:+.3f})"
+
+
+def plot_losses(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("train_loss", "train"), ("eval_loss", "eval")):
+        points = [(r["step"], r[key]) for r in rows if r[key] is not None]
+        if points:
+            ax.plot(*zip(*points), marker="o" if key == "eval_loss" else None, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# -- provenance ------------------------------------------------------------------------------------
+
+def git_commit() -> str | None:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                               cwd=Path(__file__).resolve().parent).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "unsloth", "bitsandbytes"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def base_weights_sha256(base_model: str) -> str | None:
+    if Path(base_model).is_dir():
+        return weights_sha256(base_model)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return weights_sha256(snapshot_download(base_model, local_files_only=True))
+    except Exception:  # not cached locally: nothing to hash
+        return None
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+def main(job: Job) -> dict[str, Any]:
+    started = datetime.now(timezone.utc)
+    out, data = Path(job.out), Path(job.data)
+    engine = pick_engine(job.engine, job.method)
+    device, dtype = resolve_device_dtype(job)
+    train_examples, val_examples = read_split(data, "train"), read_split(data, "val")
+    if not train_examples:
+        raise ValueError(f"{data / 'train.jsonl'}: no training examples (build them: python -m training.data build --out {data})")
+
+    # 1. model and tokenizer
+    if engine == "unsloth":
+        model, tokenizer = load_unsloth(job)
+        peft_config = None
+    else:
+        model, tokenizer, peft_config = load_trl(job, device, dtype)
+
+    # 2. refuse what would train something else than the harness evaluates
+    ensure_pad(tokenizer)
+    check_template_parity(tokenizer, train_examples)
+    from harness.backends.local import stop_token_ids
+
+    stop_ids = stop_token_ids(tokenizer, model)
+    train_rows, too_long = tokenize_split(tokenizer, train_examples, job.max_length, stop_ids)
+    val_rows, val_too_long = tokenize_split(tokenizer, val_examples, job.max_length, stop_ids)
+    if too_long or val_too_long:
+        print(f"left out {len(too_long) + len(val_too_long)} examples longer than max_length {job.max_length} "
+              f"(not truncated): {', '.join((too_long + val_too_long)[:5])}", file=sys.stderr)
+
+    # 3. trainer
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    out.mkdir(parents=True, exist_ok=True)
+    mean_len = sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
+    metrics = MetricsLog(out / "metrics.csv", mean_len * job.batch_size * job.grad_accum)
+    callback = type("Metrics", (TrainerCallback,), {"on_log": metrics.on_log})()
+    checkpointing = job.gradient_checkpointing if job.gradient_checkpointing is not None else device.startswith("cuda")
+    config = SFTConfig(
+        output_dir=tempfile.mkdtemp(prefix="trainer-"), save_strategy="no", report_to="none", seed=job.seed,
+        num_train_epochs=job.epochs, max_steps=job.max_steps, learning_rate=job.learning_rate,
+        per_device_train_batch_size=job.batch_size, per_device_eval_batch_size=job.batch_size,
+        gradient_accumulation_steps=job.grad_accum, warmup_steps=job.warmup_ratio, lr_scheduler_type=job.lr_scheduler,
+        logging_steps=job.logging_steps, eval_strategy="steps" if val_rows else "no", eval_steps=job.eval_steps,
+        max_length=job.max_length, bf16=dtype == "bfloat16", fp16=dtype == "float16",
+        gradient_checkpointing=checkpointing, use_cpu=device == "cpu", dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(
+        model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
+        train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
+        callbacks=[callback],
+    )
+
+    # 4. train, then save the adapter (or, for method=full, the model) and the tokenizer
+    t0 = time.perf_counter()
+    result = trainer.train()
+    train_seconds = time.perf_counter() - t0
+    final_eval = trainer.evaluate() if val_rows else {}  # logged through the callback too
+    trainer.model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+    # 5. loss plot, diagnosis, provenance
+    plot_losses(metrics.rows, out / "loss.png", f"{Path(job.out).name}: {engine} {job.method}")
+    diagnosis = diagnose(metrics.rows)
+    (out / "diagnosis.txt").write_text(diagnosis + "\n")
+    manifest = data / "manifest.json"
+    record = {
+        "format_version": 1,
+        "job": asdict(job),
+        "engine": engine, "device": device, "dtype": dtype, "gradient_checkpointing": checkpointing,
+        "provenance": {
+            "data_manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
+            "git_commit": git_commit(), "versions": versions(),
+            "base_model": job.base_model, "base_model_weights_sha256": base_weights_sha256(job.base_model),
+            "host": platform.node(), "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
+        },
+        "data": {"train_examples": len(train_rows), "val_examples": len(val_rows),
+                 "left_out_too_long": too_long + val_too_long,
+                 "label_tokens": sum(sum(1 for t in r["labels"] if t != IGNORE) for r in train_rows)},
+        "result": {"steps": result.global_step, "train_loss": result.training_loss, "train_seconds": round(train_seconds, 1),
+                   "eval_loss": final_eval.get("eval_loss"), "diagnosis": diagnosis},
+        "files": sorted(p.name for p in out.iterdir() if p.is_file()),
+    }
+    atomic_write_text(out / "job.json", json.dumps(record, indent=2) + "\n")
+    print(f"trained {result.global_step} steps in {train_seconds:.0f} s ({engine}, {job.method}, {device}/{dtype}); "
+          f"train loss {result.training_loss:.4f}, eval loss {final_eval.get('eval_loss', float('nan')):.4f}")
+    print(f"diagnosis: {diagnosis}")
+    print(f"saved to {out}: {', '.join(record['files'])}")
+
+    # 6. optionally, the golden suite on the fresh adapter through the harness's local-adapter backend
+    # (golden.json, not job.json: the report's fingerprint holds job.json's hash, which must not change after)
+    if job.eval_golden and job.method == "lora":
+        record["golden"] = evaluate_golden(job, out, device, dtype)
+        atomic_write_text(out / "golden.json", json.dumps(record["golden"], indent=2) + "\n")
+    return record
+
+
+def evaluate_golden(job: Job, adapter: Path, device: str, dtype: str) -> dict[str, Any]:
+    """Run the golden suite on the adapter (report under reports/, traced to job.json by the fingerprint)."""
+    from harness.backends import BackendOptions
+    from harness.backends.local import GenerationSettings, LocalBackend
+    from harness.cases import load_case_file
+    from harness.gate import resolve_thresholds
+    from harness.report import new_run_id
+    from harness.run import EvalRun
+    from harness.summary import format_table
+
+    golden = Path(job.golden)
+    if not golden.exists() and not golden.is_absolute():
+        golden = Path(__file__).resolve().parents[1] / golden  # the project's own golden/ when run elsewhere
+    paths = sorted(golden.glob("*.jsonl")) if golden.is_dir() else [golden]
+    files = [load_case_file(p) for p in paths]
+    backend = LocalBackend(job.base_model, adapter, device=device, dtype=dtype,
+                           settings=GenerationSettings(max_new_tokens=job.eval_max_new_tokens))
+    run = EvalRun(model="local-adapter", options=BackendOptions({}), thresholds=resolve_thresholds(), reports_dir=Path("reports"),
+                  run_id=new_run_id("local-adapter"), case_files={f.path: f.sha256 for f in files})
+    run.start([c for f in files for c in f.cases], backend=backend)
+    run.run_all()
+    summary = run.finish()
+    print("\n".join(format_table(summary)))
+    print(f"gate: {'PASSED' if summary['gate']['passed'] else 'FAILED'}; report: {run.writer.dir / 'summary.json'}")
+    return {"run_id": run.run_id, "case_pass_rate": summary["case_pass_rate"], "gate_passed": summary["gate"]["passed"]}
+
+
+def parse_args(argv: list[str] | None = None) -> Job:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="a JSON file of job options (unknown keys are errors); flags override it")
+    for f in fields(Job):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if isinstance(default, bool) or f.name in ("gradient_checkpointing",):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default: {default})")
+        else:
+            kind = {"int": int, "float": float}.get(type(default).__name__, str)
+            parser.add_argument(flag, type=kind, default=None, help=f"(default: {default})")
+    args = parser.parse_args(argv)  # an unknown flag is an error here
+    values: dict[str, Any] = json.loads(Path(args.config).read_text()) if args.config else {}
+    values.update({k: v for k, v in vars(args).items() if k != "config" and v is not None})
+    try:
+        return Job.from_dict(values)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+        raise
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except (TrainingSetupError, ValueError) as exc:
+        print(f"training refused: {exc}", file=sys.stderr)
+        sys.exit(1)
