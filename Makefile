@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # torch 2.13.0's CPU build lies on this machine's disk; on a CUDA box: make venv TORCH=<version>
 TORCH ?= 2.13.0
 
-.PHONY: test venv clean
+.PHONY: test venv demo gpu-smoke bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,5 +18,18 @@ venv: $(BIN)/.installed
 test: venv
 	$(BIN)/pytest -q
 
+# The whole loop on one CPU with a tiny stand-in model: data, train, evaluate before/after (~8 min on 2 cores).
+demo: venv
+	$(BIN)/python -m training.demo --workdir demo
+
+# On a CUDA machine: `make venv TORCH=<cuda torch version>`, `$(BIN)/pip install -e '.[gpu]'`, then this.
+gpu-smoke: venv
+	$(BIN)/python -m training.gpu_smoke
+
+bench: venv
+	$(BIN)/python benchmarks/local_generation.py
+	$(BIN)/python benchmarks/remote_concurrency.py
+	$(BIN)/python benchmarks/training_throughput.py
+
 clean:
-	rm -rf $(VENV) reports .pytest_cache
+	rm -rf $(VENV) reports demo .pytest_cache

@@ -368,7 +368,7 @@ def main(job: Job) -> dict[str, Any]:
             "base_model": job.base_model, "base_model_weights_sha256": base_weights_sha256(job.base_model),
             "host": platform.node(), "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
         },
-        "data": {"train_examples": len(train_rows), "val_examples": len(val_rows),
+        "data": {"train_examples": len(train_rows), "val_examples": len(val_rows), "mean_sequence_tokens": round(mean_len, 1),
                  "left_out_too_long": too_long + val_too_long,
                  "label_tokens": sum(sum(1 for t in r["labels"] if t != IGNORE) for r in train_rows)},
         "result": {"steps": result.global_step, "train_loss": result.training_loss, "train_seconds": round(train_seconds, 1),
