@@ -1,6 +1,5 @@
 """The trainer on the tiny offline model: masking, refusals, options, outputs, provenance."""
 import json
-from pathlib import Path
 
 import pytest
 
@@ -124,13 +123,14 @@ def test_diagnosis_follows_the_plan():
     assert diagnose(rows([(1, 2.5, None), (2, 2.0, 2.1)])).startswith("underfitting")
     assert diagnose(rows([(1, 1.0, 1.1), (2, 0.5, 0.9), (3, 0.1, 1.3)])).startswith("overfitting")
     assert diagnose(rows([(1, 1.0, 1.1), (2, 0.5, 0.6), (3, 0.3, 0.35)])).startswith("healthy")
+    assert diagnose(rows([(1, 0.5, 0.9), (2, 0.1, 0.85)])).startswith("overfitting")  # the plan's "train 0.1, eval 0.8+"
 
 
 def test_a_short_run_saves_the_adapter_only_with_its_provenance(tiny, data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "adapter"
-    record = main(Job(data=str(data), out=str(out), base_model=str(tiny), max_steps=4, batch_size=2, grad_accum=1,
-                      logging_steps=1, eval_steps=2, lora_r=4, lora_alpha=8, eval_golden=True, eval_max_new_tokens=8))
+    main(Job(data=str(data), out=str(out), base_model=str(tiny), max_steps=4, batch_size=2, grad_accum=1,
+             logging_steps=1, eval_steps=2, lora_r=4, lora_alpha=8, eval_golden=True, eval_max_new_tokens=8))
     names = {p.name for p in out.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "job.json", "metrics.csv",
             "loss.png", "diagnosis.txt", "golden.json"} <= names

@@ -231,6 +231,9 @@ def diagnose(rows: list[dict[str, Any]]) -> str:
     if len(evals) > 1 and last_gap > max(2 * first_gap, 0.1) and last_eval > best_eval * 1.1:
         return (f"overfitting: the eval/train gap grew from {first_gap:.3f} to {last_gap:.3f} and eval loss rose from "
                 f"{best_eval:.3f} to {last_eval:.3f}; add diverse examples, train fewer epochs or lower the learning rate")
+    if last_gap >= 0.7 and last_eval > 2 * last_train:
+        return (f"overfitting: train {last_train:.3f} but eval {last_eval:.3f} (the plan's 'train 0.1, eval 0.8+'): "
+                "the model memorises the training phrasings; add diverse examples or train less")
     return f"healthy: train {last_train:.3f}, eval {last_eval:.3f} (gap {last_gap:+.3f})"
 
 

@@ -12,7 +12,7 @@ import email.utils
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import httpx
 
@@ -79,6 +79,61 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, when.timestamp() - time.time()) if when else None
 
 
+def classify_http(status: int, body: Any, headers: httpx.Headers) -> Failure:
+    """The generic table: 408/409/429/5xx heal, 401/403 never do, other 4xx fail this request only."""
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    text = body if isinstance(body, str) else str(body)
+    message = f"HTTP {status}: {text[:300]}"
+    if status in RETRY_STATUS or status >= 500:
+        return Failure("retry", message, retry_after)
+    if status in (401, 403):
+        return Failure("fatal", f"{message} (check the API token and its permissions)")
+    return Failure("case", message)
+
+
+class RequestFailed(BackendError):
+    """A request that still failed after its retries (or could not be retried)."""
+
+
+def request_sync(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    classify: Callable[[int, Any, httpx.Headers], Failure],
+    redact: Callable[[str], str],
+    retry: RetryPolicy = RetryPolicy(),
+    rng: random.Random | None = None,
+    **kwargs: Any,
+) -> Any:
+    """One request with the same retry rules as the async engine; returns the parsed JSON body.
+    Raises FatalBackendError (cannot heal) or RequestFailed (retries spent), messages redacted."""
+    rng = rng or random.Random(0)
+    last = "no attempt made"
+    for attempt in range(1, retry.max_attempts + 1):
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.TimeoutException as exc:
+            failure = Failure("retry", f"timeout after {retry.timeout_s:g} s ({type(exc).__name__})")
+        except httpx.TransportError as exc:
+            failure = Failure("retry", f"connection error: {type(exc).__name__}: {exc}")
+        else:
+            try:
+                body: Any = response.json()
+            except ValueError:
+                body = response.text
+            if response.is_success and not (isinstance(body, dict) and body.get("success") is False):
+                return body
+            failure = classify(response.status_code, body, response.headers)
+        last = failure.message
+        if failure.kind == "fatal":
+            raise FatalBackendError(redact(failure.message))
+        if failure.kind == "case" or attempt == retry.max_attempts:
+            break
+        time.sleep(retry.delay(attempt, failure.retry_after, rng))
+    raise RequestFailed(redact(f"{method} {url}: {last} (after {attempt} attempt{'s' if attempt > 1 else ''})"))
+
+
 class RateLimiter:
     """At most `per_minute` request starts in any 60-second window (the provider's own rule)."""
 
@@ -142,14 +197,7 @@ class HttpBackend(Backend):
 
     def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
         """Classify a non-2xx response (or a 2xx whose body reports failure)."""
-        retry_after = parse_retry_after(headers.get("retry-after"))
-        text = body if isinstance(body, str) else str(body)
-        message = f"HTTP {status}: {text[:300]}"
-        if status in RETRY_STATUS or status >= 500:
-            return Failure("retry", message, retry_after)
-        if status in (401, 403):
-            return Failure("fatal", f"{message} (check the API token and its permissions)")
-        return Failure("case", message)
+        return classify_http(status, body, headers)
 
     # -- the engine ------------------------------------------------------------------------------
     def redact(self, text: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import httpx
 
 from harness.backends.base import BackendError, BackendOptions, Request
-from harness.backends.http import Failure, HttpBackend, RetryPolicy, Secret, parse_retry_after
+from harness.backends.http import Failure, HttpBackend, RetryPolicy, Secret, classify_http, parse_retry_after
 from harness.chat_format import EOT, render_llama3
 
 CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
@@ -31,6 +31,22 @@ CF_FATAL = {
     5016: "the model's terms were not agreed to: accept them once in the dashboard or with 'agree'",
     10000: "authentication error: check CLOUDFLARE_API_TOKEN",
 }
+
+
+def classify_cloudflare(status: int, body: Any, headers: httpx.Headers) -> Failure:
+    """Cloudflare's envelope errors first (by code), then the generic HTTP table."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    code, message = first.get("code"), str(first.get("message", ""))
+    if code in CF_FATAL:
+        return Failure("fatal", f"Cloudflare error {code}: {message} ({CF_FATAL[code]})")
+    if code in CF_RETRY:
+        return Failure("retry", f"Cloudflare error {code} ({CF_RETRY[code]}): {message}",
+                       parse_retry_after(headers.get("retry-after")))
+    generic = classify_http(status, body, headers)
+    if code is not None:
+        return Failure(generic.kind, f"Cloudflare error {code} (HTTP {status}): {message}", generic.retry_after)
+    return generic
 
 
 def _env_secret(var: str, backend: str, required: bool = True) -> Secret:
@@ -99,18 +115,7 @@ class CloudflareBackend(HttpBackend):
         return text, usage if isinstance(usage, dict) else None
 
     def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
-        errors = body.get("errors") if isinstance(body, dict) else None
-        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        code, message = first.get("code"), str(first.get("message", ""))
-        if code in CF_FATAL:
-            return Failure("fatal", f"Cloudflare error {code}: {message} ({CF_FATAL[code]})")
-        if code in CF_RETRY:
-            return Failure("retry", f"Cloudflare error {code} ({CF_RETRY[code]}): {message}",
-                           parse_retry_after(headers.get("retry-after")))
-        if code is not None:
-            failure = super().classify(status, body, headers)
-            return Failure(failure.kind, f"Cloudflare error {code} (HTTP {status}): {message}", failure.retry_after)
-        return super().classify(status, body, headers)
+        return classify_cloudflare(status, body, headers)
 
     def fingerprint(self) -> dict[str, Any]:
         return {
