@@ -94,12 +94,19 @@ class FakeCloudflare:
         self.models, self.lora_models, self.finetunes = models, lora_models, finetunes
         self.served_models, self.openai_key = served_models, openai_key
         self.delay_s, self.usage, self.echo_token_in_errors = delay_s, usage, echo_token_in_errors
+        self.store: dict[str, dict[str, Any]] = {}  # finetune id -> {id, name, model, description, files}
+        self.apply_lora = True  # False simulates an adapter that uploads but is silently not applied
         self.requests: list[FakeRequest] = []
         self.in_flight = self.max_in_flight = 0
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.route("POST", r"/client/v4/accounts/(?P<account>[^/]+)/ai/run/(?P<model>.+)", self._run)
+        self.route("GET", r"/client/v4/accounts/(?P<account>[^/]+)/ai/models/search", self._models)
+        self.route("GET", r"/client/v4/accounts/(?P<account>[^/]+)/ai/finetunes", self._list_finetunes)
+        self.route("POST", r"/client/v4/accounts/(?P<account>[^/]+)/ai/finetunes", self._create_finetune)
+        self.route("POST", r"/client/v4/accounts/(?P<account>[^/]+)/ai/finetunes/(?P<id>[^/]+)/finetune-assets",
+                   self._upload_asset)
         self.route("POST", r"/v1/chat/completions", self._openai)
         self.route("POST", r"/v1/completions", self._openai)
         self._server: ThreadingHTTPServer | None = None
@@ -245,14 +252,70 @@ class FakeCloudflare:
         if lora is not None:
             if self.lora_models is not None and model not in self.lora_models:
                 return cf_error(5005)
-            if self.finetunes is not None and lora not in self.finetunes:
+            stored = next((f for f in self.store.values() if lora in (f["id"], f["name"])), None)
+            if stored is None and self.finetunes is not None and lora not in self.finetunes:
                 return cf_error(3037, f"Finetune {lora} not found")
+            if stored is not None and not {"adapter_model.safetensors", "adapter_config.json"} <= set(stored["files"]):
+                return cf_error(3039)
+            if not self.apply_lora:
+                body = {k: v for k, v in body.items() if k != "lora"}
         text = self.reply(body)
         result: dict[str, Any] = {"response": text}
         if self.usage:
             result["usage"] = {"prompt_tokens": 100, "completion_tokens": max(1, len(text) // 4),
                                "total_tokens": 100 + max(1, len(text) // 4)}
         return 200, {}, envelope(result)
+
+    # -- catalog and finetunes (deploy) ------------------------------------------------------------
+    def _models(self, req: FakeRequest) -> tuple[int, dict[str, str], Any]:
+        denied = self.check_bearer(req, self.token)
+        if denied:
+            return denied
+        from urllib.parse import parse_qs, urlparse
+
+        search = (parse_qs(urlparse(req.path).query).get("search") or [""])[0].lower()
+        names = sorted(self.models or set()) or sorted(self.lora_models or set())
+        models = [{"id": f"id-{i}", "name": n, "description": "", "task": {"name": "Text Generation"},
+                   "properties": [{"property_id": "lora", "value": "true"}] if n in (self.lora_models or set()) else []}
+                  for i, n in enumerate(names)]
+        return 200, {}, envelope([m for m in models if search in m["name"].lower()])
+
+    def _list_finetunes(self, req: FakeRequest) -> tuple[int, dict[str, str], Any]:
+        denied = self.check_bearer(req, self.token)
+        if denied:
+            return denied
+        return 200, {}, envelope([{k: f[k] for k in ("id", "name", "model", "description")} for f in self.store.values()])
+
+    def _create_finetune(self, req: FakeRequest) -> tuple[int, dict[str, str], Any]:
+        denied = self.check_bearer(req, self.token)
+        if denied:
+            return denied
+        body = req.body if isinstance(req.body, dict) else {}
+        model, name = body.get("model"), body.get("name")
+        if not isinstance(model, str) or not isinstance(name, str) or not name:
+            return cf_error(5006, "model and name are required")
+        if self.lora_models is not None and model not in self.lora_models:
+            return cf_error(5005)
+        if any(f["name"] == name for f in self.store.values()):
+            return cf_error(3002, f"A finetune named {name} already exists")
+        fid = f"ft-{len(self.store) + 1:04d}-{abs(hash(name)) % 10**6:06d}"
+        self.store[fid] = {"id": fid, "name": name, "model": model, "description": body.get("description", ""), "files": {}}
+        return 200, {}, envelope({"id": fid, "name": name, "model": model, "description": body.get("description", ""),
+                                  "created_at": "2026-11-22T00:00:00Z"})
+
+    def _upload_asset(self, req: FakeRequest) -> tuple[int, dict[str, str], Any]:
+        denied = self.check_bearer(req, self.token)
+        if denied:
+            return denied
+        finetune = self.store.get(req.params["id"])
+        if finetune is None:
+            return cf_error(3037, f"Finetune {req.params['id']} not found")
+        fields = _multipart(req.headers.get("content-type", ""), req.raw)
+        name, content = fields.get("file_name"), fields.get("file")
+        if not isinstance(name, bytes) or content is None:
+            return cf_error(5006, "file_name and file are required")
+        finetune["files"][name.decode()] = content
+        return 200, {}, envelope({"success": True})
 
     def _openai(self, req: FakeRequest) -> tuple[int, dict[str, str], Any]:
         if self.openai_key is not None and req.headers.get("authorization") != f"Bearer {self.openai_key}":
@@ -291,3 +354,17 @@ def _run_body_problem(body: Any) -> str | None:
         if key in body and not isinstance(body[key], kind):
             return f"'{key}' has the wrong type"
     return None
+
+
+def _multipart(content_type: str, raw: bytes) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    out: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            out[str(name)] = part.get_payload(decode=True) or b""
+    return out

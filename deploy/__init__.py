@@ -1,0 +1,1 @@
+"""deploy: adapter -> checked bundle -> Cloudflare Workers AI finetune -> verified, failing closed at every step."""

@@ -1,0 +1,188 @@
+"""Offline checks of an adapter folder against Cloudflare Workers AI's LoRA rules, and the export bundle.
+
+Fail closed: the first failed check stops, and says how to fix it. The rules (facts.md): a LoRA
+adapter, not a merged model; `adapter_model.safetensors` + `adapter_config.json`, named exactly;
+`peft_type` LORA; rank <= 32; `model_type` in the config (llama, mistral, gemma; PEFT does not
+write it); a base model that is the Cloudflare model's; under 300 MB.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from harness.hashing import sha256_file
+from harness.report import atomic_write_text
+
+MAX_RANK = 32
+MAX_BYTES = 300 * 1000 * 1000
+MODEL_TYPES = ("llama", "mistral", "gemma")
+WEIGHTS, CONFIG = "adapter_model.safetensors", "adapter_config.json"
+FULL_WEIGHTS = re.compile(r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$|\.gguf$")
+
+# Hugging Face base model (its last path part, lower case) -> (Cloudflare model, model_type).
+BASE_MODELS: dict[str, tuple[tuple[str, ...], str]] = {
+    "llama-3.2-3b-instruct": (("@cf/meta/llama-3.2-3b-instruct",), "llama"),
+    "llama-3.2-1b-instruct": (("@cf/meta/llama-3.2-1b-instruct",), "llama"),
+    "llama-3.1-8b-instruct": (("@cf/meta/llama-3.1-8b-instruct", "@cf/meta/llama-3.1-8b-instruct-fast"), "llama"),
+    "meta-llama-3.1-8b-instruct": (("@cf/meta/llama-3.1-8b-instruct", "@cf/meta/llama-3.1-8b-instruct-fast"), "llama"),
+    "mistral-7b-instruct-v0.2": (("@cf/mistral/mistral-7b-instruct-v0.2-lora",), "mistral"),
+    "mistral-small-3.1-24b-instruct-2503": (("@cf/mistralai/mistral-small-3.1-24b-instruct",), "mistral"),
+    "gemma-2b-it": (("@cf/google/gemma-2b-it-lora",), "gemma"),
+    "gemma-7b-it": (("@cf/google/gemma-7b-it-lora",), "gemma"),
+    "gemma-3-12b-it": (("@cf/google/gemma-3-12b-it",), "gemma"),
+}
+
+
+class CheckFailed(Exception):
+    def __init__(self, name: str, problem: str, fix: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name, self.problem, self.fix = name, problem, fix
+
+
+@dataclass(frozen=True)
+class Passed:
+    name: str
+    detail: str
+
+
+def base_key(base: str | None) -> str:
+    return (base or "").rstrip("/").split("/")[-1].lower()
+
+
+def expected_model_type(base: str | None, cf_model: str) -> str | None:
+    """The model_type Cloudflare wants, from the base model table or the Cloudflare model's family."""
+    entry = BASE_MODELS.get(base_key(base))
+    if entry:
+        return entry[1]
+    family = cf_model.split("/")[-1].lower()
+    return next((t for t in MODEL_TYPES if family.startswith(t)), None)
+
+
+def _tensor_info(path: Path) -> dict[str, tuple[list[int], str]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: (list(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+
+
+def checks(folder: Path, cf_model: str, *, max_rank: int = MAX_RANK, force_base: bool = False,
+           require_model_type: bool = True) -> Iterator[Passed]:
+    """Yield each passed check; raise CheckFailed at the first failure."""
+    if not folder.is_dir():
+        raise CheckFailed("folder", f"{folder} does not exist", "point at the adapter folder training wrote")
+    names = {p.name for p in folder.iterdir() if p.is_file()}
+    full = sorted(n for n in names if FULL_WEIGHTS.search(n))
+    if full:
+        raise CheckFailed("adapter, not a merged model", f"full model weights found: {', '.join(full)}",
+                          "export the adapter only: save the PEFT model (model.save_pretrained) without merging; "
+                          "Cloudflare applies the adapter to its own hosted base model")
+    if CONFIG not in names:
+        raise CheckFailed("adapter_config.json", "missing", "save the adapter with PEFT's save_pretrained, which writes it")
+    if WEIGHTS not in names:
+        other = sorted(n for n in names if n.startswith("adapter_model"))
+        raise CheckFailed("adapter_model.safetensors", f"missing{' (found ' + ', '.join(other) + ')' if other else ''}",
+                          "save with safe_serialization=True; the file must be named exactly adapter_model.safetensors")
+    yield Passed("files", f"{CONFIG} and {WEIGHTS}, no full model weights")
+    size = sum((folder / n).stat().st_size for n in (WEIGHTS, CONFIG))
+    if size >= MAX_BYTES:
+        raise CheckFailed("size", f"{size / 1e6:.1f} MB, the limit is {MAX_BYTES / 1e6:.0f} MB",
+                          "lower the rank or target fewer modules")
+    yield Passed("size", f"{size / 1e6:.2f} MB < {MAX_BYTES / 1e6:.0f} MB")
+    try:
+        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CheckFailed(CONFIG, f"not valid JSON ({exc})", "re-save the adapter") from None
+    if str(config.get("peft_type", "")).upper() != "LORA":
+        raise CheckFailed("peft_type", f"{config.get('peft_type')!r}, not LORA", "Cloudflare serves LoRA adapters only")
+    r = config.get("r")
+    if not isinstance(r, int) or r < 1 or r > max_rank:
+        raise CheckFailed("rank", f"r = {r}, the limit is {max_rank}", f"retrain with --lora-r {min(16, max_rank)}")
+    yield Passed("LoRA", f"peft_type LORA, r {r} <= {max_rank}, alpha {config.get('lora_alpha')}")
+    base = config.get("base_model_name_or_path")
+    entry = BASE_MODELS.get(base_key(base))
+    if entry and cf_model not in entry[0]:
+        raise CheckFailed("base model", f"the adapter was trained on {base!r}, which is {' or '.join(entry[0])} on "
+                          f"Cloudflare, not {cf_model}", "pass the matching --cf-model, or retrain on the right base")
+    if not entry and not force_base:
+        raise CheckFailed("base model", f"{base!r} is not in the table of bases known to match a Cloudflare model",
+                          "check that it is the same model as --cf-model, then pass --force-base")
+    yield Passed("base model", f"{base} -> {cf_model}" + ("" if entry else " (forced)"))
+    model_type = config.get("model_type")
+    want = expected_model_type(base, cf_model)
+    if model_type is None and require_model_type:
+        raise CheckFailed("model_type", "adapter_config.json has no model_type (PEFT does not write it)",
+                          "run `python -m deploy export`, which adds it")
+    if model_type is not None and model_type not in MODEL_TYPES:
+        raise CheckFailed("model_type", f"{model_type!r} is not one of {', '.join(MODEL_TYPES)}", "use the base's family")
+    if model_type is not None and want and model_type != want:
+        raise CheckFailed("model_type", f"{model_type!r}, but {cf_model} is a {want} model", f"set model_type to {want}")
+    if model_type is not None:
+        yield Passed("model_type", model_type)
+    yield Passed("tensors", _check_tensors(folder / WEIGHTS, config))
+
+
+def _check_tensors(path: Path, config: dict[str, Any]) -> str:
+    try:
+        info = _tensor_info(path)
+    except Exception as exc:  # safetensors raises several types for a broken file
+        raise CheckFailed("safetensors", f"unreadable: {exc}", "re-save the adapter") from None
+    r = config["r"]
+    targets = config.get("target_modules")
+    lora = {k: v for k, v in info.items() if ".lora_A." in k or ".lora_B." in k}
+    other = sorted(set(info) - set(lora))
+    if not lora or other:
+        raise CheckFailed("tensors", f"{len(other)} tensor(s) that are not LoRA matrices (e.g. {other[:2]})" if other
+                          else "no lora_A / lora_B tensors", "export an unmerged, unquantized LoRA adapter")
+    for key, (shape, dtype) in lora.items():
+        if dtype not in ("F32", "F16", "BF16"):
+            raise CheckFailed("tensors", f"{key} is {dtype}: a quantized export", "save the LoRA weights in 16/32-bit")
+        rank = shape[0] if ".lora_A." in key else shape[1]
+        if len(shape) != 2 or rank != r:
+            raise CheckFailed("tensors", f"{key} has shape {shape}, which does not match r = {r}", "re-save the adapter")
+        module = key.split(".lora_")[0].removeprefix("base_model.model.")
+        if isinstance(targets, list) and not any(module == t or module.endswith("." + t) for t in targets):
+            raise CheckFailed("tensors", f"{key} adapts {module!r}, which target_modules does not name", "re-save the adapter")
+    return f"{len(lora)} LoRA matrices, every one rank {r}, all in target_modules"
+
+
+def run_checks(folder: Path, cf_model: str, echo: Callable[[str], None], **kwargs: Any) -> bool:
+    """Print each check; on the first failure print it with its fix and return False."""
+    try:
+        for passed in checks(folder, cf_model, **kwargs):
+            echo(f"  ok    {passed.name}: {passed.detail}")
+    except CheckFailed as failed:
+        echo(f"  FAIL  {failed.name}: {failed.problem}\n        fix: {failed.fix}")
+        return False
+    return True
+
+
+def export(folder: Path, out: Path, cf_model: str, **kwargs: Any) -> dict[str, Any]:
+    """Write the adapter-only bundle with model_type added (every other field kept) and a manifest."""
+    list(checks(folder, cf_model, require_model_type=False, **kwargs))
+    config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    config.setdefault("model_type", expected_model_type(config.get("base_model_name_or_path"), cf_model))
+    if config["model_type"] is None:
+        raise CheckFailed("model_type", f"cannot tell the family of {cf_model}", "add model_type to adapter_config.json")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / WEIGHTS, out / WEIGHTS)
+    atomic_write_text(out / CONFIG, json.dumps(config, indent=2) + "\n")
+    job = folder / "job.json"
+    manifest = {
+        "format_version": 1,
+        "cf_model": cf_model,
+        "base_model": config.get("base_model_name_or_path"),
+        "model_type": config["model_type"],
+        "r": config.get("r"), "lora_alpha": config.get("lora_alpha"), "target_modules": config.get("target_modules"),
+        "files": {n: {"sha256": sha256_file(out / n), "bytes": (out / n).stat().st_size} for n in (WEIGHTS, CONFIG)},
+        "adapter_sha256": sha256_file(out / WEIGHTS),  # the same hash the local backend's fingerprint shows
+        "source": str(folder),
+        "training_job_sha256": sha256_file(job) if job.is_file() else None,
+        "training_job": json.loads(job.read_text()).get("provenance") if job.is_file() else None,
+    }
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    list(checks(out, cf_model, **kwargs))  # the bundle itself must pass every check
+    return manifest
