@@ -1,0 +1,116 @@
+"""python -m training.data {build,validate,stats}"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from harness.chat_format import date_string
+from training.data.build import BuildConfig, build, composition
+from training.data.examples import example_now
+from training.data.convert import CONVERTERS
+from training.data.generate import Composition
+from training.data.validate import read_jsonl, validate_file
+from training.data.split import SPLITS
+
+
+def _build(args: argparse.Namespace) -> int:
+    converted = tuple((src, path) for src in CONVERTERS for path in getattr(args, src.replace("-", "_")) or [])
+    config = BuildConfig(out=args.out, seed=args.seed, holdout=args.holdout, val=args.val,
+                         golden=tuple(args.golden or ()), converted=converted,
+                         composition=Composition(no_tool_fraction=args.no_tool_fraction,
+                                                 general_fraction=args.general_fraction))
+    started = time.perf_counter()
+    try:
+        manifest = build(config)
+    except ValueError as exc:
+        print(f"build refused: {exc}", file=sys.stderr)
+        return 1
+    counts = manifest["counts"]
+    print(f"built {counts['total']} examples in {time.perf_counter() - started:.1f} s -> {args.out}")
+    print("  " + ", ".join(f"{name} {f['examples']}" for name, f in manifest["files"].items()))
+    print(f"  dropped {counts['decontaminated']} near-copies of golden prompts, {counts['duplicates']} duplicates")
+    for line in manifest["conversion"]:
+        print("  " + line)
+    _print_table(manifest["composition"], counts["total"])
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    bad = 0
+    for path in args.files:
+        problems = validate_file(path)
+        for p in problems:
+            print(p)
+        bad += len(problems)
+        if not problems:
+            print(f"{path}: {len(read_jsonl(path))} examples, all valid")
+    return 1 if bad else 0
+
+
+def _print_table(comp: dict, total: int) -> None:
+    for title, table in (("kind", comp["kinds"]), ("tool (final reply)", comp["tools"]), ("source", comp["sources"])):
+        print(f"  {title:<20} {'n':>6} {'share':>7}")
+        for key, n in table.items():
+            print(f"    {key:<18} {n:>6} {n / total:>7.1%}")
+
+
+def _stats(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    tokenizer = None
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    for split in SPLITS:
+        examples = [ex for _, ex in read_jsonl(folder / f"{split}.jsonl")]
+        if not examples:
+            print(f"{split}: empty")
+            continue
+        if tokenizer is not None:
+            lengths = [len(tokenizer.apply_chat_template(ex["messages"], tokenize=True, return_dict=False,
+                                                         date_string=date_string(example_now(ex)))) for ex in examples]
+            unit = "tokens"
+        else:
+            lengths = [sum(len(m["content"]) for m in ex["messages"]) // 4 for ex in examples]
+            unit = "tokens (approx. chars/4; pass --tokenizer for exact)"
+        print(f"{split}: {len(examples)} examples; length in {unit}: median {statistics.median(lengths):.0f}, "
+              f"max {max(lengths)}")
+        _print_table(composition(examples), len(examples))
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        counts = json.loads(manifest.read_text())["counts"]
+        print("manifest: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.data", description="Build and audit the fine-tuning data.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="generate + convert + validate + split + decontaminate, then write")
+    b.add_argument("--out", default="data/v1")
+    b.add_argument("--seed", type=int, default=BuildConfig.seed)
+    b.add_argument("--holdout", type=float, default=BuildConfig.holdout)
+    b.add_argument("--val", type=float, default=BuildConfig.val)
+    b.add_argument("--no-tool-fraction", type=float, default=Composition.no_tool_fraction)
+    b.add_argument("--general-fraction", type=float, default=Composition.general_fraction)
+    b.add_argument("--golden", action="append", help="case file to decontaminate against (default: golden/*.jsonl)")
+    for src in CONVERTERS:
+        b.add_argument(f"--{src}", action="append", metavar="FILE", help=f"a local {src} file to convert")
+    b.set_defaults(run=_build)
+    v = sub.add_parser("validate", help="check files example by example; exit 1 on any bad example")
+    v.add_argument("files", nargs="+")
+    v.set_defaults(run=_validate)
+    s = sub.add_parser("stats", help="composition and lengths of a built set")
+    s.add_argument("folder")
+    s.add_argument("--tokenizer", help="a tokenizer folder for exact token lengths")
+    s.set_defaults(run=_stats)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""sources -> generate/convert -> validate -> split/decontaminate/dedup -> train/val/holdout + manifest.
+
+    python -m training.data build --out data/v1 [--glaive FILE ...] [--seed 13]
+    python -m training.data validate data/v1/train.jsonl
+    python -m training.data stats data/v1
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from harness.cases import DEFAULT_NOW
+from harness.isotime import parse_now
+from harness.parse import parse_reply
+from harness.prompt import build_system_prompt
+from harness.report import atomic_write_text
+from training.data.convert import ConvertReport, convert_file
+from training.data.examples import make_example
+from training.data.generate import Composition, Phrasing, phrasings, targets
+from training.data.plain import general_phrasings, no_tool_phrasings
+from training.data.split import SPLITS, GoldenIndex, by_split, decontaminate, dedup, split_groups
+from training.data.validate import check_examples, read_jsonl
+from training.data.vocab import random_now
+
+FORMAT_VERSION = 1
+SEEDS = Path(__file__).resolve().parent / "sources" / "seeds.jsonl"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    out: str = "data/v1"
+    seed: int = 13
+    holdout: float = 0.15
+    val: float = 0.10
+    composition: Composition = field(default_factory=Composition)
+    golden: tuple[str, ...] = ()          # case files to decontaminate against (default: golden/*.jsonl)
+    converted: tuple[tuple[str, str], ...] = ()  # (source, local file)
+    convert_limit: int | None = 150       # per source, the plan's yield
+
+
+def load_seeds(path: Path = SEEDS) -> list[dict[str, Any]]:
+    """Hand-written examples (data in the repo), each its own group."""
+    out = []
+    for line, rec in read_jsonl(path):
+        if isinstance(rec, str):
+            raise ValueError(f"{path}:{line}: {rec}")
+        out.append(make_example([tuple(t) for t in rec["turns"]], now=parse_now(rec["now"]), kind=rec["kind"],
+                                source="seed", group=f"seed/{line}"))
+    return out
+
+
+def expand(phrasings: Sequence[Phrasing], total: int, seed: int) -> list[dict[str, Any]]:
+    """`total` distinct examples drawn round-robin from the phrasings; a phrasing that runs out of
+    new variants (a fixed question) drops out and the others fill its share."""
+    rngs = {p.group + f"#{p.index}": random.Random(f"{seed}/{p.group}/{p.index}") for p in phrasings}
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    misses = {key: 0 for key in rngs}
+    out: list[dict[str, Any]] = []
+    while len(out) < total and any(m < 12 for m in misses.values()):
+        for p in phrasings:
+            key = p.group + f"#{p.index}"
+            if len(out) == total or misses[key] >= 12:
+                continue
+            rng = rngs[key]
+            now = random_now(rng)
+            turns = tuple(p.build(rng, now))
+            if turns in seen:
+                misses[key] += 1
+                continue
+            seen.add(turns)
+            out.append(make_example(list(turns), now=now, kind=p.kind, source="generated", group=p.group))
+    return out
+
+
+def generated(comp: Composition, seed: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """All generated examples, and group -> stratum (what the split stratifies on)."""
+    want = targets(comp)
+    by_key: dict[str, list[Phrasing]] = defaultdict(list)
+    for p, key in phrasings():
+        by_key[key].append(p)
+    tool_total = sum(want.values())
+    whole = tool_total / (1 - comp.no_tool_fraction - comp.general_fraction)
+    by_key["no_tool"] = no_tool_phrasings()
+    by_key["general"] = general_phrasings()
+    want["no_tool"] = round(whole * comp.no_tool_fraction)
+    want["general"] = round(whole * comp.general_fraction)
+    examples, strata = [], {}
+    for key, group_phrasings in by_key.items():
+        strata.update({p.group: key for p in group_phrasings})
+        examples += expand(group_phrasings, want[key], seed)
+    return examples, strata
+
+
+def build(config: BuildConfig) -> dict[str, Any]:
+    """Build, check and write a data set; returns the manifest."""
+    examples, strata = generated(config.composition, config.seed)
+    seeds = load_seeds()
+    strata.update({ex["group"]: "seed" for ex in seeds})
+    reports: list[ConvertReport] = []
+    converted = []
+    for source, path in config.converted:
+        got, report = convert_file(source, path, config.convert_limit)
+        reports.append(report)
+        converted += got
+        strata.update({ex["group"]: f"converted:{source}" for ex in got})
+    everything = seeds + examples + converted
+    check_examples(everything, "the built set")  # zero tolerance: nothing is written if one is bad
+    assignment = split_groups(_invert(strata), config.holdout, config.val, config.seed)
+    golden = config.golden or tuple(str(p) for p in sorted(GOLDEN.glob("*.jsonl")))
+    kept, dropped = decontaminate(everything, GoldenIndex.from_files(golden))
+    unique = dedup(kept)
+    splits = by_split(unique, assignment)
+    out = Path(config.out)
+    files = {}
+    for name in SPLITS:
+        text = "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in splits[name])
+        atomic_write_text(out / f"{name}.jsonl", text)
+        files[name] = {"examples": len(splits[name]), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "config": _jsonable(asdict(config)),
+        "files": files,
+        "counts": {"generated": len(examples), "seeds": len(seeds), "converted": len(converted),
+                   "decontaminated": len(dropped), "duplicates": len(kept) - len(unique), "total": len(unique)},
+        "conversion": [r.line() for r in reports],
+        "decontaminated_examples": dropped,
+        "golden_files": list(golden),
+        "system_prompt_sha256": hashlib.sha256(build_system_prompt(parse_now(DEFAULT_NOW)).encode()).hexdigest(),
+        "composition": composition(unique),
+    }
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def _invert(strata: Mapping[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for group, stratum in strata.items():
+        out[stratum].append(group)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def composition(examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts per kind, per tool called in the final reply, per source."""
+    kinds, tools, sources = Counter(), Counter(), Counter()
+    for ex in examples:
+        kinds[ex["kind"]] += 1
+        sources[ex["source"]] += 1
+        for c in parse_reply(ex["messages"][-1]["content"]).calls:
+            tools[c.tool] += 1
+    return {"kinds": dict(sorted(kinds.items())), "tools": dict(sorted(tools.items())), "sources": dict(sorted(sources.items()))}

@@ -1,0 +1,130 @@
+"""Zero-tolerance validation of training examples, with the harness's own parser, schemas and prompt."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from harness.isotime import parse_date, parse_datetime, parse_now
+from harness.parse import parse_reply
+from harness.prompt import build_system_prompt
+from harness.tools import Catalogue, load_catalogue
+from training.data.examples import KINDS
+
+ROLES = ("system", "user", "assistant", "tool")
+PLAIN_KINDS = ("no_tool", "general")
+# Which params hold dates: a date or date-time, or a date-time only.
+DATE_OR_DATETIME = ("dueDate", "dueBefore", "date")
+DATETIME_ONLY = ("startTime", "endTime")
+
+
+def _date_problem(name: str, value: Any) -> str | None:
+    if name in DATETIME_ONLY and parse_datetime(value) is None:
+        return f"{name} {value!r} is not an ISO 8601 date-time (YYYY-MM-DDTHH:MM)"
+    if name in DATE_OR_DATETIME and parse_date(value) is None and parse_datetime(value) is None:
+        return f"{name} {value!r} is not an ISO 8601 date or date-time"
+    return None
+
+
+def validate_example(ex: Any, catalogue: Catalogue | None = None) -> list[str]:
+    """Every rule this example breaks (empty when it is fit to train on)."""
+    catalogue = catalogue or load_catalogue()
+    if not isinstance(ex, dict):
+        return ["not a JSON object"]
+    problems: list[str] = []
+    kind = ex.get("kind")
+    if kind not in KINDS:
+        problems.append(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    try:
+        now = parse_now(ex.get("now", ""))
+    except (ValueError, TypeError):
+        return problems + [f"now {ex.get('now')!r} is not an ISO 8601 date-time"]
+    messages = ex.get("messages")
+    if not isinstance(messages, list) or len(messages) < 3:
+        return problems + ["messages must be a list: system, then the conversation, ending with the assistant"]
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            return problems + [f"messages[{i}]: needs a role ({', '.join(ROLES)}) and string content"]
+    if messages[0]["role"] != "system" or messages[0]["content"] != build_system_prompt(now, catalogue):
+        problems.append("messages[0]: the system prompt is not byte-identical to the harness's for this 'now'")
+    if any(m["role"] == "system" for m in messages[1:]):
+        problems.append("only the first message may be the system prompt")
+    if messages[-1]["role"] != "assistant":
+        problems.append("the last message must be the assistant's reply (the training target)")
+    seen_results: list[str] = []
+    for i, m in enumerate(messages[1:], start=1):
+        if m["role"] == "tool":
+            problems += _tool_turn_problems(i, m["content"])
+            seen_results.append(m["content"])
+        elif m["role"] == "assistant":
+            problems += _assistant_problems(i, m["content"], catalogue, seen_results)
+    final = parse_reply(messages[-1]["content"]) if messages[-1]["role"] == "assistant" else None
+    if final is not None and kind in PLAIN_KINDS and final.outcome != "abstention":
+        problems.append(f"kind {kind}: the final reply must be plain text with no json block")
+    if final is not None and kind in KINDS and kind not in PLAIN_KINDS and final.outcome != "call":
+        problems.append(f"kind {kind}: the final reply must call a tool")
+    return problems
+
+
+def _tool_turn_problems(i: int, content: str) -> list[str]:
+    try:
+        obj = json.loads(content)
+    except ValueError:
+        return [f"messages[{i}] (tool): content is not JSON"]
+    if not isinstance(obj, dict) or not isinstance(obj.get("tool"), str) or "result" not in obj:
+        return [f"messages[{i}] (tool): content must be {{\"tool\": ..., \"result\": ...}}"]
+    return []
+
+
+def _assistant_problems(i: int, content: str, catalogue: Catalogue, results: list[str]) -> list[str]:
+    parsed = parse_reply(content)
+    at = f"messages[{i}] (assistant)"
+    problems = [f"{at}: json block {b.index + 1}: {b.reason}" for b in parsed.invalid]
+    for call in parsed.calls:
+        tool = catalogue.get(call.tool)
+        if tool is None:
+            problems.append(f"{at}: unknown tool {call.tool!r}")
+            continue
+        problems += [f"{at}: {call.tool} params: {e}" for e in tool.schema_errors(call.params)]
+        for name, value in call.params.items():
+            bad_date = _date_problem(name, value)
+            if bad_date:
+                problems.append(f"{at}: {call.tool}.{bad_date}")
+            if name.endswith("Id") and isinstance(value, str) and not any(json.dumps(value) in r for r in results):
+                problems.append(f"{at}: {call.tool}.{name} {value!r} appears in no earlier tool result")
+    if parsed.outcome == "call" and not content.split("```json")[0].strip():
+        problems.append(f"{at}: say what you will do in a sentence before the json block")
+    return problems
+
+
+def validate_records(records: Iterable[tuple[int, Any]], path: str, catalogue: Catalogue | None = None) -> list[str]:
+    """`file:line: problem` for every bad record."""
+    catalogue = catalogue or load_catalogue()
+    return [
+        f"{path}:{line}: {p}"
+        for line, ex in records
+        for p in ([ex] if isinstance(ex, str) else validate_example(ex, catalogue))
+    ]
+
+
+def read_jsonl(path: str | Path) -> list[tuple[int, Any]]:
+    """(line number, parsed record) per non-blank line; a line that is not JSON becomes its error string."""
+    out: list[tuple[int, Any]] = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                out.append((lineno, json.loads(line)))
+            except ValueError as exc:
+                out.append((lineno, f"not valid JSON: {exc}"))
+    return out
+
+
+def validate_file(path: str | Path, catalogue: Catalogue | None = None) -> list[str]:
+    return validate_records(read_jsonl(path), str(path), catalogue)
+
+
+def check_examples(examples: Iterable[Mapping[str, Any]], where: str) -> None:
+    """Raise ValueError listing every bad example (used by build before it writes anything)."""
+    problems = validate_records(list(enumerate(examples, start=1)), where)
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in {where}:\n" + "\n".join(problems[:30]))
