@@ -44,6 +44,19 @@ def weights_sha256(folder: str | Path) -> str | None:
     return sha256_files(files, root) if files else None
 
 
+def model_weights_sha256(model: str) -> str | None:
+    """The weights digest of a model folder, or of a hub id already in the local cache; None otherwise."""
+    folder = Path(model)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(model, local_files_only=True))
+        except Exception:  # not in the local cache (and no hub here): nothing to hash
+            return None
+    return weights_sha256(folder)
+
+
 def _load_cache() -> dict[str, str]:
     try:
         return json.loads(_CACHE.read_text())

@@ -30,7 +30,7 @@ class DemoConfig:
     spec: TinySpec = TinySpec(vocab_size=2048, hidden_size=96, intermediate_size=384, num_hidden_layers=3,
                               num_attention_heads=4, num_key_value_heads=2, seed=0)
     # Every example is ~1,000 tokens (the system prompt is most of it), so a step costs ~0.5 s on 2 cores.
-    full_steps: int = 380
+    full_steps: int = 450
     full_lr: float = 4e-3
     lora_steps: int = 50
     lora_lr: float = 2e-3

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.hashing import sha256_file, weights_sha256
+from harness.hashing import model_weights_sha256, sha256_file
 from harness.report import atomic_write_text
 from training.tokenize import IGNORE, TrainingSetupError, check_template_parity, ensure_pad, tokenize_example
 
@@ -282,17 +282,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def base_weights_sha256(base_model: str) -> str | None:
-    if Path(base_model).is_dir():
-        return weights_sha256(base_model)
-    try:
-        from huggingface_hub import snapshot_download
-
-        return weights_sha256(snapshot_download(base_model, local_files_only=True))
-    except Exception:  # not cached locally: nothing to hash
-        return None
-
-
 # -- the run ---------------------------------------------------------------------------------------
 
 def main(job: Job) -> dict[str, Any]:
@@ -368,7 +357,7 @@ def main(job: Job) -> dict[str, Any]:
         "provenance": {
             "data_manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
             "git_commit": git_commit(), "versions": versions(),
-            "base_model": job.base_model, "base_model_weights_sha256": base_weights_sha256(job.base_model),
+            "base_model": job.base_model, "base_model_weights_sha256": model_weights_sha256(job.base_model),
             "host": platform.node(), "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
         },
         "data": {"train_examples": len(train_rows), "val_examples": len(val_rows), "mean_sequence_tokens": round(mean_len, 1),

@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from harness.backends.base import Backend, BackendError, BackendOptions, OnReply, Reply, Request
 from harness.chat_format import render_chat
-from harness.hashing import sha256_file, weights_sha256
+from harness.hashing import model_weights_sha256, sha256_file
 
 STOP_TOKENS = ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>")
 PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<pad>", "<|pad|>")
@@ -284,7 +284,7 @@ class LocalBackend(Backend):
         return {
             "backend": self.name,
             "base_model": self.base_model,
-            "base_model_weights_sha256": _base_weights_sha256(self.base_model),
+            "base_model_weights_sha256": model_weights_sha256(self.base_model),
             "adapter": self.adapter.essentials() if self.adapter else None,
             "tokenizer": self._tokenizer_source,
             "chat_template_sha256": _sha256_text(self.tokenizer.chat_template),
@@ -327,15 +327,3 @@ class LocalBackend(Backend):
 
 def _sha256_text(text: str | None) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest() if text else None
-
-
-def _base_weights_sha256(base_model: str) -> str | None:
-    folder = Path(base_model)
-    if not folder.is_dir():
-        try:
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(base_model, local_files_only=True))
-        except Exception:  # not in the local cache: nothing to hash
-            return None
-    return weights_sha256(folder)
