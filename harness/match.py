@@ -47,10 +47,6 @@ class CaseResult:
     latency_s: float | None = None
     usage: dict[str, Any] | None = field(default=None)
 
-    @property
-    def called_tools(self) -> list[str]:
-        return [c.tool for c in self.parsed.calls]
-
 
 def _schema_problems(calls: Sequence[Call], catalogue: Catalogue) -> list[str]:
     problems = []

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from harness.match import score
+from harness.match import REASONS, score
 
 
 def reply(*calls, text="Okay."):
@@ -117,6 +117,14 @@ def test_assignment_reports_first_mismatch_of_best_pairing(make_case, catalogue)
     replies = reply({"tool": "getWeather", "params": {"location": "Berlin"}},
                     {"tool": "getWeather", "params": {"location": "Paris"}})
     assert score(case, replies, catalogue).reason == "param_mismatch:date"
+
+
+def test_reasons_come_from_the_documented_set(task_case, make_case, catalogue):
+    replies = [None, reply(task(), "{oops"), "no", reply(event()), reply(task(), event()),
+               reply({"tool": "createTask", "params": {"title": "x"}}), reply(task(title="Call Mary"))]
+    reasons = {score(task_case, r, catalogue).reason for r in replies}
+    reasons.add(score(make_case([], "no_tool"), reply(task()), catalogue).reason)
+    assert {r.split(":")[0] for r in reasons} == set(REASONS)
 
 
 def test_malformed_reply_with_right_valid_call_still_counts_its_tool(task_case, catalogue):

@@ -27,10 +27,6 @@ class Tokenized:
     input_ids: list[int]
     labels: list[int]
 
-    @property
-    def n_label_tokens(self) -> int:
-        return sum(1 for t in self.labels if t != IGNORE)
-
 
 def _ids(tokenizer: Any, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]

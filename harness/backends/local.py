@@ -30,8 +30,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 @dataclass(frozen=True)
 class GenerationSettings:
     max_new_tokens: int = 384
-    batch_size: int = 8
-    do_sample: bool = False  # greedy: temperature-0 semantics
+    batch_size: int = 8  # decoding is always greedy (do_sample=False): temperature-0 semantics
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,3 @@ def make_example(
 def example_now(example: Mapping[str, Any]) -> datetime:
     return parse_now(example["now"])
 
-
-def user_turns(example: Mapping[str, Any]) -> list[str]:
-    return [m["content"] for m in example["messages"] if m["role"] == "user"]
