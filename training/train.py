@@ -105,9 +105,11 @@ def pick_engine(requested: str, method: str = "lora") -> str:
 
 
 def resolve_device_dtype(job: Job) -> tuple[str, str]:
-    device = job.device or ("cuda" if cuda_available() else "cpu")
-    dtype = job.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
-    return device, dtype
+    """The harness's rule (CUDA + bf16 where available, else CPU + fp32), as names."""
+    from harness.backends.local import pick_device_dtype
+
+    device, dtype = pick_device_dtype(job.device, job.dtype)
+    return device, str(dtype).removeprefix("torch.")
 
 
 def unsloth_kwargs(job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -432,6 +434,6 @@ def parse_args(argv: list[str] | None = None) -> Job:
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except (TrainingSetupError, ValueError) as exc:
+    except (TrainingSetupError, ValueError, RuntimeError) as exc:  # RuntimeError: BackendError (e.g. a bad --dtype)
         print(f"training refused: {exc}", file=sys.stderr)
         sys.exit(1)
