@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from harness.hashing import sha256_file
+from harness.hashing import safetensors_header, sha256_file
 from harness.report import atomic_write_text
 
 MAX_RANK = 32
@@ -60,13 +60,6 @@ def expected_model_type(base: str | None, cf_model: str) -> str | None:
         return entry[1]
     family = cf_model.split("/")[-1].lower()
     return next((t for t in MODEL_TYPES if family.startswith(t)), None)
-
-
-def _tensor_info(path: Path) -> dict[str, tuple[list[int], str]]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return {k: (list(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
 
 
 def checks(folder: Path, cf_model: str, *, max_rank: int = MAX_RANK, force_base: bool = False,
@@ -127,8 +120,8 @@ def checks(folder: Path, cf_model: str, *, max_rank: int = MAX_RANK, force_base:
 
 def _check_tensors(path: Path, config: dict[str, Any]) -> str:
     try:
-        info = _tensor_info(path)
-    except Exception as exc:  # safetensors raises several types for a broken file
+        info = safetensors_header(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckFailed("safetensors", f"unreadable: {exc}", "re-save the adapter") from None
     r = config["r"]
     targets = config.get("target_modules")

@@ -14,6 +14,8 @@ from typing import Any, Mapping, Sequence
 
 BOS = "<|begin_of_text|>"
 EOT = "<|eot_id|>"
+STOP_TOKENS = (EOT, "<|eom_id|>", "<|end_of_text|>")
+PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<pad>", "<|pad|>")  # pads distinct from EOS, Llama 3's first
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -52,6 +54,12 @@ def render_llama3(
     if add_generation_prompt:
         out.append(_header("assistant"))
     return "".join(out)
+
+
+def distinct_pad(tokenizer: Any) -> str | None:
+    """The first pad candidate the tokenizer's vocabulary has, or None."""
+    vocab = tokenizer.get_vocab()
+    return next((t for t in PAD_CANDIDATES if t in vocab), None)
 
 
 def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]], now: datetime, *,

@@ -44,6 +44,17 @@ def weights_sha256(folder: str | Path) -> str | None:
     return sha256_files(files, root) if files else None
 
 
+def safetensors_header(path: str | Path) -> dict[str, tuple[list[int], str]]:
+    """{tensor name: (shape, dtype)} from a .safetensors file's JSON header, without loading any tensor.
+    Raises ValueError for a file that is not safetensors."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if size <= 0 or size > 100 * 2**20:
+            raise ValueError(f"{path}: not a safetensors file (header length {size})")
+        header = json.loads(f.read(size))
+    return {k: (list(v["shape"]), str(v["dtype"])) for k, v in header.items() if k != "__metadata__"}
+
+
 def model_weights_sha256(model: str) -> str | None:
     """The weights digest of a model folder, or of a hub id already in the local cache; None otherwise."""
     folder = Path(model)

@@ -62,6 +62,7 @@ class EvalRun:
     stopped: str | None = None
     summary: dict[str, Any] | None = None
     progress: Any = None
+    model_fingerprint: dict[str, Any] | None = None
 
     def start(self, cases: Sequence[Case], backend: Backend | None = None) -> None:
         """Create the backend (unless given), the run folder, and re-score a resumed run's replies."""
@@ -70,8 +71,9 @@ class EvalRun:
             self.backend = backend or create_backend(self.model, self.options)
         run_dir = self.reports_dir / self.run_id
         prior: dict[str, Reply] = {}
+        self.model_fingerprint = self.fingerprint()
         info = {"format_version": FORMAT_VERSION, "run_id": self.run_id, "model": self.model,
-                "model_fingerprint": self.fingerprint()}
+                "model_fingerprint": self.model_fingerprint}
         if self.resume:
             prior = self._check_resumable(run_dir, info)
         self.writer = RunWriter(self.reports_dir, self.run_id)
@@ -161,7 +163,7 @@ class EvalRun:
         """Write summary.json and cases.jsonl (and reports/latest/); the gate fails an incomplete run."""
         ordered = [self.results[c.id] for c in self.planned if c.id in self.results]
         summary = build_summary(
-            ordered, run_id=self.run_id, model=self.model, fingerprint=self.fingerprint(),
+            ordered, run_id=self.run_id, model=self.model, fingerprint=self.model_fingerprint or self.fingerprint(),
             thresholds=self.thresholds, gate_on=self.gate_on,
             measures_latency=bool(self.backend and self.backend.measures_latency),
         )

@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from harness.chat_format import date_string, render_chat
+from harness.chat_format import PAD_CANDIDATES, date_string, distinct_pad, render_chat
 from harness.prompt import build_system_prompt
 from training.data.examples import example_now
 
 IGNORE = -100
-PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<pad>", "<|pad|>")
 
 
 class TrainingSetupError(ValueError):
@@ -60,8 +59,7 @@ def ensure_pad(tokenizer: Any) -> str:
     """A pad token distinct from EOS: set Llama 3's <|finetune_right_pad_id|> (or another) when missing;
     refuse pad == eos, which masks the stop token out of the loss."""
     if tokenizer.pad_token_id is None:
-        vocab = tokenizer.get_vocab()
-        choice = next((t for t in PAD_CANDIDATES if t in vocab), None)
+        choice = distinct_pad(tokenizer)
         if choice is None:
             raise TrainingSetupError("the tokenizer has no pad token and none of " + ", ".join(PAD_CANDIDATES))
         tokenizer.pad_token = choice

@@ -18,11 +18,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from harness.backends.base import Backend, BackendError, BackendOptions, OnReply, Reply, Request
-from harness.chat_format import render_chat
-from harness.hashing import model_weights_sha256, sha256_file
+from harness.chat_format import STOP_TOKENS, distinct_pad, render_chat
+from harness.hashing import model_weights_sha256, safetensors_header, sha256_file
 
-STOP_TOKENS = ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>")
-PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<pad>", "<|pad|>")
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
@@ -112,10 +110,7 @@ def check_adapter_fits(model: torch.nn.Module, adapter: AdapterInfo, base_model:
 
 def _tensor_shapes(path: Path) -> dict[str, list[int]]:
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            return {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+        return {k: shape for k, (shape, _) in safetensors_header(path).items()}
     state = torch.load(path, map_location="cpu", weights_only=True)
     return {k: list(v.shape) for k, v in state.items()}
 
@@ -199,9 +194,8 @@ class LocalBackend(Backend):
             raise BackendError(
                 f"tokenizer of {self._tokenizer_source} has no chat template; use an Instruct model's tokenizer"
             )
-        if tokenizer.pad_token_id is None:
-            vocab = tokenizer.get_vocab()
-            tokenizer.pad_token = next((t for t in PAD_CANDIDATES if t in vocab), tokenizer.eos_token)
+        if tokenizer.pad_token_id is None:  # at inference a pad equal to EOS does no harm
+            tokenizer.pad_token = distinct_pad(tokenizer) or tokenizer.eos_token
         tokenizer.padding_side = "left"  # decoder-only batching: the prompt must end where generation starts
         return tokenizer
 
