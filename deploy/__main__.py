@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import BackendError, Request
+from harness.backends.base import BackendError, BackendOptions, Request
 from harness.backends.http import RetryPolicy
 from harness.backends.remote import CLOUDFLARE_API, CloudflareBackend
 from harness.cases import CATEGORIES, Case, load_case_file
@@ -145,15 +145,13 @@ def _score(cases: list[Case], replies: list[Any]) -> list[CaseResult]:
 def cmd_verify(args: argparse.Namespace) -> int:
     cases = probe_cases(Path(args.cases), args.probes)
     requests = [Request(c.id, tuple(build_messages(c)), c.now) for c in cases]
-    api = _api(args)
-    api.close()
-    common = dict(api_base=args.cf_api_base or CLOUDFLARE_API, raw=args.raw, max_tokens=args.max_new_tokens, seed=0,
-                  retry=api.retry)
-    token = api.token
+    # The same factory as `pytest --model=cloudflare-base/-lora`: credentials from the environment, same options.
+    options = BackendOptions({"cf_model": args.cf_model, "lora": args.lora, "cf_api_base": args.cf_api_base,
+                              "raw": args.raw, "max_new_tokens": args.max_new_tokens, "max_attempts": args.max_attempts})
     echo(f"verifying {args.lora!r} on {args.cf_model} with {len(cases)} probe cases")
     try:
-        base = CloudflareBackend(args.cf_model, api.account_id, token, **common).generate(requests)
-        lora = CloudflareBackend(args.cf_model, api.account_id, token, lora=args.lora, **common).generate(requests)
+        base = CloudflareBackend.from_options("cloudflare-base", options).generate(requests)
+        lora = CloudflareBackend.from_options("cloudflare-lora", options).generate(requests)
     except BackendError as exc:
         echo(f"  FAIL  Cloudflare: {exc}")
         return 1

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from harness.hashing import model_weights_sha256, sha256_file
 from harness.report import atomic_write_text
+from training.data.validate import read_jsonl
 from training.tokenize import IGNORE, TrainingSetupError, check_template_parity, ensure_pad, tokenize_example
 
 UNSLOTH_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -158,10 +159,15 @@ def load_trl(job: Job, device: str, dtype: str) -> tuple[Any, Any, Any]:
 # -- data ------------------------------------------------------------------------------------------
 
 def read_split(folder: Path, name: str) -> list[dict[str, Any]]:
+    """A split's examples through the data module's own reader; a line that is not JSON is an error."""
     path = folder / f"{name}.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = read_jsonl(path)
+    bad = next((f"{path}:{line}: {rec}" for line, rec in records if isinstance(rec, str)), None)
+    if bad:
+        raise ValueError(bad)
+    return [rec for _, rec in records]
 
 
 def tokenize_split(tokenizer: Any, examples: list[dict[str, Any]], max_length: int, stop_ids: list[int]) -> tuple[list[dict[str, list[int]]], list[str]]:
