@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import BackendError, BackendOptions, Request
+from harness.backends.base import BackendError, BackendOptions, Reply, Request
 from harness.backends.http import RetryPolicy
 from harness.backends.remote import CLOUDFLARE_API, CloudflareBackend
 from harness.cases import CATEGORIES, Case, load_case_file
@@ -155,18 +155,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except BackendError as exc:
         echo(f"  FAIL  Cloudflare: {exc}")
         return 1
+    failed = _unanswered({"base": base, "LoRA": lora}, len(cases))
+    if failed:
+        echo(f"  FAIL  {failed}\n        fix: a probe the adapter never answered proves nothing; see the server's "
+             "message above")
+        return 1
     differ = [c.id for c, b, lo in zip(cases, base, lora) if b.text != lo.text]
     sides = {"cloudflare-base": _score(cases, base), "cloudflare-lora": _score(cases, lora)}
+    local_failed = None
     if args.local_adapter:
         from harness.backends.local import GenerationSettings, LocalBackend
 
         local = LocalBackend(None, args.local_adapter, settings=GenerationSettings(max_new_tokens=args.max_new_tokens))
-        sides["local-adapter"] = _score(cases, local.generate(requests))
+        local_replies = local.generate(requests)
+        local_failed = _unanswered({"local adapter": local_replies}, len(cases))
+        sides["local-adapter"] = _score(cases, local_replies)
     keys = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "no_tool_accuracy")
     echo(f"  {'metric':<26}" + "".join(f"{name:>17}" for name in sides))
     blocks = {name: rates_block(results) for name, results in sides.items()}
     for k in keys:
         echo(f"  {k:<26}" + "".join(f"{'—' if b[k] is None else format(b[k], '.3f'):>17}" for b in blocks.values()))
+    if local_failed:
+        echo(f"  FAIL  local vs deployed parity not measured: {local_failed}")
+        return 1
     if "local-adapter" in sides:
         parity = [r.case.id for r, d in zip(sides["local-adapter"], sides["cloudflare-lora"]) if r.passed != d.passed]
         echo(f"  local vs deployed: {len(cases) - len(parity)}/{len(cases)} cases decided alike"
@@ -178,6 +189,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return 1
     echo(f"  ok    the adapter changes {len(differ)}/{len(cases)} replies ({', '.join(differ[:8])})")
     return 0
+
+
+def _unanswered(sides: dict[str, list[Reply]], asked: int) -> str | None:
+    """Why the probes cannot be compared (a side with an error, or fewer replies than probes), or None.
+    A failed request has no text, and "no text != base text" must never count as the adapter working."""
+    for side, replies in sides.items():
+        errors = [r.error or "no reply text" for r in replies if r.text is None]
+        answered = len(replies) - len(errors)
+        if errors or answered < asked:
+            first = f": {errors[0]}" if errors else ""
+            return f"{side} answered {answered}/{asked} probes{first}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -178,3 +178,27 @@ def test_missing_credentials(monkeypatch, capsys):
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
     code, out = run(capsys, "list")
     assert code == 1 and "set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN" in out
+
+
+@pytest.mark.parametrize("fault", [Fault("cf_error", code=5006, times=1000, match='"lora"'),
+                                   Fault("500", times=1000, match='"lora"')], ids=["5006", "http-500"])
+def test_verify_fails_when_the_adapter_never_answered(cloud, bundle, capsys, fault):
+    """A failed LoRA request has no text; "no text != base text" must not pass as "the adapter changes replies"."""
+    api = ["--cf-api-base", cloud.api_base]
+    assert deploy(["upload", str(bundle), "--name", "broken", f"--cf-model={LORA_CAPABLE}", *api]) == 0
+    cloud.inject(fault)
+    code, out = run(capsys, "verify", f"--cf-model={LORA_CAPABLE}", "--lora", "broken", "--probes", "5",
+                    "--max-attempts", "1", *api)
+    assert code == 1, out
+    assert "the adapter changes" not in out and "LoRA answered 0/5 probes" in out
+    assert ("5006" in out) if fault.kind == "cf_error" else ("HTTP 500" in out)
+
+
+def test_parity_is_not_reported_when_the_lora_side_failed_some_probes(cloud, bundle, tiny, tmp_path, capsys):
+    local = make_random_adapter(tiny, tmp_path / "local")
+    api = ["--cf-api-base", cloud.api_base]
+    assert deploy(["upload", str(bundle), "--name", "p2", f"--cf-model={LORA_CAPABLE}", *api]) == 0
+    cloud.inject(Fault("cf_error", code=5006, times=1, match='"lora"'))
+    code, out = run(capsys, "verify", f"--cf-model={LORA_CAPABLE}", "--lora", "p2", "--probes", "3",
+                    "--local-adapter", str(local), "--max-new-tokens", "8", "--max-attempts", "1", *api)
+    assert code == 1 and "LoRA answered 2/3 probes" in out and "cases decided alike" not in out
