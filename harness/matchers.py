@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
+
+from jsonschema import Draft202012Validator
 
 from harness.isotime import calendar_date, is_utc, parse_date, parse_datetime
 
@@ -27,6 +29,10 @@ class Matcher(Protocol):
 
     def describe(self) -> str: ...
 
+    def impossible(self, schema: Mapping[str, Any], required: bool) -> list[str]:
+        """Why no value that passes the param's JSON Schema can pass this matcher (empty when one can)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Equals:
@@ -40,6 +46,10 @@ class Equals:
     def describe(self) -> str:
         return json.dumps(self.expected, ensure_ascii=False)
 
+    def impossible(self, schema: Mapping[str, Any], required: bool) -> list[str]:
+        errors = sorted(Draft202012Validator(schema).iter_errors(self.expected), key=lambda e: list(e.absolute_path))
+        return [f"expected value {self.describe()} fails the param's schema: {e.message}" for e in errors]
+
 
 @dataclass(frozen=True)
 class Contains:
@@ -51,6 +61,9 @@ class Contains:
     def describe(self) -> str:
         return f"contains {self.needle!r}"
 
+    def impossible(self, schema: Mapping[str, Any], required: bool) -> list[str]:
+        return _needs_plain_string("contains", schema)
+
 
 @dataclass(frozen=True)
 class AnyOf:
@@ -61,6 +74,10 @@ class AnyOf:
 
     def describe(self) -> str:
         return "any of (" + " | ".join(m.describe() for m in self.options) + ")"
+
+    def impossible(self, schema: Mapping[str, Any], required: bool) -> list[str]:
+        # Every alternative must be possible: one that never passes is a mistake in the case file.
+        return [f"any_of[{i}]: {why}" for i, m in enumerate(self.options) for why in m.impossible(schema, required)]
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,9 @@ class OnDate:
 
     def describe(self) -> str:
         return f"on date {self.day.isoformat()}"
+
+    def impossible(self, schema: Mapping[str, Any], required: bool) -> list[str]:
+        return _needs_plain_string("date", schema)
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,9 @@ class AtMinute:
     def describe(self) -> str:
         return f"at {self.minute.strftime('%Y-%m-%dT%H:%M')}"
 
+    def impossible(self, schema: Mapping[str, Any], required: bool) -> list[str]:
+        return _needs_plain_string("datetime", schema)
+
 
 @dataclass(frozen=True)
 class Present:
@@ -103,6 +126,22 @@ class Present:
 
     def describe(self) -> str:
         return "present" if self.wanted else "absent"
+
+    def impossible(self, schema: Mapping[str, Any], required: bool) -> list[str]:
+        if required and not self.wanted:
+            return ["{\"present\": false} on a required param: a call without it fails the tool's schema"]
+        return []
+
+
+def _needs_plain_string(kind: str, schema: Mapping[str, Any]) -> list[str]:
+    """`contains`, `date` and `datetime` read a free string: an enum or a non-string type never passes."""
+    if "enum" in schema or "const" in schema:
+        return [f"'{kind}' needs a free-text string param; this param is an enum"]
+    declared = schema.get("type")
+    types = {declared} if isinstance(declared, str) else set(declared or ())
+    if types and "string" not in types:
+        return [f"'{kind}' needs a string param; this param is of type {' or '.join(sorted(types))}"]
+    return []
 
 
 def _json_equal(expected: Any, actual: Any) -> bool:

@@ -31,6 +31,10 @@ class Tool:
     def param_names(self) -> frozenset[str]:
         return frozenset(self.params_schema.get("properties", {}))
 
+    @property
+    def required(self) -> frozenset[str]:
+        return frozenset(self.params_schema.get("required", ()))
+
     def schema_errors(self, params: Any) -> list[str]:
         """Every JSON Schema violation of `params`, as short readable strings (empty when valid)."""
         errors = sorted(self.validator.iter_errors(params), key=lambda e: list(e.absolute_path))

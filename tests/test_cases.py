@@ -88,3 +88,50 @@ def test_golden_suite_is_valid_and_covers_the_plan():
     multi_turn_ids = [c for c in cases if c.category == "multi_turn" and any(m["role"] == "tool" for m in c.messages)]
     assert len(multi_turn_ids) >= 8
     assert all(not c.expected for c in cases if c.category == "no_tool")
+
+
+def _expect(tool, **params):
+    return {**GOOD, "expected": [{"tool": tool, "params": params}]}
+
+
+@pytest.mark.parametrize("row, why", [
+    (_expect("createTask", title="x", priority="urgent"), "'urgent' is not one of"),
+    (_expect("createTask", title="x", priority=3), "3 is not one of"),
+    (_expect("createTask", title=""), "should be non-empty"),
+    (_expect("createTask", title=7), "7 is not of type 'string'"),
+    (_expect("createTask", title=None), "None is not of type 'string'"),
+    (_expect("createTask", priority={"any_of": ["urgent", "high"]}), "any_of[0]: expected value \"urgent\""),
+    (_expect("createTask", priority={"any_of": ["high", "asap"]}), "any_of[1]:"),
+    (_expect("createTask", title={"present": False}), "on a required param"),
+    (_expect("createTask", priority={"any_of": ["high", {"present": False}]}), "any_of[1]: {\"present\": false}"),
+    (_expect("createTask", priority={"contains": "hi"}), "'contains' needs a free-text string param"),
+    (_expect("createTask", priority={"date": "2026-02-25"}), "this param is an enum"),
+    (_expect("createTask", priority={"any_of": ["high", {"datetime": "2026-02-25T10:00"}]}), "any_of[1]: 'datetime'"),
+])
+def test_expectations_that_can_never_pass_are_refused(tmp_path, row, why):
+    problems, message = problems_of(tmp_path, [GOOD | {"id": "first"}, row])
+    param = list(row["expected"][0]["params"])[-1]
+    assert [(p.line, p.field) for p in problems] == [(2, f"expected[0].params.{param}")]
+    assert why in problems[0].message, problems[0].message
+    assert f"cases.jsonl:2: expected[0].params.{param}: " in message
+
+
+def test_a_typed_param_refuses_text_matchers(tmp_path, monkeypatch):
+    """contains/date/datetime on an integer param (a catalogue with one) are refused; on a string they load."""
+    import json
+    from harness.tools import load_catalogue
+    tools = {"tools": [{"name": "setTimer", "summary": "t", "params": {
+        "type": "object", "properties": {"minutes": {"type": "integer"}, "label": {"type": ["string", "null"]}},
+        "required": ["minutes"]}}]}
+    (tmp_path / "tools.json").write_text(json.dumps(tools))
+    catalogue = load_catalogue(tmp_path / "tools.json")
+    rows = [{**GOOD, "id": f"r{i}", "expected": [{"tool": "setTimer", "params": p}]} for i, p in enumerate([
+        {"minutes": {"contains": "5"}}, {"minutes": {"datetime": "2026-02-25T10:00"}}, {"minutes": 5.5},
+        {"minutes": 5, "label": {"contains": "tea"}}, {"minutes": {"any_of": [5, 10]}, "label": None}])]
+    path = write_jsonl(tmp_path / "t.jsonl", rows)
+    with pytest.raises(CaseFileError) as exc:
+        load_case_file(path, catalogue)
+    assert [(p.line, p.field) for p in exc.value.problems] == [(1, "expected[0].params.minutes"),
+                                                               (2, "expected[0].params.minutes"),
+                                                               (3, "expected[0].params.minutes")]
+    assert "of type integer" in exc.value.problems[0].message
