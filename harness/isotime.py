@@ -1,8 +1,10 @@
 """ISO 8601 dates and date-times as the contract reads them, independent of the Python version.
 
 `datetime.fromisoformat` accepts different things on 3.10 and 3.11+, so the accepted forms are
-spelled out here once: `YYYY-MM-DD`, and `YYYY-MM-DDTHH:MM[:SS[.fff]]` with an optional offset
-(`Z`, `+HH:MM`, `+HHMM`, `+HH`).
+spelled out here once, letter for letter with docs/contract.md: ISO 8601 extended format in ASCII
+digits 0-9 only (a Unicode digit class and `int()` would take `２０２６` or `٢٠٢٦`), `YYYY-MM-DD`, optionally `T` or `t`,
+`HH:MM`, optional `:SS` with an optional `.`/`,` fraction, and an optional offset `Z`, `z`, `±HH:MM`,
+`±HHMM` or `±HH`. Nothing is stripped: surrounding spaces are not part of a date.
 """
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
-    r"(?P<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]+))?)?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"
 )
 
 
@@ -30,7 +32,7 @@ def parse_date(text: object) -> date | None:
     """A bare `YYYY-MM-DD` date, or None."""
     if not isinstance(text, str):
         return None
-    m = _DATE.fullmatch(text.strip())
+    m = _DATE.fullmatch(text)
     if not m:
         return None
     try:
@@ -43,7 +45,7 @@ def parse_datetime(text: object) -> Stamp | None:
     """A date-time with at least hours and minutes, or None."""
     if not isinstance(text, str):
         return None
-    m = _DATETIME.fullmatch(text.strip())
+    m = _DATETIME.fullmatch(text)
     if not m:
         return None
     fraction = (m[7] or "0")[:6].ljust(6, "0")
