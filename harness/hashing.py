@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -55,17 +56,28 @@ def safetensors_header(path: str | Path) -> dict[str, tuple[list[int], str]]:
     return {k: (list(v["shape"]), str(v["dtype"])) for k, v in header.items() if k != "__metadata__"}
 
 
-def model_weights_sha256(model: str) -> str | None:
-    """The weights digest of a model folder, or of a hub id already in the local cache; None otherwise."""
+def model_weights_sha256(model: str) -> str:
+    """The weights digest of a model folder, or of a hub id already in the local cache. When it cannot be
+    computed the value says why (`unavailable: ...`) and a warning is raised: a fingerprint must never lose
+    the base model's identity silently."""
     folder = Path(model)
-    if not folder.is_dir():
-        try:
+    try:
+        if not folder.is_dir():
             from huggingface_hub import snapshot_download
 
-            folder = Path(snapshot_download(model, local_files_only=True))
-        except Exception:  # not in the local cache (and no hub here): nothing to hash
-            return None
-    return weights_sha256(folder)
+            try:
+                folder = Path(snapshot_download(model, local_files_only=True))
+            except Exception as exc:  # the hub library raises several types for "not cached"
+                return _unavailable(f"{model} is not a folder and not in the local hub cache ({type(exc).__name__})")
+        digest = weights_sha256(folder)
+    except OSError as exc:
+        return _unavailable(f"cannot read the weights of {model}: {exc}")
+    return digest or _unavailable(f"no weight files ({', '.join(WEIGHT_SUFFIXES)}) in {folder}")
+
+
+def _unavailable(reason: str) -> str:
+    warnings.warn(f"base model weights hash unavailable: {reason}", UserWarning, stacklevel=3)
+    return f"unavailable: {reason}"
 
 
 def _load_cache() -> dict[str, str]:

@@ -286,6 +286,9 @@ class CaseItem(pytest.Item):
         except BackendError as exc:
             self.session.shouldstop = f"backend error: {exc}"
             raise
+        except Exception as exc:  # a crash: shown with its traceback, and the run stops (incomplete)
+            self.session.shouldstop = f"backend crashed: {type(exc).__name__}: {exc}"
+            raise
         if not result.passed:
             raise CaseFailed(result)
 

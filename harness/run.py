@@ -144,6 +144,10 @@ class EvalRun:
                 # Replies that arrived before the failure are kept; the cases after it stop the run.
                 self.stopped = str(exc)
                 replies = []
+            except Exception as exc:
+                # A crash (a bug, a broken device) is not a model reply: stop, keep the traceback.
+                self.stopped = f"backend crashed: {type(exc).__name__}: {exc}"
+                raise
             if not self.stopped and len(replies) != len(chunk):
                 self.stopped = f"backend {self.model} returned {len(replies)} replies for {len(chunk)} requests"
             for i, reply in enumerate(replies[:len(chunk)]):

@@ -61,22 +61,23 @@ def test_generation_prompt_tokens_are_a_prefix_of_the_full_conversation(tiny):
 
 
 def test_batched_equals_sequential(tiny):
-    batched = LocalBackend(str(tiny), settings=GenerationSettings(max_new_tokens=12, batch_size=4)).generate(requests())
-    one_by_one = LocalBackend(str(tiny), settings=GenerationSettings(max_new_tokens=12, batch_size=1)).generate(requests())
+    batched = LocalBackend(str(tiny), device="cpu", settings=GenerationSettings(max_new_tokens=12, batch_size=4)).generate(requests())
+    one_by_one = LocalBackend(str(tiny), device="cpu", settings=GenerationSettings(max_new_tokens=12, batch_size=1)).generate(requests())
     assert [r.text for r in batched] == [r.text for r in one_by_one]
     assert all(r.error is None and r.latency_s > 0 and r.usage["completion_tokens"] > 0 for r in batched)
 
 
 def test_same_fingerprint_same_replies_and_the_adapter_is_applied(tiny, adapter):
-    a = LocalBackend(None, adapter, settings=SETTINGS)  # base read from adapter_config.json
-    b = LocalBackend(str(tiny), adapter, settings=SETTINGS)
+    # device pinned: the fingerprint records it, and the suite runs on CUDA machines too
+    a = LocalBackend(None, adapter, device="cpu", settings=SETTINGS)  # base read from adapter_config.json
+    b = LocalBackend(str(tiny), adapter, device="cpu", settings=SETTINGS)
     assert a.fingerprint() == b.fingerprint()
     fp = a.fingerprint()
     assert fp["backend"] == "local-adapter" and fp["adapter"]["r"] == 4 and len(fp["adapter"]["sha256"]) == 64
     assert fp["base_model_weights_sha256"] and fp["generation"]["do_sample"] is False and fp["device"] == "cpu"
     replies_a, replies_b = a.generate(requests()), b.generate(requests())
     assert [r.text for r in replies_a] == [r.text for r in replies_b]
-    base = LocalBackend(str(tiny), settings=SETTINGS).generate(requests())
+    base = LocalBackend(str(tiny), device="cpu", settings=SETTINGS).generate(requests())
     assert [r.text for r in base] != [r.text for r in replies_a]
 
 
@@ -165,3 +166,46 @@ def test_no_end_of_turn_token(tiny, tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(BackendError, match="no end-of-turn token"):
         LocalBackend(str(folder), settings=SETTINGS)
+
+
+def test_out_of_memory_retries_one_prompt_at_a_time(tiny, monkeypatch):
+    backend = LocalBackend(str(tiny), device="cpu", settings=SETTINGS)
+    real, calls = backend._generate_batch, []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(batch) > 1 or batch[0].case_id == "r1":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(batch)
+    monkeypatch.setattr(backend, "_generate_batch", flaky)
+    replies = backend.generate(requests()[:3])
+    assert calls == [3, 1, 1, 1]
+    assert replies[0].text is not None and replies[2].text is not None
+    assert replies[1].text is None and "out of memory on one prompt" in replies[1].error
+
+
+def test_a_prompt_longer_than_the_context_fails_alone(tiny):
+    backend = LocalBackend(str(tiny), device="cpu", settings=GenerationSettings(max_new_tokens=8190, batch_size=4))
+    replies = backend.generate(requests()[:2])
+    assert all(r.text is None and "exceeds the model's context of 8192 tokens" in r.error for r in replies)
+
+
+def test_a_programming_error_in_generation_stops_the_run(tiny, monkeypatch):
+    """Not every exception is a model's failed reply: anything but OOM and context length propagates."""
+    backend = LocalBackend(str(tiny), device="cpu", settings=SETTINGS)
+
+    def broken(batch):
+        raise ValueError("too many values to unpack (expected 2)")
+    monkeypatch.setattr(backend, "_generate_batch", broken)
+    with pytest.raises(ValueError, match="too many values"):
+        backend.generate(requests()[:2])
+
+
+def test_an_unhashable_base_says_why_in_the_fingerprint(tmp_path):
+    from harness.hashing import model_weights_sha256
+    with pytest.warns(UserWarning, match="unavailable"):
+        digest = model_weights_sha256("no-such-org/no-such-model")
+    assert digest.startswith("unavailable: ") and "not a folder" in digest
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.warns(UserWarning):
+        assert "no weight files" in model_weights_sha256(str(tmp_path))

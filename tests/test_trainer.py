@@ -10,7 +10,8 @@ from harness.tiny import build_tiny_model  # noqa: E402
 from training.data.build import BuildConfig, build  # noqa: E402
 from training.data.examples import call, make_example, reply, tool_result  # noqa: E402
 from training.tokenize import IGNORE, TrainingSetupError, check_template_parity, ensure_pad, tokenize_example  # noqa: E402
-from training.train import Job, diagnose, main, parse_args, pick_engine, unsloth_kwargs  # noqa: E402
+from training.tokenize import TrainingRefused  # noqa: E402
+from training.train import Job, cli, diagnose, main, parse_args, pick_engine, unsloth_kwargs  # noqa: E402
 
 NOW = parse_now("2026-03-03T10:00:00Z")
 
@@ -109,13 +110,26 @@ def test_defaults_are_the_plans_recipe():
         "unsloth/Llama-3.2-3B-Instruct", 16, 32, 0.05, "all-linear", 2.0, 2e-4, 4, 2048)
 
 
-def test_engine_choice_without_a_gpu():
+def test_engine_choice_without_a_gpu(monkeypatch):
+    import training.train as train
+    monkeypatch.setattr(train, "cuda_available", lambda: False)  # pinned: the suite also runs on CUDA machines
     assert pick_engine("auto") == "trl" and pick_engine("trl") == "trl" and pick_engine("auto", "full") == "trl"
-    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+    with pytest.raises(TrainingRefused, match="needs a CUDA GPU"):
         pick_engine("unsloth")
     load, peft = unsloth_kwargs(Job(load_in_4bit=True, lora_r=8))
     assert load["load_in_4bit"] is True and load["max_seq_length"] == 2048
     assert peft["r"] == 8 and "down_proj" in peft["target_modules"] and peft["use_gradient_checkpointing"] == "unsloth"
+
+
+def test_engine_choice_with_a_gpu_and_unsloth(monkeypatch):
+    import training.train as train
+    monkeypatch.setattr(train, "cuda_available", lambda: True)
+    monkeypatch.setattr(train, "unsloth_installed", lambda: True)
+    assert pick_engine("auto") == "unsloth" and pick_engine("auto", "full") == "trl" and pick_engine("trl") == "trl"
+    monkeypatch.setattr(train, "unsloth_installed", lambda: False)
+    assert pick_engine("auto") == "trl"
+    with pytest.raises(TrainingRefused, match="needs unsloth"):
+        pick_engine("unsloth")
 
 
 def test_diagnosis_follows_the_plan():
@@ -129,7 +143,7 @@ def test_diagnosis_follows_the_plan():
 def test_a_short_run_saves_the_adapter_only_with_its_provenance(tiny, data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "adapter"
-    main(Job(data=str(data), out=str(out), base_model=str(tiny), max_steps=4, batch_size=2, grad_accum=1,
+    main(Job(data=str(data), out=str(out), base_model=str(tiny), engine="trl", max_steps=4, batch_size=2, grad_accum=1,
              logging_steps=1, eval_steps=2, lora_r=4, lora_alpha=8, eval_golden=True, eval_max_new_tokens=8))
     names = {p.name for p in out.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "job.json", "metrics.csv",
@@ -161,3 +175,32 @@ def test_stale_data_stops_the_run_before_training(tiny, data, tmp_path):
     with pytest.raises(TrainingSetupError):
         main(Job(data=str(stale), out=str(tmp_path / "x"), base_model=str(tiny), max_steps=1))
     assert not (tmp_path / "x" / "adapter_model.safetensors").exists()
+
+
+def test_cli_prints_a_refusal_but_keeps_the_traceback_of_a_crash(monkeypatch, tmp_path, capsys):
+    """A refusal is one line and exit 1; a RuntimeError mid-training (a CUDA failure) is not dressed up as one."""
+    import training.train as train
+    from harness.backends import BackendError
+    argv = ["--data", str(tmp_path), "--out", str(tmp_path / "o")]
+
+    def refuse(job):
+        raise TrainingRefused("no training examples")
+    monkeypatch.setattr(train, "main", refuse)
+    assert cli(argv) == 1 and "training refused: no training examples" in capsys.readouterr().err
+
+    def bad_option(job):
+        raise BackendError("--dtype 'fp8': use one of float32, bfloat16, float16")
+    monkeypatch.setattr(train, "main", bad_option)
+    assert cli(argv) == 1 and "training refused: --dtype" in capsys.readouterr().err
+
+    def crash(job):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    monkeypatch.setattr(train, "main", crash)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        cli(argv)
+    assert "training refused" not in capsys.readouterr().err
+
+
+def test_an_empty_data_folder_is_a_refusal(tmp_path):
+    with pytest.raises(TrainingRefused, match="no training examples"):
+        main(Job(data=str(tmp_path), out=str(tmp_path / "o"), engine="trl"))

@@ -17,7 +17,12 @@ from training.data.examples import example_now
 IGNORE = -100
 
 
-class TrainingSetupError(ValueError):
+class TrainingRefused(Exception):
+    """A job that cannot run as asked (bad data, options, or machine): printed as one line, no traceback.
+    Anything else that goes wrong while training is a bug or a crash and keeps its traceback."""
+
+
+class TrainingSetupError(TrainingRefused):
     """The run would train something other than what the harness evaluates; refuse to start."""
 
 

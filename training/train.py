@@ -27,7 +27,7 @@ from typing import Any, Mapping
 from harness.hashing import model_weights_sha256, sha256_file
 from harness.report import atomic_write_text
 from training.data.validate import read_jsonl
-from training.tokenize import IGNORE, TrainingSetupError, check_template_parity, ensure_pad, tokenize_example
+from training.tokenize import IGNORE, TrainingRefused, check_template_parity, ensure_pad, tokenize_example
 
 UNSLOTH_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ENGINES = ("auto", "trl", "unsloth")
@@ -97,11 +97,11 @@ def pick_engine(requested: str, method: str = "lora") -> str:
     if requested == "trl" or (requested == "auto" and (method == "full" or not (cuda_available() and unsloth_installed()))):
         return "trl"
     if method == "full":
-        raise ValueError("--method full runs on the trl engine only")
+        raise TrainingRefused("--method full runs on the trl engine only")
     if not cuda_available():
-        raise ValueError("--engine unsloth needs a CUDA GPU; use --engine trl (or auto) here")
+        raise TrainingRefused("--engine unsloth needs a CUDA GPU; use --engine trl (or auto) here")
     if not unsloth_installed():
-        raise ValueError("--engine unsloth needs unsloth: pip install -e '.[gpu]'")
+        raise TrainingRefused("--engine unsloth needs unsloth: pip install -e '.[gpu]'")
     return "unsloth"
 
 
@@ -139,7 +139,7 @@ def load_trl(job: Job, device: str, dtype: str) -> tuple[Any, Any, Any]:
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     if job.load_in_4bit:
         if not device.startswith("cuda"):
-            raise ValueError("--load-in-4bit needs a CUDA GPU")
+            raise TrainingRefused("--load-in-4bit needs a CUDA GPU")
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
@@ -166,7 +166,7 @@ def read_split(folder: Path, name: str) -> list[dict[str, Any]]:
     records = read_jsonl(path)
     bad = next((f"{path}:{line}: {rec}" for line, rec in records if isinstance(rec, str)), None)
     if bad:
-        raise ValueError(bad)
+        raise TrainingRefused(bad)
     return [rec for _, rec in records]
 
 
@@ -299,7 +299,7 @@ def main(job: Job) -> dict[str, Any]:
     device, dtype = resolve_device_dtype(job)
     train_examples, val_examples = read_split(data, "train"), read_split(data, "val")
     if not train_examples:
-        raise ValueError(f"{data / 'train.jsonl'}: no training examples (build them: python -m training.data build --out {data})")
+        raise TrainingRefused(f"{data / 'train.jsonl'}: no training examples (build them: python -m training.data build --out {data})")
 
     # 1. model and tokenizer
     if engine == "unsloth":
@@ -437,9 +437,18 @@ def parse_args(argv: list[str] | None = None) -> Job:
         raise
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
+    """`python -m training.train`: a refusal is one line and exit 1; any other error keeps its traceback."""
+    from harness.backends import BackendError
+
+    job = parse_args(argv)
     try:
-        main(parse_args())
-    except (TrainingSetupError, ValueError, RuntimeError) as exc:  # RuntimeError: BackendError (e.g. a bad --dtype)
+        main(job)
+    except (TrainingRefused, BackendError) as exc:  # BackendError: the harness refused an option (e.g. --dtype)
         print(f"training refused: {exc}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -240,15 +240,40 @@ class LocalBackend(Backend):
         replies: list[Reply] = []
         for start in range(0, len(requests), self.settings.batch_size):
             batch = requests[start:start + self.settings.batch_size]
-            try:
-                done = self._generate_batch(batch)
-            except (RuntimeError, ValueError) as exc:  # e.g. out of memory: this batch fails, the run goes on
-                done = [Reply(text=None, error=f"generation failed: {type(exc).__name__}: {exc}") for _ in batch]
+            done = self._generate_or_split(batch)
             for i, reply in enumerate(done, start=start):
                 if on_reply is not None:
                     on_reply(i, reply)
             replies += done
         return replies
+
+    def _generate_or_split(self, batch: Sequence[Request]) -> list[Reply]:
+        """A batch that runs out of memory is retried one prompt at a time; a prompt that still does not fit
+        (memory or context length) fails alone as a case error. Any other exception is a bug or a broken
+        device and propagates: the run stops with its traceback instead of scoring it as model replies."""
+        too_long = [self._context_problem(r) for r in batch]
+        if any(too_long):
+            return [Reply(text=None, error=why) if why else self._generate_or_split([r])[0]
+                    for r, why in zip(batch, too_long)]
+        try:
+            return self._generate_batch(batch)
+        except torch.OutOfMemoryError as exc:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if len(batch) > 1:
+                return [reply for r in batch for reply in self._generate_or_split([r])]
+            return [Reply(text=None, error=f"generation failed: out of memory on one prompt: {exc}".splitlines()[0])]
+
+    def _context_problem(self, request: Request) -> str | None:
+        """Why this prompt cannot be generated within the model's context window, or None."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if not limit:
+            return None
+        n = len(self.tokenizer(self.render(request), add_special_tokens=False)["input_ids"])
+        if n + self.settings.max_new_tokens > limit:
+            return (f"generation failed: prompt of {n} tokens + max_new_tokens {self.settings.max_new_tokens} "
+                    f"exceeds the model's context of {limit} tokens")
+        return None
 
     def _generate_batch(self, batch: Sequence[Request]) -> list[Reply]:
         texts = [self.render(r) for r in batch]
