@@ -47,7 +47,7 @@ class Equals:
         return json.dumps(self.expected, ensure_ascii=False)
 
     def impossible(self, schema: Mapping[str, Any], required: bool) -> list[str]:
-        errors = sorted(Draft202012Validator(schema).iter_errors(self.expected), key=lambda e: list(e.absolute_path))
+        errors = sorted(_validator(schema).iter_errors(self.expected), key=lambda e: list(e.absolute_path))
         return [f"expected value {self.describe()} fails the param's schema: {e.message}" for e in errors]
 
 
@@ -131,6 +131,17 @@ class Present:
         if required and not self.wanted:
             return ["{\"present\": false} on a required param: a call without it fails the tool's schema"]
         return []
+
+
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """One validator per param schema (the catalogue's objects live for the process)."""
+    hit = _VALIDATORS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
+    return hit[1]
 
 
 def _needs_plain_string(kind: str, schema: Mapping[str, Any]) -> list[str]:

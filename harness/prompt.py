@@ -41,11 +41,25 @@ def build_system_prompt(now: datetime, catalogue: Catalogue | None = None) -> st
         f"(time zone: {time_zone_name(now)}).",
         "",
         "## Tools",
+        _tools_section(catalogue),
     ]
+    return "\n".join(lines) + REPLY_FORMAT
+
+
+_SECTIONS: dict[int, tuple[Catalogue, str]] = {}
+
+
+def _tools_section(catalogue: Catalogue) -> str:
+    """Each tool's summary and schema; rendered once per catalogue (a 10k-case run builds 10k prompts)."""
+    hit = _SECTIONS.get(id(catalogue))
+    if hit is not None and hit[0] is catalogue:
+        return hit[1]
+    lines = []
     for tool in catalogue.tools:
         schema = json.dumps(tool.params_schema, separators=(",", ":"), ensure_ascii=False)
         lines += [f"### {tool.name}", tool.summary, f"params (JSON Schema): {schema}", ""]
-    return "\n".join(lines) + REPLY_FORMAT
+    _SECTIONS[id(catalogue)] = (catalogue, "\n".join(lines))
+    return _SECTIONS[id(catalogue)][1]
 
 
 def build_messages(case: Case, catalogue: Catalogue | None = None) -> list[dict[str, str]]:

@@ -71,10 +71,14 @@ class HarnessSession:
     run: EvalRun
     case_paths: list[Path]
     strict: bool
+    failure_details: int | None  # None: every failure, through pytest's own report
     seen_ids: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # case file -> why it was refused
+    crashes: list[tuple[str, str]] = field(default_factory=list)  # (node id, traceback) of cases that crashed
 
 
 RUN = pytest.StashKey[HarnessSession]()
+DEFAULT_FAILURE_DETAILS = 10
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,6 +100,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "latency_p95_s<3, metric=off (repeatable)")
     group.addoption("--thresholds-file", default=None, metavar="TOML",
                     help="thresholds from a TOML file ([thresholds] metric = 0.95 or \">= 0.8\" or \"off\")")
+    group.addoption("--failure-details", default=str(DEFAULT_FAILURE_DETAILS), metavar="N|all",
+                    help=f"show the full diff (expected, got, reply) of the first N failed cases (default: "
+                         f"{DEFAULT_FAILURE_DETAILS}); every failed case's id and reason is listed either way. "
+                         "'all', or an explicit --tb, gives pytest's own failure report for every case")
     group.addoption("--gate-on", default="point", choices=GATE_ON,
                     help="judge '>' thresholds on the point estimate (default) or the 95%% Wilson lower bound")
     # `--strict` is pytest's own flag (strict mode); the harness reads it too: with it, any failed
@@ -138,6 +146,24 @@ def _thresholds(config: pytest.Config) -> dict[str, Threshold]:
     return resolve_thresholds(overrides)
 
 
+def _failure_details(config: pytest.Config) -> int | None:
+    """How many failed cases get a full diff from the harness. pytest's own failure report looks up each
+    failure's teardown sections among all reports (quadratic: minutes at 10,000 cases), so unless the user
+    asks for it (`--failure-details all`, or any explicit `--tb`), it is off and the harness shows the first
+    N diffs itself; the short summary still lists every failed case with its reason."""
+    raw = str(config.getoption("failure_details")).strip().lower()
+    if raw == "all" or config.option.tbstyle != "auto":
+        return None
+    try:
+        n = int(raw)
+        if n < 0:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError(f"--failure-details {raw!r}: a number >= 0, or all") from None
+    config.option.tbstyle = "no"
+    return n
+
+
 def pytest_configure(config: pytest.Config) -> None:
     model = config.getoption("model")
     if not model:
@@ -158,7 +184,8 @@ def pytest_configure(config: pytest.Config) -> None:
         gate_on=config.getoption("gate_on"),
         resume=bool(resume),
     )
-    config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")))
+    config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")),
+                                       failure_details=_failure_details(config))
     # Collect the case files instead of the unit tests.
     config.args[:] = [str(p) for p in paths]
 
@@ -170,6 +197,33 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if any(file_path == p or (p.is_dir() and p in file_path.parents) for p in hs.case_paths):
         return CaseFileNode.from_parent(parent, path=file_path)
     return None
+
+
+def _no_op() -> None:
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A case has no fixtures, so its setup and teardown are empty: report them without running pytest's
+    per-phase machinery (capture, logging and warning wrappers), which costs more than scoring a case.
+    Every plugin still sees the usual logstart, setup/call/teardown reports and logfinish (terminal, JUnit
+    XML, --lf, -x); the backend decides itself when its output must reach the terminal."""
+    if not isinstance(item, CaseItem):
+        return None
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for when in ("setup", "call", "teardown"):
+        if when == "call":
+            call = pytest.CallInfo.from_call(item.runtest, when, reraise=(pytest.exit.Exception, KeyboardInterrupt))
+            report = ihook.pytest_runtest_makereport(item=item, call=call)
+            if report.failed and call.excinfo is not None and not isinstance(call.excinfo.value, CaseFailed):
+                item.config.stash[RUN].crashes.append((item.nodeid, str(report.longrepr)))
+        else:  # nothing ran: an empty passed report, as pytest would make it
+            report = pytest.TestReport.from_item_and_call(item, pytest.CallInfo.from_call(_no_op, when))
+        ihook.pytest_runtest_logreport(report=report)
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -228,9 +282,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     hs = config.stash.get(RUN, None)
-    if hs is None or hs.run.summary is None:
+    if hs is None:
         return
-    run, summary, tr = hs.run, hs.run.summary, terminalreporter
+    tr = terminalreporter
+    if hs.failure_details is not None:  # pytest's own ERRORS/FAILURES sections are off: say it here
+        for path, why in hs.refused.items():
+            tr.section(f"case file refused: {path}", red=True)
+            tr.write_line(why)
+        for nodeid, traceback in hs.crashes:
+            tr.section(f"crashed: {nodeid}", red=True)
+            tr.write_line(traceback)
+    if hs.run.summary is None:
+        return
+    run, summary = hs.run, hs.run.summary
+    failed = [run.results[c.id] for c in run.planned if c.id in run.results and not run.results[c.id].passed]
+    if hs.failure_details is not None and failed:
+        shown = failed[:hs.failure_details]
+        tr.section(f"failed cases ({len(failed)} of {len(run.results)}): id and reason"
+                   + (f"; the first {len(shown)} in full below (--failure-details N|all)" if shown else ""))
+        width = max(len(r.case.id) for r in failed)
+        for result in failed:
+            tr.write_line(f"  {result.case.id:<{width}}  {result.reason}")
+        for result in shown:
+            tr.write_sep("_", f"{result.case.id}", red=True, bold=True)
+            tr.write_line(format_failure(result))
     tr.section(f"golden suite: {run.model} ({summary['n_passed']}/{summary['n_cases']} cases passed)")
     for line in format_table(summary):
         tr.write_line(line)
@@ -255,13 +330,17 @@ class CaseFileNode(pytest.File):
 
     def collect(self) -> Iterator["CaseItem"]:
         hs = self.config.stash[RUN]
-        case_file = load_case_file(self.path, hs.run.catalogue)
-        clashes = [
-            Problem(str(self.path), c.line, "id", f"id {c.id!r} is also in {hs.seen_ids[c.id]}")
-            for c in case_file.cases if c.id in hs.seen_ids
-        ]
-        if clashes:
-            raise CaseFileError(clashes)
+        try:
+            case_file = load_case_file(self.path, hs.run.catalogue)
+            clashes = [
+                Problem(str(self.path), c.line, "id", f"id {c.id!r} is also in {hs.seen_ids[c.id]}")
+                for c in case_file.cases if c.id in hs.seen_ids
+            ]
+            if clashes:
+                raise CaseFileError(clashes)
+        except CaseFileError as exc:
+            hs.refused[str(self.path)] = str(exc)
+            raise
         hs.run.case_files[case_file.path] = case_file.sha256
         for case in case_file.cases:
             hs.seen_ids[case.id] = f"{case.source}:{case.line}"
@@ -306,7 +385,8 @@ class CaseItem(pytest.Item):
 def format_failure(result: CaseResult) -> str:
     """A short domain diff: reason, expected calls, what was parsed, and the raw reply."""
     case = result.case
-    head = f"case {case.id} ({case.category}{', pair ' + case.pair if case.pair else ''}) failed: {result.reason}"
+    # pytest's short summary shows "FAILED <node id> - <first line>", cut to the terminal width: reason first.
+    head = f"{result.reason}: case {case.id} ({case.category}{', pair ' + case.pair if case.pair else ''}) failed"
     lines = [head] + [f"  {d}" for d in result.details]
     lines.append("expected:")
     lines += [f"  {e.describe()}" for e in case.expected] or ["  no tool call (plain-text answer)"]

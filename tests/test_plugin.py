@@ -1,5 +1,6 @@
 """The plugin end to end through pytester: case file + replay file -> exit status and report files."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def test_failing_case_shows_reason_expected_and_reply(pytester):
     result = run(pytester)
     assert result.ret == 1
     result.stdout.fnmatch_lines([
-        "*case t-1 (contrastive, pair dentist) failed: wrong_tool*",
+        "*wrong_tool: case t-1 (contrastive, pair dentist) failed*",
         "expected:", "*createTask(title: contains 'dentist')*",
         "reply:", "*| Sure.*",
     ])
@@ -187,3 +188,49 @@ def test_golden_suite_runs_under_replay(pytester):
     assert result.ret == 1
     s = summary(pytester)
     assert s["n_cases"] >= 60 and s["reasons"] == {"backend_error": s["n_cases"]} and s["case_pass_rate"] == 0.0
+
+
+def many_cases(n):
+    return [{"id": f"w-{i:03d}", "category": "single", "messages": [{"role": "user", "content": "weather?"}],
+             "expected": [{"tool": "getWeather", "params": {"location": "oslo"}}]} for i in range(n)]
+
+
+def test_every_failed_case_is_listed_and_the_first_n_in_full(pytester):
+    cases = many_cases(30)
+    setup_run(pytester, {c["id"]: ("no idea" if i % 3 else fence("getWeather", {"location": "Bergen"}))
+                         for i, c in enumerate(cases)}, cases=cases)
+    out = run(pytester, "--failure-details", "2").stdout.str()
+    for i in range(30):
+        reason = "missing_call" if i % 3 else "param_mismatch:location"
+        assert re.search(rf"^  w-{i:03d}  {reason}$", out, re.M), f"w-{i:03d} not listed with its reason"
+    assert out.count("\nexpected:\n") == 2 and "first 2 in full" in out
+    assert "= FAILURES =" not in out  # pytest's own quadratic report is off unless asked for
+    full = run(pytester, "--failure-details", "all").stdout.str()
+    assert "= FAILURES =" in full and full.count("\nexpected:\n") == 30
+    assert run(pytester, "--tb=short").stdout.str().count("\nexpected:\n") == 30
+
+
+def test_a_crashing_backend_shows_its_traceback_and_stops(pytester):
+    pytester.makeconftest('''
+from harness.backends import REGISTRY, Backend
+
+class Crashing(Backend):
+    name = "crashing"
+    @classmethod
+    def from_options(cls, name, options):
+        return cls()
+    def generate(self, requests, on_reply=None):
+        raise ZeroDivisionError("a bug in the backend")
+
+import sys
+sys.modules[__name__].Crashing = Crashing
+REGISTRY["crashing"] = (__name__, "Crashing", None)
+''')
+    write_jsonl(pytester.path / "cases.jsonl", CASES)
+    result = pytester.runpytest("--model=crashing", "--cases", "cases.jsonl", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert "crashed: cases.jsonl::t-1" in out and "ZeroDivisionError: a bug in the backend" in out
+    assert "Traceback" in out or "def generate" in out
+    result.assert_outcomes(failed=1)
+    s = summary(pytester)
+    assert result.ret != 0 and s["complete"] is False and not s["gate"]["passed"]
