@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
@@ -44,6 +44,7 @@ class Case:
     pair: str | None = None
     source: str = ""
     line: int = 0
+    pair_size: int = 0  # how many cases of the file share `pair`: a group counts only when all of them ran
 
     @property
     def expects_call(self) -> bool:
@@ -94,6 +95,9 @@ def load_case_file(path: str | Path, catalogue: Catalogue | None = None) -> Case
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CaseFileError([Problem(str(path), 0, "", f"not UTF-8: {exc}")]) from exc
+    if _looks_like_replies(text):
+        raise CaseFileError([Problem(str(path), 0, "", "this is a replay file (lines with 'response' and no "
+                                     "'messages'), not a case file: pass it with --replies, not --cases")])
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -101,12 +105,25 @@ def load_case_file(path: str | Path, catalogue: Catalogue | None = None) -> Case
         if case is not None:
             cases.append(case)
     _check_across_lines(cases, pairs, str(path), problems)
+    cases = [replace(c, pair_size=len(pairs[c.pair])) if c.pair else c for c in cases]
     problems.sort(key=lambda p: p.line)
     if not cases and not problems:
         problems.append(Problem(str(path), 0, "", "no cases in the file"))
     if problems:
         raise CaseFileError(problems)
     return CaseFile(path=str(path), sha256=hashlib.sha256(data).hexdigest(), cases=tuple(cases))
+
+
+def _looks_like_replies(text: str) -> bool:
+    """Every JSON object line has `response` and no `messages`: recorded replies (or a run's cases.jsonl)."""
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line)) if line.strip() else None
+        except ValueError:
+            return False
+    objects = [r for r in rows if isinstance(r, dict)]
+    return bool(objects) and len(objects) == len(rows) and all("response" in r and "messages" not in r for r in objects)
 
 
 def _parse_line(

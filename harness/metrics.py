@@ -42,12 +42,25 @@ def _over(results: Iterable[CaseResult], where: Callable[[CaseResult], bool], ok
     return sum(1 for r in chosen if ok(r)), len(chosen)
 
 
-def _pair_counts(results: Sequence[CaseResult]) -> tuple[int, int]:
-    groups: dict[str, list[CaseResult]] = defaultdict(list)
+def _pair_groups(results: Sequence[CaseResult]) -> tuple[list[list[CaseResult]], int]:
+    """(contrastive groups all of whose members ran, how many groups ran only in part). Groups are per case
+    file; a group missing a member (a subset run: -k, --lf, ...) is not a group result at all."""
+    groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
     for r in results:
         if r.case.pair is not None:
-            groups[r.case.pair].append(r)
-    return sum(1 for members in groups.values() if all(m.tools_right for m in members)), len(groups)
+            groups[(r.case.source, r.case.pair)].append(r)
+    whole = [m for m in groups.values() if len(m) >= m[0].case.pair_size]
+    return whole, len(groups) - len(whole)
+
+
+def _pair_counts(results: Sequence[CaseResult]) -> tuple[int, int]:
+    whole, _ = _pair_groups(results)
+    return sum(1 for members in whole if all(m.tools_right for m in members)), len(whole)
+
+
+def incomplete_pairs(results: Sequence[CaseResult]) -> int:
+    """Contrastive groups of which only some members ran (left out of pair_accuracy)."""
+    return _pair_groups(results)[1]
 
 
 def rate_counts(results: Sequence[CaseResult]) -> dict[str, tuple[int, int]]:

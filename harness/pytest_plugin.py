@@ -74,6 +74,7 @@ class HarnessSession:
     failure_details: int | None  # None: every failure, through pytest's own report
     seen_ids: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)  # case file -> why it was refused
+    in_files: dict[str, int] = field(default_factory=dict)  # case file -> how many cases it holds
     crashes: list[tuple[str, str]] = field(default_factory=list)  # (node id, traceback) of cases that crashed
 
 
@@ -110,7 +111,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # case fails the run even when the gate passes.
 
 
-def _case_paths(config: pytest.Config) -> list[Path]:
+def _case_paths(config: pytest.Config) -> list[tuple[Path, str]]:
+    """(case file or folder, the argument to collect: the path, or a node id `path::case-id`)."""
     given = config.getoption("cases") or []
     if not given and config.args_source == pytest.Config.ArgsSource.ARGS:
         given = list(config.args)
@@ -124,12 +126,13 @@ def _case_paths(config: pytest.Config) -> list[Path]:
         given = [str(default)]
     paths = []
     for raw in given:
-        path = Path(raw.split("::")[0])
+        path_text, sep, node = raw.partition("::")
+        path = Path(path_text)
         if not path.is_absolute():
             path = Path(config.invocation_params.dir) / path
         if not path.exists():
             raise pytest.UsageError(f"case file or folder not found: {raw}")
-        paths.append(path)
+        paths.append((path, f"{path}{sep}{node}"))
     return paths
 
 
@@ -170,7 +173,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if model not in REGISTRY:
         raise pytest.UsageError(f"unknown --model {model!r}; known: {', '.join(sorted(REGISTRY))}")
-    paths = _case_paths(config)
+    targets = _case_paths(config)
+    paths = [path for path, _ in targets]
     reports_dir = Path(config.getoption("reports_dir"))
     if not reports_dir.is_absolute():
         reports_dir = Path(config.invocation_params.dir) / reports_dir
@@ -186,8 +190,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")),
                                        failure_details=_failure_details(config))
-    # Collect the case files instead of the unit tests.
-    config.args[:] = [str(p) for p in paths]
+    # Collect the case files instead of the unit tests (node ids `file::case-id` select single cases).
+    config.args[:] = [arg for _, arg in targets]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -243,9 +247,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if hs is None or session.config.option.collectonly:
         return
     cases = [item.case for item in session.items if isinstance(item, CaseItem)]
-    if not cases:
-        return
     run = hs.run
+    n_in_files = sum(hs.in_files.values())
+    run.selection = {"expression": _selection_expression(session.config), "n_selected": len(cases),
+                     "n_in_files": n_in_files, "whole_files": len(cases) == n_in_files}
+    run.refused_files = list(hs.refused)
+    if not cases or (hs.refused and not session.config.option.continue_on_collection_errors):
+        return  # nothing to run, or pytest stops after collection errors: no run folder is made
     capture = session.config.pluginmanager.get_plugin("capturemanager")
     if capture is not None:
         run.output_visible = capture.global_and_fixture_disabled
@@ -262,13 +270,27 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             reporter.write_line(f"resumed: {len(run.results)} cases already have replies")
 
 
+def _selection_expression(config: pytest.Config) -> str | None:
+    """The options that chose a subset of the cases, as typed (None when nothing narrowed the run)."""
+    parts = []
+    if config.option.keyword:
+        parts.append(f"-k {config.option.keyword!r}")
+    if config.option.markexpr:
+        parts.append(f"-m {config.option.markexpr!r}")
+    if getattr(config.option, "lf", False):
+        parts.append("--lf")
+    parts += [f"--deselect {d}" for d in config.option.deselect or ()]
+    parts += [arg for arg in config.args if "::" in arg]
+    return " ".join(parts) or None
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     hs = session.config.stash.get(RUN, None)
     if hs is None or hs.run.writer is None:
         return
     run = hs.run
     if not run.results and not run.stopped:
-        run.writer.close()
+        run.discard()
         return
     summary = run.finish()
     # A backend that stopped the run interrupts the session; its verdict is still the gate's (failed: incomplete).
@@ -321,8 +343,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         note = " (single cases failed; the exit status follows the gate" + (
             ", but --strict is on)" if hs.strict else "; add --strict to fail on any case)")
     verdict = "PASSED" if gate["passed"] else "FAILED"
+    selection = summary["selection"]
+    if not selection["whole_files"]:
+        note += (f" -- on a subset: {selection['n_selected']} of {selection['n_in_files']} cases"
+                 f" ({selection['expression'] or 'selected by a plugin'})")
+    if summary["incomplete_pairs"]:
+        note += f"; {summary['incomplete_pairs']} contrastive group(s) ran only in part (not in pair_accuracy)"
     tr.write_line(f"gate ({run.gate_on}): {verdict}{note}", green=gate["passed"], red=not gate["passed"], bold=True)
-    tr.write_line(f"report: {run.writer.dir / 'summary.json'} (also {run.reports_dir / 'latest'})")
+    latest = (f"also {run.reports_dir / 'latest'}" if selection["whole_files"] and not summary["refused_files"]
+              else "reports/latest not replaced: not a run over whole case files")
+    tr.write_line(f"report: {run.writer.dir / 'summary.json'} ({latest})")
 
 
 class CaseFileNode(pytest.File):
@@ -342,6 +372,7 @@ class CaseFileNode(pytest.File):
             hs.refused[str(self.path)] = str(exc)
             raise
         hs.run.case_files[case_file.path] = case_file.sha256
+        hs.in_files[case_file.path] = len(case_file.cases)
         for case in case_file.cases:
             hs.seen_ids[case.id] = f"{case.source}:{case.line}"
             yield CaseItem.from_parent(self, name=case.id, case=case)

@@ -5,6 +5,7 @@ dies midway keeps every reply it got; the final files appear whole (temp file, t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -86,16 +87,26 @@ class RunWriter:
         self._partial.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._partial.flush()
 
-    def finish(self, summary: Mapping[str, Any], records: Iterable[Mapping[str, Any]]) -> Path:
-        """Write cases.jsonl then summary.json (last: its presence means the run is complete)."""
+    def finish(self, summary: Mapping[str, Any], records: Iterable[Mapping[str, Any]], replace_latest: bool = True) -> Path:
+        """Write cases.jsonl then summary.json (last: its presence means the run is complete); then, for a
+        run over whole case files, reports/latest/."""
         cases_text = _jsonl(records)
         summary_text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
         atomic_write_text(self.dir / "cases.jsonl", cases_text)
         atomic_write_text(self.dir / "summary.json", summary_text)
         self._partial.close()
         (self.dir / PARTIAL).unlink(missing_ok=True)
-        self._replace_latest(cases_text, summary_text)
+        if replace_latest:
+            self._replace_latest(cases_text, summary_text)
         return self.dir / "summary.json"
+
+    def remove(self) -> None:
+        """Delete this run's folder (only what a run writes; anything else keeps the folder)."""
+        self.close()
+        for name in (PARTIAL, "run.json"):
+            (self.dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()
 
     def _replace_latest(self, cases_text: str, summary_text: str) -> None:
         """Swap in a complete reports/latest/ by renames, so readers never see a mix of two runs."""

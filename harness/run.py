@@ -63,6 +63,10 @@ class EvalRun:
     summary: dict[str, Any] | None = None
     progress: Any = None
     model_fingerprint: dict[str, Any] | None = None
+    # Which cases of the case files this run covers: {"expression", "n_selected", "n_in_files", "whole_files"};
+    # None: every case of the files. Only a run over whole case files replaces reports/latest.
+    selection: dict[str, Any] | None = None
+    refused_files: list[str] = field(default_factory=list)  # case files refused at load (the run is incomplete)
 
     def start(self, cases: Sequence[Case], backend: Backend | None = None) -> None:
         """Create the backend (unless given), the run folder, and re-score a resumed run's replies."""
@@ -156,6 +160,17 @@ class EvalRun:
             raise BackendError(self.stopped or f"no reply for {case.id}")
         return self.results[case.id]
 
+    def discard(self) -> None:
+        """A run that got no reply at all (refused files, interrupted before the first case) leaves nothing."""
+        if self.progress is not None:
+            self.progress.close()
+        if self.writer is not None:
+            self.writer.close()
+            if not self.resume:
+                self.writer.remove()
+        if self.backend is not None:
+            self.backend.close()
+
     def run_all(self) -> list[CaseResult]:
         """Score every planned case (outside pytest); a BackendError stops early, keeping what was scored."""
         with contextlib.suppress(BackendError):
@@ -171,17 +186,26 @@ class EvalRun:
             thresholds=self.thresholds, gate_on=self.gate_on,
             measures_latency=bool(self.backend and self.backend.measures_latency),
         )
-        summary["complete"] = len(ordered) == len(self.planned)
-        if not summary["complete"]:
+        selection = self.selection or {"expression": None, "n_selected": len(self.planned),
+                                       "n_in_files": len(self.planned), "whole_files": True}
+        summary["selection"] = selection
+        summary["refused_files"] = list(self.refused_files)
+        summary["complete"] = len(ordered) == len(self.planned) and not self.refused_files
+        if len(ordered) < len(self.planned):
             why = f"incomplete run: {len(ordered)} of {len(self.planned)} cases scored"
             if self.stopped:
                 why += f" (backend stopped: {self.stopped}); rerun with --resume {self.run_id}"
             summary["gate"]["passed"] = False
             summary["gate"]["failures"].append({"metric": "n_cases", "message": why})
+        if self.refused_files:
+            summary["gate"]["passed"] = False
+            summary["gate"]["failures"].append({"metric": "case_files", "message": (
+                f"incomplete run: {len(self.refused_files)} case file(s) refused: {', '.join(self.refused_files)}")})
         if self.progress is not None:
             self.progress.close()
         assert self.writer is not None
-        self.writer.finish(summary, (case_record(r) for r in ordered))
+        self.writer.finish(summary, (case_record(r) for r in ordered),
+                           replace_latest=selection["whole_files"] and not self.refused_files)
         if self.backend:
             self.backend.close()
         self.summary = summary

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 from harness import __version__
 from harness.gate import Threshold, evaluate
 from harness.match import CaseResult
-from harness.metrics import RATE_KEYS, by_category, confusion, latency, rates_block
+from harness.metrics import RATE_KEYS, by_category, confusion, incomplete_pairs, latency, rates_block
 from harness.report import FORMAT_VERSION
 
 
@@ -33,6 +33,7 @@ def build_summary(
     if measures_latency:
         summary.update(latency(results))
     summary["n_passed"] = sum(r.passed for r in results)
+    summary["incomplete_pairs"] = incomplete_pairs(results)
     summary["reasons"] = _reason_counts(results)
     summary["counts"] = overall["counts"]
     summary["intervals"] = overall["intervals"]

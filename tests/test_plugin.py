@@ -134,7 +134,11 @@ def test_k_selects_cases_by_id_and_lf_reruns_failures(pytester):
     setup_run(pytester, {**GOOD, "w-1": "no idea"})
     result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-k", "w-1")
     result.assert_outcomes(failed=1, deselected=3)
-    assert summary(pytester)["n_cases"] == 1
+    run_dir = next(p for p in (pytester.path / "reports").iterdir() if p.name != "latest")
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["n_cases"] == 1 and s["selection"] == {"expression": "-k 'w-1'", "n_selected": 1, "n_in_files": 4,
+                                                   "whole_files": False}
+    assert not (pytester.path / "reports" / "latest").exists()  # a subset never replaces latest
     pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl")
     result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "--lf")
     result.assert_outcomes(failed=1, deselected=3)
@@ -234,3 +238,57 @@ REGISTRY["crashing"] = (__name__, "Crashing", None)
     result.assert_outcomes(failed=1)
     s = summary(pytester)
     assert result.ret != 0 and s["complete"] is False and not s["gate"]["passed"]
+
+
+THREE = [{"id": f"g-5{x}", "category": "contrastive", "pair": "g5",
+          "messages": [{"role": "user", "content": "weather?"}],
+          "expected": [{"tool": "getWeather", "params": {"location": "oslo"}}]} for x in "abc"]
+
+
+def test_a_pair_counts_only_when_all_its_members_ran(pytester):
+    setup_run(pytester, {"g-5a": fence("getWeather", {"location": "Oslo"}), "g-5b": "no", "g-5c": "no"}, cases=THREE)
+    result = run(pytester, "-k", "g-5a", "--threshold", "tool_selection_accuracy=off", "--threshold",
+                 "valid_json_rate=off", "--threshold", "no_tool_accuracy=off", "--threshold", "disambiguation_accuracy=off",
+                 "--threshold", "pair_accuracy=0.5")
+    run_dir = next(p for p in (pytester.path / "reports").iterdir() if p.name != "latest")
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["pair_accuracy"] is None and s["counts"]["pair_accuracy"] == {"passed": 0, "of": 0}
+    assert s["incomplete_pairs"] == 1 and s["selection"]["n_selected"] == 1
+    result.stdout.fnmatch_lines(["*on a subset: 1 of 3 cases (-k 'g-5a')*1 contrastive group(s) ran only in part*"])
+    full = run(pytester)
+    assert summary(pytester)["pair_accuracy"] == 0.0 and summary(pytester)["incomplete_pairs"] == 0
+    assert full.ret == 1
+
+
+def test_one_case_by_node_id(pytester):
+    cases = [{**CASES[2], "id": f"g-1{x}"} for x in ("", "0", "1")]
+    setup_run(pytester, {c["id"]: GOOD["w-1"] for c in cases}, cases=cases)
+    result = pytester.runpytest("--model=replay", "cases.jsonl::g-1", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    s = json.loads(next(p for p in (pytester.path / "reports").iterdir() if p.name != "latest").joinpath(
+        "summary.json").read_text())
+    assert s["selection"]["expression"].endswith("cases.jsonl::g-1") and s["n_cases"] == 1
+    assert pytester.runpytest("--model=replay", "cases.jsonl", "--replies", "r.jsonl", "-k", "g-1",
+                              "-p", "no:cacheprovider").parseoutcomes()["passed"] == 3  # -k matches substrings
+
+
+def test_a_refused_file_makes_the_run_incomplete_and_leaves_no_empty_folder(pytester):
+    setup_run(pytester, GOOD)
+    write_jsonl(pytester.path / "more.jsonl", [{**CASES[0], "id": "x", "expected": [{"tool": "nope", "params": {}}]}])
+    args = ("--model=replay", "--cases", "cases.jsonl", "--cases", "more.jsonl", "--replies", "r.jsonl",
+            "-p", "no:cacheprovider")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.INTERRUPTED and not (pytester.path / "reports").exists()
+    result.stdout.fnmatch_lines(["*case file refused:*more.jsonl*", "*more.jsonl:1: expected?0?.tool: unknown tool*"])
+    result = pytester.runpytest(*args, "--continue-on-collection-errors")
+    s = summary(pytester, next(p.name for p in (pytester.path / "reports").iterdir()))
+    assert s["complete"] is False and s["refused_files"] == [str(pytester.path / "more.jsonl")]
+    assert not s["gate"]["passed"] and "1 case file(s) refused" in s["gate"]["failures"][-1]["message"]
+    assert result.ret == 1 and not (pytester.path / "reports" / "latest").exists()
+
+
+def test_a_replay_file_given_as_cases_is_named_as_such(pytester):
+    setup_run(pytester, GOOD)
+    result = pytester.runpytest("--model=replay", "--cases", "r.jsonl", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*r.jsonl: this is a replay file (lines with 'response' and no 'messages')*"])
+    assert "problem(s)" in result.stdout.str() and "(1 problem(s))" in result.stdout.str()
