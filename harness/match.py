@@ -46,6 +46,7 @@ class CaseResult:
     error: str | None = None
     latency_s: float | None = None
     usage: dict[str, Any] | None = field(default=None)
+    truncated: bool = False
 
 
 def _schema_problems(calls: Sequence[Call], catalogue: Catalogue) -> list[str]:
@@ -101,8 +102,10 @@ def score(
     error: str | None = None,
     latency_s: float | None = None,
     usage: dict[str, Any] | None = None,
+    truncated: bool = False,
 ) -> CaseResult:
-    """Score one reply (or a backend failure, when `response` is None) against its case."""
+    """Score one reply (or a backend failure, when `response` is None) against its case. A `truncated`
+    reply (cut off at the token limit) is scored as it is; the failure details say it was cut off."""
     parsed = parse_reply(response if response is not None else "")
     outcome: Outcome | None = parsed.outcome if response is not None else None
     schema_problems = _schema_problems(parsed.calls, catalogue)
@@ -116,10 +119,12 @@ def score(
         tools_right = outcome == "abstention"
 
     reason, details = _reason(case, response, error, parsed, expected_tools, got_tools, schema_problems)
+    if truncated and reason is not None:
+        details = ["truncated: the reply was cut off at the token limit (raise --max-new-tokens)", *details]
     return CaseResult(
         case=case, response=response, outcome=outcome, parsed=parsed, tools_right=tools_right,
         valid_json=valid_json, schema_valid=schema_valid, passed=reason is None, reason=reason,
-        details=tuple(details), error=error, latency_s=latency_s, usage=usage,
+        details=tuple(details), error=error, latency_s=latency_s, usage=usage, truncated=truncated,
     )
 
 

@@ -44,6 +44,8 @@ BACKEND_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--served-model", dict(metavar="NAME", help="openai: the model (or LoRA) name the server serves")),
     ("--api-key-env", dict(metavar="VAR", help="openai: environment variable holding the API key (default: OPENAI_API_KEY)")),
     ("--raw", dict(action="store_true", help="remote: render the Llama 3 chat template here and send a raw prompt")),
+    ("--raw-keep-bos", dict(action="store_true", help="remote --raw: keep <|begin_of_text|> in the prompt (for a "
+                                                      "server whose tokenizer adds none; most add one)")),
     ("--concurrency", dict(type=int, help="remote: requests in flight (default: 4)")),
     ("--requests-per-minute", dict(type=int, help="remote: client-side rate limit (cloudflare default: 240)")),
     ("--seed", dict(type=int, help="remote: sampling seed sent with each request (default: 0)")),
@@ -105,6 +107,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"show the full diff (expected, got, reply) of the first N failed cases (default: "
                          f"{DEFAULT_FAILURE_DETAILS}); every failed case's id and reason is listed either way. "
                          "'all', or an explicit --tb, gives pytest's own failure report for every case")
+    group.addoption("--max-unanswered", type=int, default=0, metavar="N",
+                    help="cases the backend may leave without a reply (after its retries) before the run counts "
+                         "as incomplete and fails the gate (default: 0)")
     group.addoption("--gate-on", default="point", choices=GATE_ON,
                     help="judge '>' thresholds on the point estimate (default) or the 95%% Wilson lower bound")
     # `--strict` is pytest's own flag (strict mode); the harness reads it too: with it, any failed
@@ -187,6 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id=resume or config.getoption("run_id") or new_run_id(model),
         gate_on=config.getoption("gate_on"),
         resume=bool(resume),
+        max_unanswered=config.getoption("max_unanswered"),
     )
     config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")),
                                        failure_details=_failure_details(config))
@@ -331,6 +337,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.section(f"golden suite: {run.model} ({summary['n_passed']}/{summary['n_cases']} cases passed)")
     for line in format_table(summary):
         tr.write_line(line)
+    conditions = {k: v for k, v in summary.get("latency_conditions", {}).items() if k != "note"}
+    if conditions and summary.get("latency_p95_s") is not None:
+        tr.write_line("latency measured at " + ", ".join(f"{k} {v}" for k, v in conditions.items()))
     if summary["reasons"]:
         tr.write_line("failure reasons: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
     gate = summary["gate"]

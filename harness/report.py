@@ -66,6 +66,7 @@ def case_record(result: CaseResult) -> dict[str, Any]:
         "error": result.error,
         "latency_s": result.latency_s,
         "usage": result.usage,
+        "truncated": result.truncated,
     }
 
 

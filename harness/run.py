@@ -39,7 +39,8 @@ def load_prior_replies(run_dir: Path) -> dict[str, Reply]:
             except ValueError:
                 continue  # a line cut off when the run was killed
             if isinstance(rec, dict) and isinstance(rec.get("response"), str):
-                replies[rec["id"]] = Reply(text=rec["response"], latency_s=rec.get("latency_s"), usage=rec.get("usage"))
+                replies[rec["id"]] = Reply(text=rec["response"], latency_s=rec.get("latency_s"), usage=rec.get("usage"),
+                                           truncated=rec.get("truncated") is True)
     return replies
 
 
@@ -67,6 +68,7 @@ class EvalRun:
     # None: every case of the files. Only a run over whole case files replaces reports/latest.
     selection: dict[str, Any] | None = None
     refused_files: list[str] = field(default_factory=list)  # case files refused at load (the run is incomplete)
+    max_unanswered: int = 0  # cases the backend may leave without a reply before the run counts as incomplete
 
     def start(self, cases: Sequence[Case], backend: Backend | None = None) -> None:
         """Create the backend (unless given), the run folder, and re-score a resumed run's replies."""
@@ -115,7 +117,7 @@ class EvalRun:
     def _record(self, case: Case, reply: Reply) -> CaseResult:
         result = score(
             case, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
-            usage=dict(reply.usage) if reply.usage else None,
+            usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
         )
         self.results[case.id] = result
         assert self.writer is not None
@@ -190,7 +192,17 @@ class EvalRun:
                                        "n_in_files": len(self.planned), "whole_files": True}
         summary["selection"] = selection
         summary["refused_files"] = list(self.refused_files)
-        summary["complete"] = len(ordered) == len(self.planned) and not self.refused_files
+        unanswered = [r.case.id for r in ordered if r.response is None]
+        summary["n_unanswered"] = len(unanswered)
+        if self.backend is not None and self.backend.measures_latency:
+            summary["latency_conditions"] = self.backend.latency_conditions()
+        summary["complete"] = (len(ordered) == len(self.planned) and not self.refused_files
+                               and len(unanswered) <= self.max_unanswered)
+        if len(unanswered) > self.max_unanswered:
+            summary["gate"]["passed"] = False
+            summary["gate"]["failures"].append({"metric": "n_unanswered", "message": (
+                f"incomplete run: {len(unanswered)} case(s) unanswered by the backend (allowed: {self.max_unanswered}, "
+                f"--max-unanswered); first: {', '.join(unanswered[:5])}")})
         if len(ordered) < len(self.planned):
             why = f"incomplete run: {len(ordered)} of {len(self.planned)} cases scored"
             if self.stopped:

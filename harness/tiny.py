@@ -59,7 +59,7 @@ def default_corpus() -> list[str]:
 
 def build_tokenizer(corpus: Iterable[str], vocab_size: int = 2048):
     """A byte-level BPE `PreTrainedTokenizerFast` with Llama 3's special tokens and chat template."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -77,6 +77,11 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 2048):
         show_progress=False,
     )
     tok.train_from_iterator(list(corpus), trainer=trainer)
+    # Like Llama 3's tokenizer: encoding with special tokens (the default) puts <|begin_of_text|> first, so
+    # a prompt that already starts with it gets two -- the bug a server-side tokenizer shows in raw mode.
+    bos_id = tok.token_to_id(BOS)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=BOS, eos_token=EOT, pad_token=PAD,
         additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in (BOS, EOT, PAD)],

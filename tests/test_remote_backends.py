@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_jsonl
 from harness.backends import BackendError, Request
 from harness.backends.http import FatalBackendError, RateLimiter, RetryPolicy, Secret
 from harness.backends.remote import CloudflareBackend, OpenAIBackend
@@ -55,7 +56,7 @@ def test_lora_and_raw_prompt(fake):
     backend.generate(requests(1))
     body = fake.requests[0].body
     assert body["lora"] == "my-lora" and body["raw"] is True and "messages" not in body
-    assert body["prompt"] == render_llama3(requests(1)[0].messages, NOW)
+    assert body["prompt"] == render_llama3(requests(1)[0].messages, NOW, bos="")  # the server adds <|begin_of_text|>
 
 
 def test_usage_may_be_missing(fake):
@@ -156,10 +157,13 @@ def test_openai_chat_and_raw(fake):
     assert chat.generate(requests(1))[0].text == CALL
     body = fake.requests[-1].body
     assert fake.requests[-1].path == "/v1/chat/completions" and body["model"] == "my-lora" and body["temperature"] == 0
+    assert body["chat_template_kwargs"] == {"date_string": "24 Feb 2026"}  # the case's date, not the server's clock
+    assert chat.fingerprint()["generation"]["date"].startswith("chat_template_kwargs.date_string")
     raw = OpenAIBackend(fake.openai_base, "my-lora", Secret("sk-local-123"), raw=True, retry=FAST)
     assert raw.generate(requests(1))[0].text == CALL
     body = fake.requests[-1].body
-    assert fake.requests[-1].path == "/v1/completions" and body["prompt"] == render_llama3(requests(1)[0].messages, NOW)
+    assert fake.requests[-1].path == "/v1/completions" and body["prompt"] == render_llama3(requests(1)[0].messages, NOW,
+                                                                                           bos="")
     assert "<|eot_id|>" in body["stop"]
 
 
@@ -282,3 +286,107 @@ def test_a_token_echoed_by_the_server_is_redacted_everywhere(pytester, monkeypat
                                 "--cf-api-base", fake.api_base, "--cases", "cases.jsonl", "-l", "--tb=long")
     assert result.ret == 1 and "Authentication error for 'Bearer ***'" in result.stdout.str()
     assert secret not in all_output(pytester, result)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    from harness.tiny import build_tiny_model
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def test_raw_mode_puts_exactly_one_bos_before_the_model(tiny_model):
+    """Against a server that tokenizes like a real one (BOS added on encode), the raw prompt's token count
+    equals the local backend's: the adapter sees what it was trained on, byte for byte."""
+    from transformers import AutoTokenizer
+    from harness.backends.local import GenerationSettings, LocalBackend
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    local = LocalBackend(str(tiny_model), device="cpu", settings=GenerationSettings(max_new_tokens=2, batch_size=4))
+    local_counts = [r.usage["prompt_tokens"] for r in local.generate(requests(2))]
+    with FakeCloudflare(reply=lambda body: CALL, tokenizer=tokenizer) as server:
+        for backend in (cloudflare(server, raw=True), OpenAIBackend(server.openai_base, "m", raw=True, retry=FAST),
+                        OpenAIBackend(server.openai_base, "m", retry=FAST)):  # chat: the server's own template
+            assert [r.usage["prompt_tokens"] for r in backend.generate(requests(2))] == local_counts, backend.name
+        doubled = OpenAIBackend(server.openai_base, "m", raw=True, raw_keep_bos=True, retry=FAST).generate(requests(1))
+        assert doubled[0].usage["prompt_tokens"] == local_counts[0] + 1  # what --raw sent before: two BOS
+
+
+def test_a_reply_cut_off_at_max_tokens_is_marked_truncated(fake):
+    fake.finish_reason = "length"
+    reply = OpenAIBackend(fake.openai_base, "base", retry=FAST).generate(requests(1))[0]
+    assert reply.truncated and reply.text == CALL
+    fake.finish_reason = "stop"
+    assert not OpenAIBackend(fake.openai_base, "base", retry=FAST).generate(requests(1))[0].truncated
+    assert cloudflare(fake, max_tokens=3).generate(requests(1))[0].truncated  # all 3 tokens of the budget used
+    assert not cloudflare(fake, max_tokens=300).generate(requests(1))[0].truncated
+
+
+def test_truncation_is_named_in_the_failure(make_case):
+    from harness.match import score
+    from harness.tools import load_catalogue
+    case = make_case([{"tool": "getWeather", "params": {"location": "Oslo"}}])
+    result = score(case, '```json\n{"tool": "getWeather", "params": {"loca', load_catalogue(), truncated=True)
+    assert result.reason == "invalid_json" and result.truncated and "truncated" in result.details[0]
+    from harness.report import case_record
+    assert case_record(result)["truncated"] is True
+
+
+def test_latency_excludes_time_in_our_own_rate_limiter(fake):
+    """Two requests a second allowed: the third waits ~0.5 s in the client, which is not the server's latency."""
+    backend = cloudflare(fake, concurrency=3)
+    backend.requests_per_minute = 120
+    limiter_window = 1.0
+    import harness.backends.http as http
+    original = http.RateLimiter
+
+    class FastWindow(original):
+        def __init__(self, per_minute):
+            super().__init__(2, window_s=limiter_window)
+    http.RateLimiter = FastWindow
+    try:
+        started = time.perf_counter()
+        replies = backend.generate(requests(3))
+        elapsed = time.perf_counter() - started
+    finally:
+        http.RateLimiter = original
+    assert elapsed >= limiter_window * 0.9
+    assert max(r.latency_s for r in replies) < limiter_window / 2
+
+
+def test_first_requests_failing_alike_stop_the_run(fake):
+    """A wrong --served-model (HTTP 400) or a server that is down: one message, not a report of N errors."""
+    fake.inject(Fault("cf_error", code=5006, times=1000))
+    with pytest.raises(FatalBackendError, match="first 3 requests all failed the same way.*5006"):
+        cloudflare(fake, concurrency=1).generate(requests(8))
+    assert len(fake.requests) == 3
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    down = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "base", retry=RetryPolicy(max_attempts=2, base_delay_s=0.01,
+                                                                                  max_delay_s=0.02, timeout_s=1.0))
+    with pytest.raises(FatalBackendError, match="connection error"):
+        down.generate(requests(6))
+
+
+def test_a_failure_after_a_success_does_not_stop_the_run(fake):
+    fake.inject(Fault("cf_error", code=5006, times=3, match="question 1"))
+    replies = cloudflare(fake, concurrency=1).generate(requests(3))
+    assert replies[0].text == CALL and replies[1].text is None and replies[2].text == CALL
+
+
+def test_unanswered_cases_make_the_run_incomplete(pytester, monkeypatch, fake):
+    cf_env(monkeypatch, fake)
+    cases = [json.loads(line) for line in (GOLDEN / "assistant.jsonl").read_text().splitlines()[:6]]
+    write_jsonl(pytester.path / "c.jsonl", cases)
+    fake.inject(Fault("cf_error", code=5006, times=1, match=cases[3]["messages"][0]["content"][:20]))
+    args = ("--model=cloudflare-base", "--cf-model=@cf/meta/llama-3.2-3b-instruct", "--cases", "c.jsonl",
+            f"--cf-api-base={fake.api_base}", "--concurrency", "1", "--max-attempts", "1", "-p", "no:cacheprovider")
+    result = pytester.runpytest(*args, "--threshold", "tool_selection_accuracy=off", "--threshold", "valid_json_rate=off",
+                                "--threshold", "no_tool_accuracy=off", "--threshold", "disambiguation_accuracy=off")
+    s = json.loads((pytester.path / "reports" / "latest" / "summary.json").read_text())
+    assert s["n_unanswered"] == 1 and s["complete"] is False and not s["gate"]["passed"] and result.ret == 1
+    assert "1 case(s) unanswered" in s["gate"]["failures"][-1]["message"]
+    assert s["latency_conditions"]["concurrency"] == 1
+    result.stdout.fnmatch_lines(["*latency measured at concurrency 1*"])

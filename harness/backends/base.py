@@ -26,6 +26,7 @@ class Reply:
     latency_s: float | None = None
     usage: Mapping[str, Any] | None = None
     error: str | None = None
+    truncated: bool = False  # generation stopped at the token limit, not at end of turn
 
 
 class BackendError(RuntimeError):
@@ -55,6 +56,11 @@ class Backend(ABC):
     def describe(self) -> str:
         """One line for pytest's header."""
         return self.name
+
+    def latency_conditions(self) -> dict[str, Any]:
+        """Settings under which `latency_s` was measured (concurrency, batch size): the latency gate means
+        little without them."""
+        return {}
 
     def close(self) -> None:
         """Release connections or memory."""

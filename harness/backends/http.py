@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import email.utils
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Sequence
@@ -19,6 +21,7 @@ import httpx
 from harness.backends.base import Backend, BackendError, OnReply, Reply, Request
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+FIRST_FAILURES_TO_STOP = 3  # identical failures, before any success, that stop a run
 
 
 class Secret:
@@ -180,6 +183,8 @@ class HttpBackend(Backend):
         self.transport = transport
         self.rng = random.Random(seed)
         self.retries = 0  # retried attempts over the backend's life, for benchmarks and reports
+        self._answered = False  # has any request succeeded yet
+        self._first_failures: list[str] = []
 
     # -- what a provider says --------------------------------------------------------------------
     def endpoint(self, request: Request) -> str:
@@ -191,8 +196,8 @@ class HttpBackend(Backend):
     def headers(self) -> dict[str, str]:
         return {}
 
-    def extract(self, body: Any) -> tuple[str, Mapping[str, Any] | None]:
-        """(reply text, usage) from a successful response body; raise ValueError when it has none."""
+    def extract(self, body: Any) -> Reply:
+        """The reply (text, usage, truncated) in a successful response body; raise ValueError when it has none."""
         raise NotImplementedError
 
     def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
@@ -224,6 +229,7 @@ class HttpBackend(Backend):
                         return
                     try:
                         replies[i] = await self._ask(client, limiter, request)
+                        self._watch_first_failures(replies[i])
                     except FatalBackendError as exc:
                         fatal.append(exc)
                         return
@@ -235,14 +241,33 @@ class HttpBackend(Backend):
             raise fatal[0]
         return [r for r in replies if r is not None]
 
+    def latency_conditions(self) -> dict[str, Any]:
+        return {"concurrency": self.concurrency,
+                "note": "from sending the request to the reply; with concurrency > 1 a server that answers one "
+                        "request at a time adds its queue: measure with --concurrency 1 for service time"}
+
+    def _watch_first_failures(self, reply: Reply) -> None:
+        """Stop the run when its first requests all failed the same way (a wrong model name, a server that is
+        down): every later case would fail alike, and a report of N backend errors helps no one."""
+        if self._answered:
+            return
+        if reply.text is not None:
+            self._answered = True
+            return
+        self._first_failures.append(reply.error or "")
+        shapes = {re.sub(r" after \d+ attempts?$", "", e) for e in self._first_failures}
+        if len(self._first_failures) >= FIRST_FAILURES_TO_STOP and len(shapes) == 1:
+            raise FatalBackendError(f"{self.name}: the first {len(self._first_failures)} requests all failed the "
+                                    f"same way, stopping: {reply.error}")
+
     async def _ask(self, client: httpx.AsyncClient, limiter: RateLimiter, request: Request) -> Reply:
-        started = time.perf_counter()
         last = "no attempt made"
         for attempt in range(1, self.retry.max_attempts + 1):
             await limiter.wait()
+            started = time.perf_counter()  # latency starts when the request is sent, not in our own queue
             failure = await self._attempt(client, request)
             if isinstance(failure, Reply):
-                return Reply(text=failure.text, latency_s=time.perf_counter() - started, usage=failure.usage)
+                return dataclasses.replace(failure, latency_s=time.perf_counter() - started)
             last = failure.message
             if failure.kind == "fatal":
                 raise FatalBackendError(self.redact(f"{self.name}: {failure.message}"))
@@ -250,7 +275,6 @@ class HttpBackend(Backend):
                 break
             self.retries += 1
             await asyncio.sleep(self.retry.delay(attempt, failure.retry_after, self.rng))
-            started = time.perf_counter()  # latency is the successful attempt's, as the client saw it
         tries = f" after {attempt} attempt{'s' if attempt > 1 else ''}"
         return Reply(text=None, latency_s=None, error=self.redact(f"{last}{tries}"))
 
@@ -267,8 +291,7 @@ class HttpBackend(Backend):
             body = response.text
         if response.is_success:
             try:
-                text, usage = self.extract(body)
-                return Reply(text=text, usage=usage)
-            except (ValueError, KeyError, TypeError, AttributeError):
+                return self.extract(body)
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError):
                 pass  # a 2xx without a reply: the provider's error table judges the body
         return self.classify(response.status_code, body, response.headers)

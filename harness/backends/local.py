@@ -288,10 +288,12 @@ class LocalBackend(Backend):
         new = out[:, enc["input_ids"].shape[1]:]
         replies = []
         for row, prompt_mask in zip(new.tolist(), enc["attention_mask"].tolist()):
-            n = next((i + 1 for i, t in enumerate(row) if t in self.stop_ids), len(row))
+            stop = next((i + 1 for i, t in enumerate(row) if t in self.stop_ids), None)
+            n = stop or len(row)
             text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
             usage = {"prompt_tokens": sum(prompt_mask), "completion_tokens": n}
-            replies.append(Reply(text=text, latency_s=elapsed, usage=usage))
+            truncated = stop is None and n >= self.settings.max_new_tokens
+            replies.append(Reply(text=text, latency_s=elapsed, usage=usage, truncated=truncated))
         return replies
 
     # -- identity ----------------------------------------------------------------------------
@@ -317,6 +319,10 @@ class LocalBackend(Backend):
             },
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         }
+
+    def latency_conditions(self) -> dict[str, Any]:
+        return {"batch_size": self.settings.batch_size,
+                "note": "each reply's latency is its whole batch's generate() time; --batch-size 1 for per-reply time"}
 
     def describe(self) -> str:
         adapter = f" + adapter {self.adapter.path} (sha256 {sha256_file(self.adapter.weights)[:12]})" if self.adapter else ""

@@ -3,18 +3,22 @@ OpenAI-compatible server (`openai`: vLLM, llama.cpp's server, TGI, Ollama).
 
 Both are `HttpBackend`s that differ only in URL, body, reply shape and error table. `--raw`
 renders the Llama 3 chat template here (the same renderer and date as the local backend and the
-training data) and sends a plain prompt, so a deployed adapter sees the bytes it was trained on.
+training data) and sends a plain prompt, so a deployed adapter sees the bytes it was trained on. The
+prompt goes without its leading `<|begin_of_text|>`: servers tokenize a prompt with special tokens on
+(vLLM, transformers serve, TGI), which adds one, and two would differ from training. `--raw-keep-bos`
+sends it for a server that adds none. In chat mode the case's date goes as
+`chat_template_kwargs.date_string` where the server takes it (OpenAI-compatible servers do).
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any
 
 import httpx
 
-from harness.backends.base import BackendError, BackendOptions, Request
+from harness.backends.base import BackendError, BackendOptions, Reply, Request
 from harness.backends.http import Failure, HttpBackend, RetryPolicy, Secret, classify_http, parse_retry_after
-from harness.chat_format import EOT, render_llama3
+from harness.chat_format import BOS, EOT, date_string, render_llama3
 
 CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 CLOUDFLARE_RPM = 240  # Workers AI allows about 300 text-generation requests a minute; keep headroom
@@ -56,6 +60,11 @@ def _env_secret(var: str, backend: str, required: bool = True) -> Secret:
     return Secret(value)
 
 
+def raw_prompt(request: Request, keep_bos: bool) -> str:
+    """The Llama 3 prompt for raw mode, so that exactly one <|begin_of_text|> reaches the model."""
+    return render_llama3(request.messages, request.now, bos=BOS if keep_bos else "")
+
+
 def _retry_policy(options: BackendOptions) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=int(options.get("max_attempts", RetryPolicy.max_attempts)),
@@ -77,6 +86,7 @@ class CloudflareBackend(HttpBackend):
         lora: str | None = None,
         api_base: str = CLOUDFLARE_API,
         raw: bool = False,
+        raw_keep_bos: bool = False,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int = 0,
         **http: Any,
@@ -84,6 +94,7 @@ class CloudflareBackend(HttpBackend):
         super().__init__(secrets=[token, Secret(account_id)], seed=seed, **http)
         self.model, self.account_id, self.token = model, account_id, token
         self.lora, self.raw, self.max_tokens, self.seed = lora, raw, max_tokens, seed
+        self.raw_keep_bos = raw_keep_bos
         self.api_base = api_base.rstrip("/")
         if lora:
             self.name = "cloudflare-lora"
@@ -97,22 +108,25 @@ class CloudflareBackend(HttpBackend):
     def payload(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": 0, "seed": self.seed}
         if self.raw:
-            body.update(prompt=render_llama3(request.messages, request.now), raw=True)
+            body.update(prompt=raw_prompt(request, self.raw_keep_bos), raw=True)
         else:
             body["messages"] = [dict(m) for m in request.messages]
         if self.lora:
             body["lora"] = self.lora
         return body
 
-    def extract(self, body: Any) -> tuple[str, Mapping[str, Any] | None]:
+    def extract(self, body: Any) -> Reply:
         if not body.get("success", True):
             raise ValueError("success is false")
         result = body["result"]
         text = result["response"]
         if not isinstance(text, str):
             raise TypeError(f"response is {type(text).__name__}, not text")
-        usage = result.get("usage")
-        return text, usage if isinstance(usage, dict) else None
+        usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
+        # Workers AI names no finish reason in every model's reply: a reply that used the whole budget was cut off.
+        used = usage.get("completion_tokens") if usage else None
+        truncated = result.get("finish_reason") == "length" or (isinstance(used, int) and used >= self.max_tokens)
+        return Reply(text=text, usage=usage, truncated=truncated)
 
     def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
         return classify_cloudflare(status, body, headers)
@@ -121,7 +135,8 @@ class CloudflareBackend(HttpBackend):
         return {
             "backend": self.name, "cf_model": self.model, "lora": self.lora, "api_base": self.api_base,
             "generation": {"temperature": 0, "seed": self.seed, "max_tokens": self.max_tokens,
-                           "mode": "raw prompt (Llama 3 template rendered by the harness)" if self.raw else "messages"},
+                           "mode": "raw prompt (Llama 3 template rendered by the harness)" if self.raw else "messages",
+                           **_raw_or_chat_date(self.raw, self.raw_keep_bos, chat_date=None)},
         }
 
     def describe(self) -> str:
@@ -141,6 +156,7 @@ class CloudflareBackend(HttpBackend):
             lora=lora,
             api_base=options.get("cf_api_base", CLOUDFLARE_API),
             raw=bool(options.get("raw", False)),
+            raw_keep_bos=bool(options.get("raw_keep_bos", False)),
             max_tokens=int(options.get("max_new_tokens", DEFAULT_MAX_TOKENS)),
             seed=int(options.get("seed", 0)),
             concurrency=int(options.get("concurrency", 4)),
@@ -161,13 +177,14 @@ class OpenAIBackend(HttpBackend):
         api_key: Secret = Secret(""),
         *,
         raw: bool = False,
+        raw_keep_bos: bool = False,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int = 0,
         **http: Any,
     ) -> None:
         super().__init__(secrets=[api_key], seed=seed, **http)
         self.base_url, self.served_model, self.api_key = base_url.rstrip("/"), served_model, api_key
-        self.raw, self.max_tokens, self.seed = raw, max_tokens, seed
+        self.raw, self.raw_keep_bos, self.max_tokens, self.seed = raw, raw_keep_bos, max_tokens, seed
 
     def endpoint(self, request: Request) -> str:
         return f"{self.base_url}/{'completions' if self.raw else 'chat/completions'}"
@@ -179,18 +196,21 @@ class OpenAIBackend(HttpBackend):
         body: dict[str, Any] = {"model": self.served_model, "temperature": 0, "max_tokens": self.max_tokens,
                                 "seed": self.seed}
         if self.raw:
-            body.update(prompt=render_llama3(request.messages, request.now), stop=[EOT, "<|eom_id|>"])
+            body.update(prompt=raw_prompt(request, self.raw_keep_bos), stop=[EOT, "<|eom_id|>"])
         else:
             body["messages"] = [dict(m) for m in request.messages]
+            # Without it the server's template writes its own clock's date: replies would change by the day.
+            body["chat_template_kwargs"] = {"date_string": date_string(request.now)}
         return body
 
-    def extract(self, body: Any) -> tuple[str, Mapping[str, Any] | None]:
+    def extract(self, body: Any) -> Reply:
         choice = body["choices"][0]
         text = choice["text"] if self.raw else choice["message"]["content"]
         if not isinstance(text, str):
             raise TypeError("no text in the first choice")
         usage = body.get("usage")
-        return text, usage if isinstance(usage, dict) else None
+        return Reply(text=text, usage=usage if isinstance(usage, dict) else None,
+                     truncated=choice.get("finish_reason") == "length")
 
     def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
         failure = super().classify(status, body, headers)
@@ -203,7 +223,9 @@ class OpenAIBackend(HttpBackend):
             "backend": self.name, "base_url": self.base_url, "served_model": self.served_model,
             "generation": {"temperature": 0, "seed": self.seed, "max_tokens": self.max_tokens,
                            "mode": "completions with the Llama 3 template rendered by the harness" if self.raw
-                           else "chat completions"},
+                           else "chat completions",
+                           **_raw_or_chat_date(self.raw, self.raw_keep_bos,
+                                               chat_date="chat_template_kwargs.date_string from each case's now")},
         }
 
     def describe(self) -> str:
@@ -217,9 +239,18 @@ class OpenAIBackend(HttpBackend):
             options.require("served_model", "--served-model NAME", name),
             _env_secret(key_var, name, required=False),
             raw=bool(options.get("raw", False)),
+            raw_keep_bos=bool(options.get("raw_keep_bos", False)),
             max_tokens=int(options.get("max_new_tokens", DEFAULT_MAX_TOKENS)),
             seed=int(options.get("seed", 0)),
             concurrency=int(options.get("concurrency", 4)),
             requests_per_minute=options.get("requests_per_minute"),
             retry=_retry_policy(options),
         )
+
+
+def _raw_or_chat_date(raw: bool, keep_bos: bool, chat_date: str | None) -> dict[str, str]:
+    """What the fingerprint says about the template's date and the BOS token, per mode."""
+    if raw:
+        return {"date": "rendered by the harness from each case's now",
+                "bos": "sent in the prompt" if keep_bos else "left to the server's tokenizer (not in the prompt)"}
+    return {"date": chat_date or "the server's own clock (this API takes no template arguments; --raw sends the case's date)"}

@@ -50,7 +50,7 @@ def _reply_from(rec: dict[str, Any], where: str) -> Reply:
     if response is None:
         error = str(rec.get("error") or "recorded reply is null")
     usage = rec.get("usage") if isinstance(rec.get("usage"), dict) else None
-    return Reply(text=response, latency_s=latency, usage=usage, error=error)
+    return Reply(text=response, latency_s=latency, usage=usage, error=error, truncated=rec.get("truncated") is True)
 
 
 class ReplayBackend(Backend):

@@ -89,6 +89,7 @@ class FakeCloudflare:
         delay_s: float = 0.0,
         usage: bool = True,
         echo_token_in_errors: bool = False,
+        tokenizer: Any = None,
     ) -> None:
         self.token, self.account_id, self.reply = token, account_id, reply
         self.models, self.lora_models, self.finetunes = models, lora_models, finetunes
@@ -96,6 +97,11 @@ class FakeCloudflare:
         self.delay_s, self.usage, self.echo_token_in_errors = delay_s, usage, echo_token_in_errors
         self.store: dict[str, dict[str, Any]] = {}  # finetune id -> {id, name, model, description, files}
         self.apply_lora = True  # False simulates an adapter that uploads but is silently not applied
+        # A Hugging Face tokenizer makes prompt_tokens real, counted the way servers count them: a raw prompt
+        # is encoded with special tokens on (a Llama 3 tokenizer adds <|begin_of_text|>), chat messages
+        # through the chat template with the request's chat_template_kwargs.
+        self.tokenizer = tokenizer
+        self.finish_reason = "stop"  # what OpenAI routes report; "length" simulates a reply cut off at max_tokens
         self.requests: list[FakeRequest] = []
         self.in_flight = self.max_in_flight = 0
         self.faults: list[Fault] = []
@@ -262,9 +268,20 @@ class FakeCloudflare:
         text = self.reply(body)
         result: dict[str, Any] = {"response": text}
         if self.usage:
-            result["usage"] = {"prompt_tokens": 100, "completion_tokens": max(1, len(text) // 4),
-                               "total_tokens": 100 + max(1, len(text) // 4)}
+            prompt = self.prompt_tokens(body)
+            result["usage"] = {"prompt_tokens": prompt, "completion_tokens": max(1, len(text) // 4),
+                               "total_tokens": prompt + max(1, len(text) // 4)}
         return 200, {}, envelope(result)
+
+    def prompt_tokens(self, body: dict[str, Any]) -> int:
+        """What the server's tokenizer makes of the request (100 without a tokenizer)."""
+        if self.tokenizer is None:
+            return 100
+        if isinstance(body.get("prompt"), str):
+            return len(self.tokenizer(body["prompt"])["input_ids"])
+        ids = self.tokenizer.apply_chat_template(body["messages"], add_generation_prompt=True, tokenize=True,
+                                                 **(body.get("chat_template_kwargs") or {}))
+        return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
     # -- catalog and finetunes (deploy) ------------------------------------------------------------
     def _models(self, req: FakeRequest) -> tuple[int, dict[str, str], Any]:
@@ -328,10 +345,12 @@ class FakeCloudflare:
         if chat and not isinstance(body.get("messages"), list) or not chat and not isinstance(body.get("prompt"), str):
             return 400, {}, {"error": {"message": "messages (chat) or prompt (completions) required"}}
         text = self.reply(body)
-        choice = {"index": 0, "finish_reason": "stop", **({"message": {"role": "assistant", "content": text}}
-                                                        if chat else {"text": text})}
+        choice = {"index": 0, "finish_reason": self.finish_reason,
+                  **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})}
+        prompt = self.prompt_tokens(body)
         return 200, {}, {"id": "cmpl-1", "object": "chat.completion" if chat else "text_completion", "model": model,
-                         "choices": [choice], "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}
+                         "choices": [choice], "usage": {"prompt_tokens": prompt, "completion_tokens": 10,
+                                                        "total_tokens": prompt + 10}}
 
 
 def _run_body_problem(body: Any) -> str | None:
