@@ -1,6 +1,6 @@
 """Offline checks of an adapter folder against Cloudflare Workers AI's LoRA rules, and the export bundle.
 
-Fail closed: the first failed check stops, and says how to fix it. The rules (facts.md): a LoRA
+Fail closed: the first failed check stops, and says how to fix it. The rules (docs/platform-notes.md): a LoRA
 adapter, not a merged model; `adapter_model.safetensors` + `adapter_config.json`, named exactly;
 `peft_type` LORA; rank <= 32; `model_type` in the config (llama, mistral, gemma; PEFT does not
 write it); a base model that is the Cloudflare model's; under 300 MB.

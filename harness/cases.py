@@ -1,4 +1,4 @@
-"""The case schema and its one loader (golden-cases.md).
+"""The case schema and its one loader (docs/contract.md).
 
 A bad case file is refused whole, before anything runs, with every problem named by file, line
 and field, because a half-loaded suite gives numbers that look real and are not.

@@ -10,6 +10,7 @@ import operator
 import re
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,20 +36,25 @@ class Threshold:
         return f"{self.metric} {self.op} {self.value:g}"
 
 
-# metrics.md, "Default thresholds". The adapter file size limit is checked by deploy/, not here.
-DEFAULT_THRESHOLDS: dict[str, Threshold] = {
-    t.metric: t
-    for t in (
-        Threshold("tool_selection_accuracy", ">", 0.90),
-        Threshold("valid_json_rate", ">", 0.98),
-        Threshold("disambiguation_accuracy", ">", 0.95),
-        Threshold("no_tool_accuracy", ">", 0.90),
-        Threshold("latency_p95_s", "<", 2.0),
-    )
-}
+THRESHOLDS_PATH = Path(str(resources.files("harness") / "spec" / "thresholds.toml"))
+
 
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(>=|<=|>|<|=)\s*(\S+)\s*$")
 
+
+def _default_thresholds() -> dict[str, Threshold]:
+    """docs/contract.md's "Default thresholds", from the data file beside the catalogue."""
+    table = tomllib.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))["thresholds"]
+    out = {}
+    for metric, spec in table.items():
+        m = _SPEC.match(f"{metric}{spec.replace(' ', '')}")
+        if not m or m.group(2) == "=":
+            raise ValueError(f"{THRESHOLDS_PATH}: {metric} = {spec!r}: write an operator and a number, e.g. \"> 0.9\"")
+        out[metric] = Threshold(metric, m.group(2), float(m.group(3)))
+    return out
+
+
+DEFAULT_THRESHOLDS: dict[str, Threshold] = _default_thresholds()
 
 def parse_threshold(spec: str, known: Mapping[str, Threshold] = DEFAULT_THRESHOLDS) -> tuple[str, Threshold | None]:
     """`metric=0.95` keeps the metric's default direction; `metric>=0.8` sets it; `metric=off` drops it."""

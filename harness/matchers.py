@@ -1,4 +1,4 @@
-"""The param matchers of golden-cases.md, compiled once from their JSON form and then pure.
+"""The param matchers of docs/contract.md, compiled once from their JSON form and then pure.
 
 A matcher answers one question: does this param (maybe absent) satisfy the case's expectation?
 """

@@ -1,4 +1,4 @@
-"""Results -> the rates, intervals and tables of metrics.md. Pure."""
+"""Results -> the rates, intervals and tables of docs/contract.md. Pure."""
 from __future__ import annotations
 
 import math
@@ -64,7 +64,7 @@ def incomplete_pairs(results: Sequence[CaseResult]) -> int:
 
 
 def rate_counts(results: Sequence[CaseResult]) -> dict[str, tuple[int, int]]:
-    """(numerator, denominator) of every rate in metrics.md."""
+    """(numerator, denominator) of every rate in docs/contract.md."""
     expects_call = lambda r: bool(r.case.expected)  # noqa: E731
     return {
         "case_pass_rate": _over(results, lambda r: True, lambda r: r.passed),

@@ -1,4 +1,4 @@
-"""Reply text -> calls, exactly as golden-cases.md "Parsing, exactly" says. Never raises.
+"""Reply text -> calls, exactly as docs/contract.md "Replies" says. Never raises.
 
 A block opens with three backticks and `json` (lower case), optional spaces, then a line break,
 and closes at the next three backticks. An opened block that never closes is a broken call

@@ -1,4 +1,4 @@
-"""The run summary (metrics.md) and its terminal table. Pure."""
+"""The run summary (docs/contract.md) and its terminal table. Pure."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence

@@ -16,7 +16,7 @@ from harness.chat_format import llama3_template
 
 # Llama 3's pre-tokenizer split (cl100k style). With GPT-2's pattern, "\n\n{" splits differently
 # from a prompt ending in "\n\n", so a generation prompt is no longer a token prefix of the
-# training sequence (facts.md): keep Llama's.
+# training sequence (docs/platform-notes.md): keep Llama's.
 LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )

@@ -3,7 +3,7 @@ import pytest
 from harness.gate import DEFAULT_THRESHOLDS, Threshold, evaluate, load_threshold_file, parse_threshold, resolve_thresholds
 
 
-def test_defaults_are_metrics_md_table():
+def test_defaults_are_the_contracts_table():
     assert {str(t) for t in DEFAULT_THRESHOLDS.values()} == {
         "tool_selection_accuracy > 0.9", "valid_json_rate > 0.98", "disambiguation_accuracy > 0.95",
         "no_tool_accuracy > 0.9", "latency_p95_s < 2",

@@ -7,7 +7,7 @@ from harness.metrics import confusion, percentile, rate_counts, rates_block, wil
 
 
 @pytest.mark.parametrize("k, n, low, high", [
-    (54, 60, 0.7985, 0.9534),   # facts.md: a 60-case suite at 54/60 is about [0.80, 0.95]
+    (54, 60, 0.7985, 0.9534),   # docs/platform-notes.md: a 60-case suite at 54/60 is about [0.80, 0.95]
     (5, 10, 0.2366, 0.7634),
     (0, 10, 0.0, 0.2775),
     (10, 10, 0.7225, 1.0),

@@ -24,7 +24,7 @@ CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 CLOUDFLARE_RPM = 240  # Workers AI allows about 300 text-generation requests a minute; keep headroom
 DEFAULT_MAX_TOKENS = 384  # Workers AI's own default (256) cuts off some two-call replies
 
-# Cloudflare error codes (facts.md): retry the ones that heal, stop the run on the ones that cannot.
+# Cloudflare error codes (docs/platform-notes.md): retry the ones that heal, stop the run on the ones that cannot.
 CF_RETRY = {3040: "out of capacity", 3007: "timeout", 3008: "request aborted"}
 CF_FATAL = {
     5007: "no such model: check --cf-model",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-# Cloudflare error code -> (HTTP status, message), as the live API answers them (facts.md).
+# Cloudflare error code -> (HTTP status, message), as the live API answers them (docs/platform-notes.md).
 CF_ERRORS = {
     5007: (400, "No such model"),
     5005: (405, "Model does not support LoRA"),

@@ -48,7 +48,7 @@ def reply(*calls: Mapping[str, Any], ack: str | None = None) -> str:
 
 
 def tool_result(tool: str, result: Mapping[str, Any]) -> str:
-    """A `tool` turn's content, in golden-cases.md's shape."""
+    """A `tool` turn's content, in docs/contract.md's shape."""
     return json.dumps({"tool": tool, "result": result}, ensure_ascii=False)
 
 
