@@ -227,7 +227,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if when == "call":
             call = pytest.CallInfo.from_call(item.runtest, when, reraise=(pytest.exit.Exception, KeyboardInterrupt))
             report = ihook.pytest_runtest_makereport(item=item, call=call)
-            if report.failed and call.excinfo is not None and not isinstance(call.excinfo.value, CaseFailed):
+            if report.failed and call.excinfo is not None and not isinstance(call.excinfo.value,
+                                                                               (CaseFailed, BackendError)):
                 item.config.stash[RUN].crashes.append((item.nodeid, str(report.longrepr)))
         else:  # nothing ran: an empty passed report, as pytest would make it
             report = pytest.TestReport.from_item_and_call(item, pytest.CallInfo.from_call(_no_op, when))

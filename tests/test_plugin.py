@@ -292,3 +292,15 @@ def test_a_replay_file_given_as_cases_is_named_as_such(pytester):
     result = pytester.runpytest("--model=replay", "--cases", "r.jsonl", "--replies", "r.jsonl", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*r.jsonl: this is a replay file (lines with 'response' and no 'messages')*"])
     assert "problem(s)" in result.stdout.str() and "(1 problem(s))" in result.stdout.str()
+
+
+def test_junit_xml_and_maxfail_still_work_with_the_lean_protocol(pytester):
+    setup_run(pytester, {**GOOD, "w-1": "no idea", "n-1": "no idea either"})
+    run(pytester, "--junitxml", "j.xml")
+    import xml.etree.ElementTree as ET
+    cases = {c.attrib["name"]: c for c in ET.parse(pytester.path / "j.xml").getroot().iter("testcase")}
+    assert set(cases) == {"t-1", "e-1", "w-1", "n-1"}
+    assert cases["w-1"].find("failure").attrib["message"].startswith("missing_call")
+    assert cases["t-1"].find("failure") is None
+    result = run(pytester, "-x")
+    result.assert_outcomes(passed=2, failed=1)
