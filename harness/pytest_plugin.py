@@ -77,7 +77,7 @@ class HarnessSession:
     seen_ids: dict[str, str] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)  # case file -> why it was refused
     in_files: dict[str, int] = field(default_factory=dict)  # case file -> how many cases it holds
-    crashes: list[tuple[str, str]] = field(default_factory=list)  # (node id, traceback) of cases that crashed
+    stops: list[tuple[str, str]] = field(default_factory=list)  # (title, message or traceback) of what stopped the run
 
 
 RUN = pytest.StashKey[HarnessSession]()
@@ -227,9 +227,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if when == "call":
             call = pytest.CallInfo.from_call(item.runtest, when, reraise=(pytest.exit.Exception, KeyboardInterrupt))
             report = ihook.pytest_runtest_makereport(item=item, call=call)
-            if report.failed and call.excinfo is not None and not isinstance(call.excinfo.value,
-                                                                               (CaseFailed, BackendError)):
-                item.config.stash[RUN].crashes.append((item.nodeid, str(report.longrepr)))
+            if report.failed and call.excinfo is not None and not isinstance(call.excinfo.value, CaseFailed):
+                stopped = isinstance(call.excinfo.value, BackendError)
+                title = f"{'backend stopped the run at' if stopped else 'crashed:'} {item.nodeid}"
+                item.config.stash[RUN].stops.append((title, str(report.longrepr)))
         else:  # nothing ran: an empty passed report, as pytest would make it
             report = pytest.TestReport.from_item_and_call(item, pytest.CallInfo.from_call(_no_op, when))
         ihook.pytest_runtest_logreport(report=report)
@@ -318,9 +319,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for path, why in hs.refused.items():
             tr.section(f"case file refused: {path}", red=True)
             tr.write_line(why)
-        for nodeid, traceback in hs.crashes:
-            tr.section(f"crashed: {nodeid}", red=True)
-            tr.write_line(traceback)
+        for title, text in hs.stops:
+            tr.section(title, red=True)
+            tr.write_line(text)
     if hs.run.summary is None:
         return
     run, summary = hs.run, hs.run.summary
