@@ -5,7 +5,13 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+import httpcore  # noqa: F401 -- see below
 import pytest
+
+# httpx imports httpcore lazily and keeps a table of its exception classes. pytester's in-process runs drop
+# modules first imported inside them from sys.modules afterwards; if httpcore were first imported there, a
+# later client would import a fresh copy whose exceptions that table no longer maps (they escape as raw
+# httpcore errors). Importing it here, once, keeps one copy for the whole session.
 
 from harness.cases import Case, load_case_file
 from harness.tools import Catalogue, load_catalogue

@@ -24,6 +24,17 @@ FINETUNE_LIMIT = 100
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (0 attempts or -5 probes is a usage error, not a crash later)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
 def echo(text: str = "") -> None:
     print(text, flush=True)
 
@@ -87,7 +98,13 @@ def cmd_upload(args: argparse.Namespace) -> int:
         echo(f"  ok    name: {args.name!r} is free{note}")
         created = api.create_finetune(args.cf_model, args.name, args.description)
         record: dict[str, Any] = {"finetune_id": created["id"], "name": args.name, "model": args.cf_model, "uploaded": []}
-        echo(f"  ok    created finetune {created['id']}")
+        if created.get("recovered_after"):
+            record["recovered_after"] = created["recovered_after"]
+            echo(f"  ok    created finetune {created['id']} (the create's reply was lost: {created['recovered_after']}; "
+                 "found it by name instead of creating a second one)")
+        else:
+            echo(f"  ok    created finetune {created['id']}")
+        atomic_write_text(bundle / "upload.json", json.dumps({**record, "status": "created, uploading"}, indent=2) + "\n")
         for name in (WEIGHTS, CONFIG):
             try:
                 api.upload_asset(created["id"], bundle / name)
@@ -209,12 +226,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def with_model(p: argparse.ArgumentParser) -> None:
         p.add_argument("--cf-model", required=True, help="the Workers AI model, e.g. @cf/meta/llama-3.2-3b-instruct")
-        p.add_argument("--max-rank", type=int, default=MAX_RANK, help=f"Cloudflare's rank limit (default {MAX_RANK})")
+        p.add_argument("--max-rank", type=positive_int, default=MAX_RANK, help=f"Cloudflare's rank limit (default {MAX_RANK})")
         p.add_argument("--force-base", action="store_true", help="accept a base model not in the known table")
 
     def with_api(p: argparse.ArgumentParser) -> None:
         p.add_argument("--cf-api-base", default=None, help=f"API base (default {CLOUDFLARE_API})")
-        p.add_argument("--max-attempts", type=int, default=RetryPolicy.max_attempts, help="per request, retries included")
+        p.add_argument("--max-attempts", type=positive_int, default=RetryPolicy.max_attempts, help="per request, retries included")
 
     p = sub.add_parser("check", help="offline: is this folder an adapter Cloudflare accepts?")
     p.add_argument("adapter")
@@ -239,9 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cf-model", required=True)
     p.add_argument("--lora", required=True)
     p.add_argument("--cases", default=str(GOLDEN), help="case file or folder for the probes (default: golden/)")
-    p.add_argument("--probes", type=int, default=8)
+    p.add_argument("--probes", type=positive_int, default=8)
     p.add_argument("--raw", action="store_true", help="send the Llama 3 template rendered here (see the README)")
-    p.add_argument("--max-new-tokens", type=int, default=384)
+    p.add_argument("--max-new-tokens", type=positive_int, default=384)
     p.add_argument("--local-adapter", help="also run this adapter locally and report parity")
     with_api(p)
     p.set_defaults(run=cmd_verify)

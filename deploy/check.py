@@ -8,6 +8,7 @@ write it); a base model that is the Cloudflare model's; under 300 MB.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -153,6 +154,24 @@ def run_checks(folder: Path, cf_model: str, echo: Callable[[str], None], **kwarg
     return True
 
 
+def _refuse_links(folder: Path, out: Path) -> None:
+    """A bundle is made of the adapter's own files, written into --out itself: a weights or config file that
+    links outside the adapter folder, or an --out entry that is a link (writing would follow it out of the
+    folder), is refused, naming the link."""
+    root = folder.resolve()
+    for name in (WEIGHTS, CONFIG):
+        src = folder / name
+        if src.is_symlink() and root not in src.resolve().parents:
+            raise CheckFailed("files", f"{src} is a link to {src.resolve()}, outside the adapter folder",
+                              "copy the real file into the adapter folder")
+    if out.is_symlink():
+        raise CheckFailed("files", f"--out {out} is a link to {out.resolve()}", "give a real folder")
+    for name in (WEIGHTS, CONFIG, "manifest.json"):
+        if (out / name).is_symlink():
+            raise CheckFailed("files", f"{out / name} is a link to {(out / name).resolve()}; export will not write "
+                                       "through it", "remove the link or export into an empty folder")
+
+
 def export(folder: Path, out: Path, cf_model: str, **kwargs: Any) -> dict[str, Any]:
     """Write the adapter-only bundle with model_type added (every other field kept) and a manifest."""
     list(checks(folder, cf_model, require_model_type=False, **kwargs))
@@ -160,8 +179,11 @@ def export(folder: Path, out: Path, cf_model: str, **kwargs: Any) -> dict[str, A
     config.setdefault("model_type", expected_model_type(config.get("base_model_name_or_path"), cf_model))
     if config["model_type"] is None:
         raise CheckFailed("model_type", f"cannot tell the family of {cf_model}", "add model_type to adapter_config.json")
+    _refuse_links(folder, out)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(folder / WEIGHTS, out / WEIGHTS)
+    tmp = out / f".{WEIGHTS}.tmp"
+    shutil.copyfile(folder / WEIGHTS, tmp)
+    os.replace(tmp, out / WEIGHTS)  # replaces a name, never writes through whatever it pointed to
     atomic_write_text(out / CONFIG, json.dumps(config, indent=2) + "\n")
     job = folder / "job.json"
     manifest = {

@@ -2,6 +2,7 @@
 harness's retry rules, error table and redaction. Envelopes are parsed defensively: `result` shapes vary."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import httpx
 
 from harness.backends.base import BackendError
-from harness.backends.http import RetryPolicy, Secret, request_sync
+from harness.backends.http import RequestFailed, RetryPolicy, Secret, redact_secrets, request_sync
 from harness.backends.remote import CLOUDFLARE_API, classify_cloudflare
 
 
@@ -48,11 +49,12 @@ class CloudflareAPI:
         return cls(account, Secret(token), api_base=api_base or CLOUDFLARE_API, **kwargs)
 
     def redact(self, text: str) -> str:
-        return text.replace(self.token.reveal(), "***") if self.token else text
+        """The token and the account id, and any 6-character run of them, become ***."""
+        return redact_secrets(text, [self.token, Secret(self.account_id)])
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, retry: RetryPolicy | None = None, **kwargs: Any) -> Any:
         body = request_sync(self.client, method, self.base + path, classify=classify_cloudflare, redact=self.redact,
-                            retry=self.retry, **kwargs)
+                            retry=retry or self.retry, **kwargs)
         return body.get("result") if isinstance(body, dict) else body
 
     def search_models(self, search: str) -> list[dict[str, Any]]:
@@ -62,11 +64,22 @@ class CloudflareAPI:
         return _items(self._call("GET", "/finetunes"), "finetunes", "items")
 
     def create_finetune(self, model: str, name: str, description: str) -> dict[str, Any]:
-        result = self._call("POST", "/finetunes", json={"model": model, "name": name, "description": description})
+        """Create once, never blindly again: a create whose reply was lost (a reset, a timeout, a 5xx) may have
+        happened, and a retry would make a second finetune or fail as "exists". After such a failure the name
+        is looked up; what exists is returned with `recovered_after` saying why."""
+        once = dataclasses.replace(self.retry, max_attempts=1)
+        try:
+            result = self._call("POST", "/finetunes", retry=once,
+                                json={"model": model, "name": name, "description": description})
+        except RequestFailed as exc:
+            found = next((f for f in self.list_finetunes() if f.get("name") == name and f.get("id")), None)
+            if found is None:
+                raise
+            return {**found, "recovered_after": str(exc)}
         if isinstance(result, dict) and isinstance(result.get("finetune"), dict):
             result = result["finetune"]
         if not isinstance(result, dict) or not result.get("id"):
-            raise BackendError(f"creating finetune {name!r}: the reply has no id ({str(result)[:200]})")
+            raise BackendError(self.redact(f"creating finetune {name!r}: the reply has no id ({str(result)[:200]})"))
         return result
 
     def upload_asset(self, finetune_id: str, path: Path) -> Any:

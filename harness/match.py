@@ -47,6 +47,11 @@ class CaseResult:
     latency_s: float | None = None
     usage: dict[str, Any] | None = field(default=None)
     truncated: bool = False
+    # How the reply was obtained (set by the run, not by scoring): requests sent, faults on the way, and
+    # whether a secret in the reply was replaced by ***.
+    attempts: int = 1
+    faults: tuple[str, ...] = ()
+    redacted: bool = False
 
 
 def _schema_problems(calls: Sequence[Call], catalogue: Catalogue) -> list[str]:

@@ -118,9 +118,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _case_paths(config: pytest.Config) -> list[tuple[Path, str]]:
     """(case file or folder, the argument to collect: the path, or a node id `path::case-id`)."""
-    given = config.getoption("cases") or []
-    if not given and config.args_source == pytest.Config.ArgsSource.ARGS:
-        given = list(config.args)
+    given = list(config.getoption("cases") or [])
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        given += list(config.args)  # positional paths and node ids add to --cases
     if not given:
         # The invocation dir first: pytest picks its rootdir from any path-like argument
         # (`--adapter /some/dir` included), so the rootdir is not a reliable anchor here.
@@ -172,12 +172,27 @@ def _failure_details(config: pytest.Config) -> int | None:
     return n
 
 
+# Numeric options and their smallest sensible value: anything lower is a usage error before anything runs,
+# not a crash in every case.
+MINIMUMS = {"concurrency": 1, "requests_per_minute": 1, "max_attempts": 1, "batch_size": 1, "max_new_tokens": 1,
+            "request_timeout": 0.001, "max_unanswered": 0}
+
+
+def _check_numbers(config: pytest.Config) -> None:
+    for dest, least in MINIMUMS.items():
+        value = config.getoption(dest)
+        if value is not None and value < least:
+            flag = "--" + dest.replace("_", "-")
+            raise pytest.UsageError(f"{flag} {value:g}: must be {'> 0' if least < 1 else f'>= {least}'}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     model = config.getoption("model")
     if not model:
         return
     if model not in REGISTRY:
         raise pytest.UsageError(f"unknown --model {model!r}; known: {', '.join(sorted(REGISTRY))}")
+    _check_numbers(config)
     targets = _case_paths(config)
     paths = [path for path, _ in targets]
     reports_dir = Path(config.getoption("reports_dir"))

@@ -67,6 +67,9 @@ def case_record(result: CaseResult) -> dict[str, Any]:
         "latency_s": result.latency_s,
         "usage": result.usage,
         "truncated": result.truncated,
+        "redacted": result.redacted,
+        "attempts": result.attempts,
+        "faults": list(result.faults),
     }
 
 
@@ -77,12 +80,15 @@ def _jsonl(records: Iterable[Mapping[str, Any]]) -> str:
 class RunWriter:
     """Writes one run's directory; `add` as cases finish, `finish` once at the end."""
 
-    def __init__(self, reports_dir: str | Path, run_id: str) -> None:
+    def __init__(self, reports_dir: str | Path, run_id: str, keep: Iterable[Mapping[str, Any]] = ()) -> None:
+        """`keep`: records a resumed run already has and will not score again; the partial file starts with
+        them (written whole, then renamed), so no reply is lost if this run is killed too."""
         self.root = Path(reports_dir)
         self.run_id = run_id
         self.dir = self.root / run_id
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._partial = open(self.dir / PARTIAL, "w", encoding="utf-8")
+        atomic_write_text(self.dir / PARTIAL, _jsonl(keep))
+        self._partial = open(self.dir / PARTIAL, "a", encoding="utf-8")
 
     def add(self, record: Mapping[str, Any]) -> None:
         self._partial.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -7,6 +7,7 @@ re-asks only the cases that have no reply yet.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,9 @@ from harness.tools import Catalogue, load_catalogue
 RUN_INFO = "run.json"
 
 
-def load_prior_replies(run_dir: Path) -> dict[str, Reply]:
-    """Replies a run already got (from cases.jsonl, then its partial file); failed requests are left out."""
-    replies: dict[str, Reply] = {}
+def load_prior_records(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """A run's case records so far, by id (cases.jsonl, then its partial file, the later line winning)."""
+    records: dict[str, dict[str, Any]] = {}
     for name in ("cases.jsonl", PARTIAL):
         path = run_dir / name
         if not path.is_file():
@@ -38,10 +39,16 @@ def load_prior_replies(run_dir: Path) -> dict[str, Reply]:
                 rec = json.loads(line)
             except ValueError:
                 continue  # a line cut off when the run was killed
-            if isinstance(rec, dict) and isinstance(rec.get("response"), str):
-                replies[rec["id"]] = Reply(text=rec["response"], latency_s=rec.get("latency_s"), usage=rec.get("usage"),
-                                           truncated=rec.get("truncated") is True)
-    return replies
+            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                if isinstance(rec.get("response"), str) or rec["id"] not in records:
+                    records[rec["id"]] = rec  # a reply is never replaced by a later failed request
+    return records
+
+
+def reply_from_record(rec: dict[str, Any]) -> Reply:
+    return Reply(text=rec["response"], latency_s=rec.get("latency_s"), usage=rec.get("usage"),
+                 truncated=rec.get("truncated") is True, redacted=rec.get("redacted") is True,
+                 attempts=rec.get("attempts") or 1, faults=tuple(rec.get("faults") or ()))
 
 
 @dataclass
@@ -69,6 +76,7 @@ class EvalRun:
     selection: dict[str, Any] | None = None
     refused_files: list[str] = field(default_factory=list)  # case files refused at load (the run is incomplete)
     max_unanswered: int = 0  # cases the backend may leave without a reply before the run counts as incomplete
+    kept: list[dict[str, Any]] = field(default_factory=list)  # a resumed run's records outside this selection
 
     def start(self, cases: Sequence[Case], backend: Backend | None = None) -> None:
         """Create the backend (unless given), the run folder, and re-score a resumed run's replies."""
@@ -77,12 +85,18 @@ class EvalRun:
             self.backend = backend or create_backend(self.model, self.options)
         run_dir = self.reports_dir / self.run_id
         prior: dict[str, Reply] = {}
+        records: dict[str, dict[str, Any]] = {}
         self.model_fingerprint = self.fingerprint()
         info = {"format_version": FORMAT_VERSION, "run_id": self.run_id, "model": self.model,
                 "model_fingerprint": self.model_fingerprint}
         if self.resume:
-            prior = self._check_resumable(run_dir, info)
-        self.writer = RunWriter(self.reports_dir, self.run_id)
+            records = self._check_resumable(run_dir, info)
+            prior = {i: reply_from_record(r) for i, r in records.items() if isinstance(r.get("response"), str)}
+            planned = {c.id for c in self.planned}
+            # A resume over a subset (-k, --lf) keeps every reply it is not asked about, untouched.
+            self.kept = [r for i, r in records.items() if i not in planned]
+        # Every earlier record stays in the partial file until this run has written its own.
+        self.writer = RunWriter(self.reports_dir, self.run_id, keep=records.values())
         atomic_write_text(run_dir / RUN_INFO, json.dumps(info, indent=2) + "\n")
         for case in self.planned:
             if case.id in prior:
@@ -94,7 +108,7 @@ class EvalRun:
             with self.output_visible():
                 self.progress = tqdm(total=todo, desc=f"{self.model} replies", unit="case", leave=False)
 
-    def _check_resumable(self, run_dir: Path, info: dict[str, Any]) -> dict[str, Reply]:
+    def _check_resumable(self, run_dir: Path, info: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if not (run_dir / RUN_INFO).is_file():
             raise BackendError(f"--resume {self.run_id}: no run there ({run_dir / RUN_INFO} is missing)")
         before = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
@@ -103,7 +117,7 @@ class EvalRun:
                 f"--resume {self.run_id}: that run evaluated a different model or case file "
                 f"(fingerprints differ); start a new run instead"
             )
-        return load_prior_replies(run_dir)
+        return load_prior_records(run_dir)
 
     def fingerprint(self) -> dict[str, Any]:
         fp = self.backend.fingerprint() if self.backend else {"backend": self.model}
@@ -115,9 +129,10 @@ class EvalRun:
         }
 
     def _record(self, case: Case, reply: Reply) -> CaseResult:
-        result = score(
-            case, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
-            usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
+        result = dataclasses.replace(
+            score(case, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
+                  usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated),
+            attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
         )
         self.results[case.id] = result
         assert self.writer is not None
@@ -209,6 +224,13 @@ class EvalRun:
                 why += f" (backend stopped: {self.stopped}); rerun with --resume {self.run_id}"
             summary["gate"]["passed"] = False
             summary["gate"]["failures"].append({"metric": "n_cases", "message": why})
+        if self.kept:
+            summary["complete"] = False
+            summary["kept_from_earlier"] = len(self.kept)
+            summary["gate"]["passed"] = False
+            summary["gate"]["failures"].append({"metric": "n_cases", "message": (
+                f"incomplete run: resumed over a subset; {len(self.kept)} case(s) of run {self.run_id} were not "
+                f"selected (kept in cases.jsonl, not scored here): resume without -k/--lf/node ids to finish it")})
         if self.refused_files:
             summary["gate"]["passed"] = False
             summary["gate"]["failures"].append({"metric": "case_files", "message": (
@@ -216,8 +238,8 @@ class EvalRun:
         if self.progress is not None:
             self.progress.close()
         assert self.writer is not None
-        self.writer.finish(summary, (case_record(r) for r in ordered),
-                           replace_latest=selection["whole_files"] and not self.refused_files)
+        self.writer.finish(summary, [*(case_record(r) for r in ordered), *self.kept],
+                           replace_latest=selection["whole_files"] and not self.refused_files and not self.kept)
         if self.backend:
             self.backend.close()
         self.summary = summary

@@ -1,6 +1,7 @@
 """The run summary (docs/contract.md) and its terminal table. Pure."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from harness import __version__
@@ -45,6 +46,8 @@ def build_summary(
             k: sum(u.get(k, 0) for u in usage if isinstance(u.get(k, 0), (int, float)))
             for k in sorted({k for u in usage for k in u})
         }
+    summary["retries"] = sum(r.attempts - 1 for r in results)
+    summary["fault_kinds"] = dict(sorted(Counter(f for r in results for f in r.faults).items()))
     summary["gate"] = evaluate(summary, thresholds, gate_on)
     return summary
 

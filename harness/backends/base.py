@@ -27,6 +27,9 @@ class Reply:
     usage: Mapping[str, Any] | None = None
     error: str | None = None
     truncated: bool = False  # generation stopped at the token limit, not at end of turn
+    attempts: int = 1  # requests sent for this reply, retries included
+    faults: tuple[str, ...] = ()  # what went wrong on the attempts before (HTTP 429, timeout, ...)
+    redacted: bool = False  # the reply held a secret, which was replaced by ***
 
 
 class BackendError(RuntimeError):

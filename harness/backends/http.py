@@ -42,6 +42,38 @@ class Secret:
         return bool(self._value)
 
 
+SECRET_RUN = 6  # this many characters of a secret in a row are a leak: a cut-off token still identifies it
+
+
+def redact_secrets(text: str, secrets: Sequence[Secret]) -> str:
+    """Every run of SECRET_RUN or more characters of any secret, in any place of `text`, becomes `***`
+    (a secret shorter than that only whole). Runs are found through each secret's windows of that length,
+    so a prefix, a suffix or a piece of a token cut off by some length limit is caught too."""
+    marked = [False] * len(text)
+    for secret in secrets:
+        value = secret.reveal()
+        if not value:
+            continue
+        width = min(SECRET_RUN, len(value))
+        for window in {value[i:i + width] for i in range(len(value) - width + 1)}:
+            start = text.find(window)
+            while start >= 0:
+                marked[start:start + width] = [True] * width
+                start = text.find(window, start + 1)
+    if not any(marked):
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if marked[i]:
+            while i < len(text) and marked[i]:
+                i += 1
+            out.append("***")
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Defaults in one place. Delay before retry k (1-based): Retry-After when the server sends it
@@ -67,19 +99,33 @@ class Failure:
     message: str
     retry_after: float | None = None
 
+    @property
+    def kind_of_fault(self) -> str:
+        """A short name for the summary's fault counts: `HTTP 429`, `timeout`, `connection error`, ..."""
+        head = self.message.split(":")[0].split(" (")[0]
+        return head if head.startswith(("HTTP ", "Cloudflare error ")) else head.split(" after")[0]
+
 
 class FatalBackendError(BackendError):
     """An error that cannot heal by retrying (bad token, unknown model...): the run stops."""
 
 
 def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number or an HTTP date); None when absent or unreadable
+    (normal backoff then). Never raises: it runs with the response in the caller's frame."""
     if not value:
         return None
     try:
-        return float(value)
+        return max(0.0, float(value))
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, when.timestamp() - time.time()) if when else None
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def classify_http(status: int, body: Any, headers: httpx.Headers) -> Failure:
@@ -92,6 +138,36 @@ def classify_http(status: int, body: Any, headers: httpx.Headers) -> Failure:
     if status in (401, 403):
         return Failure("fatal", f"{message} (check the API token and its permissions)")
     return Failure("case", message)
+
+
+def _read_body(response: httpx.Response, redact: Callable[[str], str]) -> Any:
+    """The response body as JSON (or text), with every secret already redacted: whatever later cuts,
+    prints or raises with it cannot leak one."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return redact(response.text)
+    return _redact_value(body, redact)
+
+
+def _redact_value(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_value(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {redact(str(k)): _redact_value(v, redact) for k, v in value.items()}
+    return value
+
+
+def _classify_safely(classify: Callable[[int, Any, httpx.Headers], Failure], response: httpx.Response,
+                     body: Any) -> Failure:
+    """A classifier that trips over an odd body must not raise from the request path."""
+    try:
+        return classify(response.status_code, body, response.headers)
+    except Exception as exc:  # noqa: BLE001 -- a reply we cannot read is a failed attempt, not a crash
+        return Failure("retry" if response.status_code >= 500 else "case",
+                       f"HTTP {response.status_code}: unreadable error reply ({type(exc).__name__})")
 
 
 class RequestFailed(BackendError):
@@ -121,13 +197,10 @@ def request_sync(
         except httpx.TransportError as exc:
             failure = Failure("retry", f"connection error: {type(exc).__name__}: {exc}")
         else:
-            try:
-                body: Any = response.json()
-            except ValueError:
-                body = response.text
+            body = _read_body(response, redact)
             if response.is_success and not (isinstance(body, dict) and body.get("success") is False):
                 return body
-            failure = classify(response.status_code, body, response.headers)
+            failure = _classify_safely(classify, response, body)
         last = failure.message
         if failure.kind == "fatal":
             raise FatalBackendError(redact(failure.message))
@@ -206,9 +279,7 @@ class HttpBackend(Backend):
 
     # -- the engine ------------------------------------------------------------------------------
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret.reveal(), "***")
-        return text
+        return redact_secrets(text, self.secrets)
 
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
         return asyncio.run(self._generate_all(requests, on_reply))
@@ -218,6 +289,7 @@ class HttpBackend(Backend):
         limiter = RateLimiter(self.requests_per_minute)
         gate = asyncio.Semaphore(self.concurrency)
         fatal: list[FatalBackendError] = []
+        tasks: list[asyncio.Task[None]] = []
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         async with httpx.AsyncClient(
             timeout=self.retry.timeout_s, limits=limits, transport=self.transport, headers=self.headers()
@@ -225,18 +297,21 @@ class HttpBackend(Backend):
 
             async def one(i: int, request: Request) -> None:
                 async with gate:
-                    if fatal:
-                        return
                     try:
                         replies[i] = await self._ask(client, limiter, request)
                         self._watch_first_failures(replies[i])
                     except FatalBackendError as exc:
+                        # Nothing more can succeed: stop every request in flight or backing off, now.
                         fatal.append(exc)
+                        for task in tasks:
+                            if task is not asyncio.current_task():
+                                task.cancel()
                         return
                     if on_reply is not None:
                         on_reply(i, replies[i])
 
-            await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+            tasks.extend(asyncio.create_task(one(i, r)) for i, r in enumerate(requests))
+            await asyncio.gather(*tasks, return_exceptions=True)
         if fatal:
             raise fatal[0]
         return [r for r in replies if r is not None]
@@ -262,13 +337,16 @@ class HttpBackend(Backend):
 
     async def _ask(self, client: httpx.AsyncClient, limiter: RateLimiter, request: Request) -> Reply:
         last = "no attempt made"
+        faults: list[str] = []
         for attempt in range(1, self.retry.max_attempts + 1):
             await limiter.wait()
             started = time.perf_counter()  # latency starts when the request is sent, not in our own queue
             failure = await self._attempt(client, request)
             if isinstance(failure, Reply):
-                return dataclasses.replace(failure, latency_s=time.perf_counter() - started)
+                return dataclasses.replace(failure, latency_s=time.perf_counter() - started, attempts=attempt,
+                                           faults=tuple(faults))
             last = failure.message
+            faults.append(failure.kind_of_fault)
             if failure.kind == "fatal":
                 raise FatalBackendError(self.redact(f"{self.name}: {failure.message}"))
             if failure.kind == "case" or attempt == self.retry.max_attempts:
@@ -276,22 +354,30 @@ class HttpBackend(Backend):
             self.retries += 1
             await asyncio.sleep(self.retry.delay(attempt, failure.retry_after, self.rng))
         tries = f" after {attempt} attempt{'s' if attempt > 1 else ''}"
-        return Reply(text=None, latency_s=None, error=self.redact(f"{last}{tries}"))
+        return Reply(text=None, latency_s=None, error=self.redact(f"{last}{tries}"), attempts=attempt,
+                     faults=tuple(faults))
 
     async def _attempt(self, client: httpx.AsyncClient, request: Request) -> Reply | Failure:
+        """One try. Never raises for what the server sent: the body is redacted as soon as it is read, and
+        a reply that cannot be read becomes a Failure (so no traceback ever holds a response body)."""
         try:
             response = await client.post(self.endpoint(request), json=self.payload(request))
         except httpx.TimeoutException as exc:
             return Failure("retry", f"timeout after {self.retry.timeout_s:g} s ({type(exc).__name__})")
         except httpx.TransportError as exc:
             return Failure("retry", f"connection error: {type(exc).__name__}: {exc}")
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = response.text
-        if response.is_success:
+        body = _read_body(response, self.redact)
+        if response.is_success and not (isinstance(body, dict) and body.get("success") is False):
             try:
-                return self.extract(body)
-            except (ValueError, KeyError, TypeError, AttributeError, IndexError):
-                pass  # a 2xx without a reply: the provider's error table judges the body
-        return self.classify(response.status_code, body, response.headers)
+                reply = self.extract(body)
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                # A 2xx with no reply in it (a proxy's page, `choices: []`): a transport fault, retried like a 5xx.
+                return Failure("retry", f"HTTP {response.status_code} without a readable reply ({type(exc).__name__})")
+            return self._redacted(reply, response)
+        return _classify_safely(self.classify, response, body)
+
+    def _redacted(self, reply: Reply, response: httpx.Response) -> Reply:
+        """The body was redacted on reading; say so in the reply when it held a secret."""
+        raw = response.text
+        leaked = any(s.reveal() and redact_secrets(raw, [s]) != raw for s in self.secrets)
+        return dataclasses.replace(reply, redacted=True) if leaked else reply

@@ -43,14 +43,20 @@ Handler = Callable[["FakeRequest"], tuple[int, dict[str, str], Any]]
 class Fault:
     """A failure to serve instead of the normal answer, `times` times, to requests containing `match`.
 
-    kind: "429" (with Retry-After), "500" (a non-JSON HTML body), "slow" (sleep `delay_s`, then answer),
-    "drop" (close the connection without a response), "cf_error" (`success: false` with `code`).
+    kind: "429" (with Retry-After: `retry_after` seconds, or the raw `retry_after_text`), "500" (a non-JSON
+    HTML body), "slow" (sleep `delay_s`, then answer), "drop" (close the connection without a response),
+    "drop_after" (do what was asked, then close the connection without answering: a lost reply),
+    "cf_error" (`success: false` with `code`), "bad_200" (HTTP 200 with a body that is not a reply:
+    `body` as JSON, or an HTML page when `body` is None).
+    With `echo_auth` on the server, every body it makes also carries the request's Authorization header.
     """
 
     kind: str
     times: int = 1
     code: int | None = None
     retry_after: float | None = None
+    retry_after_text: str | None = None
+    body: Any = None
     delay_s: float = 0.0
     match: str | None = None
 
@@ -89,12 +95,16 @@ class FakeCloudflare:
         delay_s: float = 0.0,
         usage: bool = True,
         echo_token_in_errors: bool = False,
+        echo_auth: bool = False,
         tokenizer: Any = None,
     ) -> None:
         self.token, self.account_id, self.reply = token, account_id, reply
         self.models, self.lora_models, self.finetunes = models, lora_models, finetunes
         self.served_models, self.openai_key = served_models, openai_key
         self.delay_s, self.usage, self.echo_token_in_errors = delay_s, usage, echo_token_in_errors
+        # A hostile server: the Authorization header it got goes back in every body it makes (errors, HTML
+        # pages, replies, usage, deploy's create reply), to prove nothing the harness keeps or prints leaks it.
+        self.echo_auth = echo_auth
         self.store: dict[str, dict[str, Any]] = {}  # finetune id -> {id, name, model, description, files}
         self.apply_lora = True  # False simulates an adapter that uploads but is silently not applied
         # A Hugging Face tokenizer makes prompt_tokens real, counted the way servers count them: a raw prompt
@@ -210,6 +220,12 @@ class FakeCloudflare:
         if self.delay_s:
             time.sleep(self.delay_s)
         status, headers, payload = self._answer(req, path, fault)
+        if fault is not None and fault.kind == "drop_after":
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if self.echo_auth:
+            payload = _echo(payload, req.headers.get("authorization", ""))
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         h.send_response(status)
         h.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
@@ -222,9 +238,15 @@ class FakeCloudflare:
     def _answer(self, req: FakeRequest, path: str, fault: Fault | None) -> tuple[int, dict[str, str], Any]:
         if fault is not None and fault.kind == "429":
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            if fault.retry_after_text is not None:
+                headers = {"Retry-After": fault.retry_after_text}
             return 429, headers, envelope(None, [{"code": 3040, "message": "Too many requests"}])
         if fault is not None and fault.kind == "500":
             return 500, {"Content-Type": "text/html"}, b"<html><body>502 Bad Gateway</body></html>"
+        if fault is not None and fault.kind == "bad_200":
+            if fault.body is None:
+                return 200, {"Content-Type": "text/html"}, b"<html><body>Please wait...</body></html>"
+            return 200, {}, fault.body
         if fault is not None and fault.kind == "cf_error":
             return cf_error(fault.code or 5006)
         for method, pattern, handler in self.routes:
@@ -351,6 +373,35 @@ class FakeCloudflare:
         return 200, {}, {"id": "cmpl-1", "object": "chat.completion" if chat else "text_completion", "model": model,
                          "choices": [choice], "usage": {"prompt_tokens": prompt, "completion_tokens": 10,
                                                         "total_tokens": prompt + 10}}
+
+
+def _echo(payload: Any, auth: str) -> Any:
+    """The payload with `auth` planted in it: in an HTML page, in an error's message, in a reply's text and
+    usage, and in a result that has no id (deploy's create)."""
+    if isinstance(payload, bytes):
+        return payload.replace(b"</body>", f"<pre>{auth}</pre></body>".encode())
+    if not isinstance(payload, dict):
+        return payload
+    payload = json.loads(json.dumps(payload))
+    for error in payload.get("errors") or []:
+        if isinstance(error, dict):
+            error["message"] = f"{error.get('message', '')} (request had {auth})"
+    result = payload.get("result")
+    if isinstance(result, dict) and isinstance(result.get("message"), str):
+        result["message"] += f" for {auth}"
+    if isinstance(result, dict) and isinstance(result.get("response"), str):
+        result["response"] += f"\n(served for {auth})"
+        if isinstance(result.get("usage"), dict):
+            result["usage"]["note"] = auth
+    for choice in payload.get("choices") or []:
+        message = choice.get("message") or {}
+        if isinstance(message.get("content"), str):
+            message["content"] += f"\n(served for {auth})"
+        if isinstance(choice.get("text"), str):
+            choice["text"] += f"\n(served for {auth})"
+    if isinstance(payload.get("error"), dict):
+        payload["error"]["message"] = f"{payload['error'].get('message', '')} (request had {auth})"
+    return payload
 
 
 def _run_body_problem(body: Any) -> str | None:
