@@ -140,24 +140,28 @@ def classify_http(status: int, body: Any, headers: httpx.Headers) -> Failure:
     return Failure("case", message)
 
 
-def _read_body(response: httpx.Response, redact: Callable[[str], str]) -> Any:
-    """The response body as JSON (or text), with every secret already redacted: whatever later cuts,
-    prints or raises with it cannot leak one."""
+def _read_body(response: httpx.Response, redact: Callable[[str], str]) -> tuple[Any, bool]:
+    """The response body as JSON (or text) with every secret already redacted, so that whatever later cuts,
+    prints or raises with it cannot leak one; and whether anything was redacted."""
+    changed = False
+
+    def clean(value: Any) -> Any:
+        nonlocal changed
+        if isinstance(value, str):
+            out = redact(value)
+            changed = changed or out != value
+            return out
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {clean(str(k)): clean(v) for k, v in value.items()}
+        return value
+
     try:
         body: Any = response.json()
     except ValueError:
-        return redact(response.text)
-    return _redact_value(body, redact)
-
-
-def _redact_value(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redact_value(v, redact) for v in value]
-    if isinstance(value, dict):
-        return {redact(str(k)): _redact_value(v, redact) for k, v in value.items()}
-    return value
+        body = response.text
+    return clean(body), changed
 
 
 def _classify_safely(classify: Callable[[int, Any, httpx.Headers], Failure], response: httpx.Response,
@@ -197,7 +201,7 @@ def request_sync(
         except httpx.TransportError as exc:
             failure = Failure("retry", f"connection error: {type(exc).__name__}: {exc}")
         else:
-            body = _read_body(response, redact)
+            body, _ = _read_body(response, redact)
             if response.is_success and not (isinstance(body, dict) and body.get("success") is False):
                 return body
             failure = _classify_safely(classify, response, body)
@@ -366,18 +370,12 @@ class HttpBackend(Backend):
             return Failure("retry", f"timeout after {self.retry.timeout_s:g} s ({type(exc).__name__})")
         except httpx.TransportError as exc:
             return Failure("retry", f"connection error: {type(exc).__name__}: {exc}")
-        body = _read_body(response, self.redact)
+        body, redacted = _read_body(response, self.redact)
         if response.is_success and not (isinstance(body, dict) and body.get("success") is False):
             try:
                 reply = self.extract(body)
             except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
                 # A 2xx with no reply in it (a proxy's page, `choices: []`): a transport fault, retried like a 5xx.
                 return Failure("retry", f"HTTP {response.status_code} without a readable reply ({type(exc).__name__})")
-            return self._redacted(reply, response)
+            return dataclasses.replace(reply, redacted=redacted)
         return _classify_safely(self.classify, response, body)
-
-    def _redacted(self, reply: Reply, response: httpx.Response) -> Reply:
-        """The body was redacted on reading; say so in the reply when it held a secret."""
-        raw = response.text
-        leaked = any(s.reveal() and redact_secrets(raw, [s]) != raw for s in self.secrets)
-        return dataclasses.replace(reply, redacted=True) if leaked else reply
