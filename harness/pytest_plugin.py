@@ -21,6 +21,7 @@ from harness.gate import GATE_ON, Threshold, load_threshold_file, parse_threshol
 from harness.match import CaseResult
 from harness.report import new_run_id
 from harness.run import EvalRun
+from harness.suite import resolve_catalogue
 from harness.summary import format_table
 
 # Options each backend may read, as (flag, argparse kwargs); the plugin hands all of them to the
@@ -91,6 +92,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "Without it, case files are not run (plain pytest runs the unit tests).")
     group.addoption("--cases", action="append", default=[], metavar="PATH",
                     help="case file or folder of *.jsonl (repeatable; default: golden/, or positional paths)")
+    group.addoption("--tools", default=None, metavar="FILE",
+                    help="the tool catalogue (an OpenAI function-tools list) when the case files' folder has "
+                         "no tools.json (default: the assistant suite's)")
     for flag, kwargs in BACKEND_FLAGS:
         group.addoption(flag, default=False if kwargs.get("action") == "store_true" else None, **kwargs)
     group.addoption("--reports-dir", default="reports", metavar="DIR",
@@ -199,6 +203,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not reports_dir.is_absolute():
         reports_dir = Path(config.invocation_params.dir) / reports_dir
     resume = config.getoption("resume")
+    try:
+        catalogue = resolve_catalogue(paths, config.getoption("tools"))
+    except ValueError as exc:  # SuiteError, or a catalogue file that is not one
+        raise pytest.UsageError(str(exc)) from None
     run = EvalRun(
         model=model,
         options=BackendOptions({_dest(flag): config.getoption(_dest(flag)) for flag, _ in BACKEND_FLAGS}),
@@ -208,6 +216,7 @@ def pytest_configure(config: pytest.Config) -> None:
         gate_on=config.getoption("gate_on"),
         resume=bool(resume),
         max_unanswered=config.getoption("max_unanswered"),
+        catalogue=catalogue,
     )
     config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")),
                                        failure_details=_failure_details(config))
@@ -287,6 +296,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"backend: {run.backend.describe()}")
+        reporter.write_line(f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)")
         for path, sha in run.case_files.items():
             reporter.write_line(f"case file: {path} (sha256 {sha[:12]}, {sum(c.source == path for c in cases)} cases)")
         if run.results:

@@ -1,7 +1,11 @@
-"""The tool catalogue (tools.json): the one source of tool names and param schemas.
+"""The tool catalogue: the one source of tool names and param schemas.
 
 The harness, the training data and the system prompt all read the catalogue through here, so
-they cannot disagree about which tools exist or what their params look like.
+they cannot disagree about which tools exist or what their params look like. On disk a catalogue is
+the OpenAI function-tools list that vLLM, Workers AI function calling, llama.cpp and Hugging Face
+chat templates (`apply_chat_template(tools=...)`) take as is:
+`[{"type": "function", "function": {"name", "description", "parameters": <JSON Schema>}}]`.
+The older `{"tools": [{"name", "summary", "params"}]}` form is read too.
 """
 from __future__ import annotations
 
@@ -62,6 +66,11 @@ class Catalogue:
     def names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.tools)
 
+    def to_function_tools(self) -> list[dict[str, Any]]:
+        """The catalogue in the OpenAI function-tools form (what it is on disk, and what servers take)."""
+        return [{"type": "function", "function": {"name": t.name, "description": t.summary,
+                                                  "parameters": dict(t.params_schema)}} for t in self.tools]
+
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Read and check a tools.json; each tool's params must itself be a valid draft 2020-12 schema.
@@ -71,15 +80,38 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
 
 @lru_cache(maxsize=8)
 def _load_catalogue(path: Path) -> Catalogue:
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    tools = []
-    for i, entry in enumerate(raw.get("tools", [])):
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the tool catalogue: {exc}") from exc
+    return catalogue_from_json(raw, str(path))
+
+
+def catalogue_from_json(raw: Any, source: str) -> Catalogue:
+    """A Catalogue from the function-tools list (or the older {"tools": [...]} form). Each tool's parameters
+    must be a valid draft 2020-12 schema, and a name may appear once: a second definition of the same name
+    would make the catalogue say two things about one tool."""
+    legacy = isinstance(raw, dict)
+    entries = raw.get("tools", []) if legacy else raw
+    if not isinstance(entries, list):
+        raise ValueError(f"{source}: a catalogue is a list of {{\"type\": \"function\", \"function\": {{...}}}}")
+    tools: list[Tool] = []
+    for i, entry in enumerate(entries):
         try:
-            name, summary, params = entry["name"], entry["summary"], entry["params"]
+            if legacy:
+                name, summary, params = entry["name"], entry["summary"], entry["params"]
+            else:
+                fn = entry["function"]
+                name, summary, params = fn["name"], fn.get("description", ""), fn.get("parameters", {"type": "object"})
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: tools[{i}] lacks {exc}; each tool needs name, summary, params") from exc
+            shape = "name, summary, params" if legacy else '{"type": "function", "function": {name, description, parameters}}'
+            raise ValueError(f"{source}: tools[{i}] lacks {exc}; each tool needs {shape}") from exc
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{source}: tools[{i}]: the name must be a non-empty string")
+        if any(t.name == name for t in tools):
+            raise ValueError(f"{source}: tools[{i}]: {name!r} is defined twice; a name may appear once")
         Draft202012Validator.check_schema(params)
-        tools.append(Tool(name=name, summary=summary, params_schema=params))
+        tools.append(Tool(name=name, summary=str(summary), params_schema=params))
     if not tools:
-        raise ValueError(f"{path}: no tools under 'tools'")
-    return Catalogue(tools=tuple(tools), description=raw.get("description", ""), source=str(path))
+        raise ValueError(f"{source}: no tools in the catalogue")
+    return Catalogue(tools=tuple(tools), description=raw.get("description", "") if legacy else "", source=source)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.gate import DEFAULT_THRESHOLDS
-from harness.tools import DEFAULT_TOOLS_PATH
+from harness.tools import DEFAULT_TOOLS_PATH, catalogue_from_json, load_catalogue
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
 CONTRACT = (Path(__file__).resolve().parents[1] / "docs" / "contract.md").read_text(encoding="utf-8")
@@ -16,7 +16,9 @@ shared = pytest.mark.skipif(not SPEC.is_dir(), reason="no shared spec folder bes
 
 @shared
 def test_packaged_catalogue_is_the_spec():
-    assert json.loads(DEFAULT_TOOLS_PATH.read_text()) == json.loads((SPEC / "tools.json").read_text())
+    """The same tools, descriptions and schemas (the packaged file is in the function-tools form)."""
+    spec = catalogue_from_json(json.loads((SPEC / "tools.json").read_text()), "spec")
+    assert load_catalogue(DEFAULT_TOOLS_PATH).to_function_tools() == spec.to_function_tools()
 
 
 @shared

@@ -1,0 +1,81 @@
+"""Catalogues in the function-tools form, and suites that carry their own."""
+import json
+
+import pytest
+
+from conftest import write_jsonl
+from harness.tools import catalogue_from_json, load_catalogue
+
+TIMER = [{"type": "function", "function": {"name": "setTimer", "description": "Start a kitchen timer.",
+          "parameters": {"type": "object", "properties": {"minutes": {"type": "integer", "minimum": 1}},
+                         "required": ["minutes"], "additionalProperties": False}}}]
+
+
+def test_the_packaged_catalogue_is_a_function_tools_list():
+    from harness.tools import DEFAULT_TOOLS_PATH
+    raw = json.loads(DEFAULT_TOOLS_PATH.read_text())
+    assert isinstance(raw, list) and len(raw) == 10 and all(t["type"] == "function" for t in raw)
+    assert load_catalogue().to_function_tools() == raw
+
+
+def test_the_older_form_reads_the_same():
+    legacy = {"tools": [{"name": "setTimer", "summary": "Start a kitchen timer.",
+                         "params": TIMER[0]["function"]["parameters"]}]}
+    assert catalogue_from_json(legacy, "x").to_function_tools() == catalogue_from_json(TIMER, "y").to_function_tools()
+
+
+@pytest.mark.parametrize("raw, why", [
+    (TIMER + TIMER, r"tools\[1\]: 'setTimer' is defined twice"),
+    ([{"type": "function"}], r"tools\[0\] lacks 'function'"),
+    ([{"type": "function", "function": {"name": ""}}], "non-empty string"),
+    ([], "no tools"),
+    ({"tools": {}}, "a catalogue is a list"),
+])
+def test_a_bad_catalogue_is_refused_with_the_entry(raw, why):
+    with pytest.raises(ValueError, match=why):
+        catalogue_from_json(raw, "tools.json")
+
+
+def timer_suite(folder, with_tools=True):
+    folder.mkdir()
+    if with_tools:
+        (folder / "tools.json").write_text(json.dumps(TIMER))
+    write_jsonl(folder / "cases.jsonl", [
+        {"id": "t1", "category": "single", "messages": [{"role": "user", "content": "timer for 5 minutes"}],
+         "expected": [{"tool": "setTimer", "params": {"minutes": 5}}]},
+        {"id": "t2", "category": "no_tool", "messages": [{"role": "user", "content": "thanks"}], "expected": []}])
+    write_jsonl(folder.parent / f"{folder.name}.replies.jsonl", [
+        {"id": "t1", "response": '```json\n{"tool": "setTimer", "params": {"minutes": 5}}\n```'},
+        {"id": "t2", "response": "You're welcome."}])
+    return folder
+
+
+def test_a_suite_folder_brings_its_own_catalogue(pytester):
+    timer_suite(pytester.path / "kitchen")
+    result = pytester.runpytest("--model=replay", "--cases", "kitchen", "--replies", "kitchen.replies.jsonl",
+                                "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["tools: *kitchen/tools.json (1 tools)"])
+    s = json.loads((pytester.path / "reports/latest/summary.json").read_text())
+    assert s["tool_selection_accuracy"] == 1.0 and s["no_tool_accuracy"] == 1.0
+
+
+def test_tools_option_names_the_catalogue_of_a_folder_without_one(pytester):
+    timer_suite(pytester.path / "kitchen", with_tools=False)
+    (pytester.path / "timer-tools.json").write_text(json.dumps(TIMER))
+    args = ["--model=replay", "--cases", "kitchen", "--replies", "kitchen.replies.jsonl", "-p", "no:cacheprovider"]
+    refused = pytester.runpytest(*args)
+    assert refused.ret == pytest.ExitCode.INTERRUPTED  # the assistant's catalogue has no setTimer
+    refused.stdout.fnmatch_lines(["*expected?0?.tool: unknown tool 'setTimer'*"])
+    pytester.runpytest(*args, "--tools", "timer-tools.json").assert_outcomes(passed=2)
+
+
+def test_suites_with_different_catalogues_do_not_share_a_run(pytester):
+    timer_suite(pytester.path / "a")
+    timer_suite(pytester.path / "b")
+    (pytester.path / "b" / "tools.json").write_text(json.dumps(TIMER + [{**TIMER[0], "function": {
+        **TIMER[0]["function"], "name": "stopTimer"}}]))
+    result = pytester.runpytest("--model=replay", "--cases", "a", "--cases", "b", "--replies", "a.replies.jsonl",
+                                "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "different tool catalogues" in result.stderr.str()
