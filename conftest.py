@@ -14,12 +14,13 @@ import pytest
 # httpcore errors). Importing it here, once, keeps one copy for the whole session.
 
 from harness.cases import Case, load_case_file
-from harness.tools import Catalogue, load_catalogue
+from harness.suite import resolve_catalogue
+from harness.tools import Catalogue
 
 
 @pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
-    return load_catalogue()
+    return resolve_catalogue()
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:

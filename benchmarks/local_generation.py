@@ -25,7 +25,7 @@ from harness.prompt import build_messages
 from harness.report import RunWriter, case_record
 from harness.summary import build_summary
 from harness.tiny import build_tiny_model
-from harness.tools import load_catalogue
+from harness.suite import resolve_catalogue
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "assistant.jsonl"
 
@@ -44,7 +44,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     base = args.base_model or str(build_tiny_model(tmp / "tiny"))
-    catalogue = load_catalogue()
+    catalogue = resolve_catalogue([Path(args.cases)])
     cases = load_case_file(args.cases, catalogue).cases
     requests = [Request(c.id, tuple(build_messages(c, catalogue)), c.now) for c in cases]
 

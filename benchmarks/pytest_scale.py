@@ -54,10 +54,10 @@ def time_library(cases: Path, replies: Path) -> float:
     from harness.cases import load_case_file
     from harness.match import score
     from harness.metrics import rates_block
-    from harness.tools import load_catalogue
+    from harness.suite import resolve_catalogue
 
     started = time.perf_counter()
-    catalogue = load_catalogue()
+    catalogue = resolve_catalogue([cases])
     recorded = load_replies(replies)
     results = [score(c, recorded[c.id].text, catalogue) for c in load_case_file(cases, catalogue).cases]
     rates_block(results)

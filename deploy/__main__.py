@@ -16,7 +16,8 @@ from harness.match import CaseResult, score
 from harness.metrics import rates_block
 from harness.prompt import build_messages
 from harness.report import atomic_write_text
-from harness.tools import load_catalogue
+from harness.suite import resolve_catalogue
+from harness.tools import Catalogue
 from deploy.check import CONFIG, MAX_RANK, WEIGHTS, CheckFailed, export, run_checks
 from deploy.cloudflare import CloudflareAPI, is_lora_capable
 
@@ -145,23 +146,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def probe_cases(path: Path, n: int) -> list[Case]:
+def probe_cases(path: Path, n: int, catalogue: Catalogue) -> list[Case]:
     """n cases spread over the categories (the first of each, then in file order)."""
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    cases = [c for f in files for c in load_case_file(f).cases]
+    cases = [c for f in files for c in load_case_file(f, catalogue).cases]
     firsts = [next(c for c in cases if c.category == cat) for cat in CATEGORIES if any(c.category == cat for c in cases)]
     rest = [c for c in cases if c not in firsts]
     return (firsts + rest)[:n]
 
 
-def _score(cases: list[Case], replies: list[Any]) -> list[CaseResult]:
-    catalogue = load_catalogue()
+def _score(cases: list[Case], replies: list[Any], catalogue: Catalogue) -> list[CaseResult]:
     return [score(c, r.text, catalogue, error=r.error) for c, r in zip(cases, replies)]
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    cases = probe_cases(Path(args.cases), args.probes)
-    requests = [Request(c.id, tuple(build_messages(c)), c.now) for c in cases]
+    catalogue = resolve_catalogue([Path(args.cases)])
+    cases = probe_cases(Path(args.cases), args.probes, catalogue)
+    requests = [Request(c.id, tuple(build_messages(c, catalogue)), c.now) for c in cases]
     # The same factory as `pytest --model=cloudflare-base/-lora`: credentials from the environment, same options.
     options = BackendOptions({"cf_model": args.cf_model, "lora": args.lora, "cf_api_base": args.cf_api_base,
                               "raw": args.raw, "max_new_tokens": args.max_new_tokens, "max_attempts": args.max_attempts})
@@ -178,7 +179,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
              "message above")
         return 1
     differ = [c.id for c, b, lo in zip(cases, base, lora) if b.text != lo.text]
-    sides = {"cloudflare-base": _score(cases, base), "cloudflare-lora": _score(cases, lora)}
+    sides = {"cloudflare-base": _score(cases, base, catalogue), "cloudflare-lora": _score(cases, lora, catalogue)}
     local_failed = None
     if args.local_adapter:
         from harness.backends.local import GenerationSettings, LocalBackend
@@ -186,7 +187,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         local = LocalBackend(None, args.local_adapter, settings=GenerationSettings(max_new_tokens=args.max_new_tokens))
         local_replies = local.generate(requests)
         local_failed = _unanswered({"local adapter": local_replies}, len(cases))
-        sides["local-adapter"] = _score(cases, local_replies)
+        sides["local-adapter"] = _score(cases, local_replies, catalogue)
     keys = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "no_tool_accuracy")
     echo(f"  {'metric':<26}" + "".join(f"{name:>17}" for name in sides))
     blocks = {name: rates_block(results) for name, results in sides.items()}

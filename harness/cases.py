@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from harness.isotime import parse_now
 from harness.matchers import Matcher, MatcherError, compile_matcher
-from harness.tools import Catalogue, load_catalogue
+from harness.tools import Catalogue
 
 CATEGORIES = ("single", "contrastive", "no_tool", "multi_tool", "multi_turn")
 ROLES = ("user", "assistant", "tool")
@@ -80,10 +80,9 @@ class CaseFile:
     cases: tuple[Case, ...]
 
 
-def load_case_file(path: str | Path, catalogue: Catalogue | None = None) -> CaseFile:
-    """Load and fully validate one JSONL case file; raises CaseFileError listing every problem."""
+def load_case_file(path: str | Path, catalogue: Catalogue) -> CaseFile:
+    """Load and fully validate one JSONL case file against `catalogue`; raises CaseFileError listing every problem."""
     path = Path(path)
-    catalogue = catalogue or load_catalogue()
     try:
         data = path.read_bytes()
     except OSError as exc:

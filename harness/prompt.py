@@ -5,7 +5,7 @@ import json
 from datetime import datetime, timedelta
 
 from harness.cases import Case
-from harness.tools import Catalogue, load_catalogue
+from harness.tools import Catalogue
 
 REPLY_FORMAT = """\
 ## Reply format
@@ -31,9 +31,8 @@ def time_zone_name(now: datetime) -> str:
     return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def build_system_prompt(now: datetime, catalogue: Catalogue | None = None) -> str:
-    """The system prompt for a conversation happening at `now` (aware datetime)."""
-    catalogue = catalogue or load_catalogue()
+def build_system_prompt(now: datetime, catalogue: Catalogue) -> str:
+    """The system prompt for a conversation happening at `now` (aware datetime), listing `catalogue`."""
     lines = [
         "You are a personal assistant. You act for the user by calling tools.",
         "",
@@ -62,7 +61,7 @@ def _tools_section(catalogue: Catalogue) -> str:
     return _SECTIONS[id(catalogue)][1]
 
 
-def build_messages(case: Case, catalogue: Catalogue | None = None) -> list[dict[str, str]]:
+def build_messages(case: Case, catalogue: Catalogue) -> list[dict[str, str]]:
     """The full message list a backend sees: the system prompt first, then the case's conversation."""
     return [{"role": "system", "content": build_system_prompt(case.now, catalogue)}] + [
         dict(m) for m in case.messages

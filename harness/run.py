@@ -22,7 +22,7 @@ from harness.match import CaseResult, score
 from harness.prompt import build_messages
 from harness.report import FORMAT_VERSION, PARTIAL, RunWriter, atomic_write_text, case_record
 from harness.summary import build_summary
-from harness.tools import Catalogue, load_catalogue
+from harness.tools import Catalogue
 
 RUN_INFO = "run.json"
 
@@ -58,9 +58,9 @@ class EvalRun:
     thresholds: dict[str, Threshold]
     reports_dir: Path
     run_id: str
+    catalogue: Catalogue  # resolved at the edge (harness.suite), never defaulted here
     gate_on: str = "point"
     resume: bool = False
-    catalogue: Catalogue = field(default_factory=load_catalogue)
     output_visible: Callable[[], ContextManager[Any]] = contextlib.nullcontext
     backend: Backend | None = None
     writer: RunWriter | None = None

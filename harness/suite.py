@@ -24,7 +24,7 @@ def suite_tools_file(case_path: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def resolve_catalogue(case_paths: Sequence[Path], tools: str | Path | None = None) -> Catalogue:
+def resolve_catalogue(case_paths: Sequence[Path] = (), tools: str | Path | None = None) -> Catalogue:
     """The run's catalogue: the suite's `tools.json` beside the case files, else `tools`, else the packaged one.
     Case files of suites with different catalogues cannot share a run (their scores would mean different
     things): that is refused, naming them."""

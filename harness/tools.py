@@ -72,10 +72,11 @@ class Catalogue:
                                                   "parameters": dict(t.params_schema)}} for t in self.tools]
 
 
-def load_catalogue(path: str | Path | None = None) -> Catalogue:
+def load_catalogue(path: str | Path) -> Catalogue:
     """Read and check a tools.json; each tool's params must itself be a valid draft 2020-12 schema.
-    Cached per path: checking the schemas is slow and the catalogue never changes within a process."""
-    return _load_catalogue(Path(path).resolve() if path else DEFAULT_TOOLS_PATH)
+    Cached per path: checking the schemas is slow and the catalogue never changes within a process.
+    There is no default here: which catalogue a run uses is decided once, by `harness.suite`."""
+    return _load_catalogue(Path(path).resolve())
 
 
 @lru_cache(maxsize=8)

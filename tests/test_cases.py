@@ -5,6 +5,7 @@ import pytest
 
 from conftest import write_jsonl
 from harness.cases import CaseFileError, load_case_file
+from harness.suite import resolve_catalogue  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 GOOD = {"id": "a", "category": "single", "messages": [{"role": "user", "content": "hi"}],
@@ -14,12 +15,13 @@ GOOD = {"id": "a", "category": "single", "messages": [{"role": "user", "content"
 def problems_of(tmp_path, rows):
     path = write_jsonl(tmp_path / "cases.jsonl", rows)
     with pytest.raises(CaseFileError) as exc:
-        load_case_file(path)
+        load_case_file(path, resolve_catalogue())
     return exc.value.problems, str(exc.value)
 
 
 def test_good_file_loads_with_default_now(tmp_path):
-    f = load_case_file(write_jsonl(tmp_path / "c.jsonl", [GOOD, "", {**GOOD, "id": "b", "now": "2026-03-01T08:00:00Z"}]))
+    f = load_case_file(write_jsonl(tmp_path / "c.jsonl", [GOOD, "", {**GOOD, "id": "b", "now": "2026-03-01T08:00:00Z"}]),
+                       resolve_catalogue())
     assert [c.id for c in f.cases] == ["a", "b"]
     assert f.cases[0].now.isoformat() == "2026-02-24T09:00:00+00:00"
     assert f.cases[1].line == 3 and len(f.sha256) == 64
@@ -63,22 +65,21 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path):
 
 def test_missing_file_and_empty_file(tmp_path):
     with pytest.raises(CaseFileError, match="cannot read"):
-        load_case_file(tmp_path / "nope.jsonl")
+        load_case_file(tmp_path / "nope.jsonl", resolve_catalogue())
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(CaseFileError, match="no cases"):
-        load_case_file(tmp_path / "empty.jsonl")
+        load_case_file(tmp_path / "empty.jsonl", resolve_catalogue())
 
 
 def test_golden_suite_is_valid_and_covers_the_plan():
     files = sorted(GOLDEN.glob("*.jsonl"))
     assert files, "golden/ holds no case files"
-    cases = [c for f in files for c in load_case_file(f).cases]
+    cases = [c for f in files for c in load_case_file(f, resolve_catalogue()).cases]
     assert len(cases) >= 60
     by_cat = Counter(c.category for c in cases)
     assert by_cat["no_tool"] >= 8 and by_cat["multi_turn"] >= 8 and by_cat["multi_tool"] >= 4
     single_tools = Counter(e.tool for c in cases if c.category == "single" for e in c.expected)
-    from harness.tools import load_catalogue
-    assert all(single_tools[name] >= 2 for name in load_catalogue().names), single_tools
+    assert all(single_tools[name] >= 2 for name in resolve_catalogue().names), single_tools
     pairs = {c.pair for c in cases if c.category == "contrastive" and c.pair}
     assert len(pairs) >= 10
     task_vs_event = {

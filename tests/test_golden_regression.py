@@ -8,13 +8,13 @@ from tests.golden_replies import GOLDEN, replies
 from harness.cases import load_case_file
 from harness.match import score
 from harness.metrics import confusion, rates_block
-from harness.tools import load_catalogue
+from harness.suite import resolve_catalogue
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "golden_verdicts.json").read_text())
 
 
 def test_golden_verdicts_and_figures_are_unchanged():
-    catalogue = load_catalogue()
+    catalogue = resolve_catalogue([GOLDEN])
     recorded = replies()
     results = [score(c, recorded[c.id], catalogue) for c in load_case_file(GOLDEN, catalogue).cases]
     assert {r.case.id: [r.passed, r.reason, r.outcome] for r in results} == FIXTURE["verdicts"]

@@ -14,6 +14,7 @@ from harness.chat_format import render_llama3
 from harness.isotime import parse_now
 from harness.prompt import build_system_prompt
 from harness.testing.fake_cloudflare import CF_ERRORS, Fault, FakeCloudflare
+from harness.suite import resolve_catalogue  # noqa: E402
 
 NOW = parse_now("2026-02-24T09:00:00Z")
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05, timeout_s=2.0)
@@ -22,7 +23,7 @@ GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
 
 def requests(n=3):
-    return [Request(f"r{i}", ({"role": "system", "content": build_system_prompt(NOW)},
+    return [Request(f"r{i}", ({"role": "system", "content": build_system_prompt(NOW, resolve_catalogue())},
                               {"role": "user", "content": f"question {i}"}), NOW) for i in range(n)]
 
 
@@ -324,9 +325,8 @@ def test_a_reply_cut_off_at_max_tokens_is_marked_truncated(fake):
 
 def test_truncation_is_named_in_the_failure(make_case):
     from harness.match import score
-    from harness.tools import load_catalogue
     case = make_case([{"tool": "getWeather", "params": {"location": "Oslo"}}])
-    result = score(case, '```json\n{"tool": "getWeather", "params": {"loca', load_catalogue(), truncated=True)
+    result = score(case, '```json\n{"tool": "getWeather", "params": {"loca', resolve_catalogue(), truncated=True)
     assert result.reason == "invalid_json" and result.truncated and "truncated" in result.details[0]
     from harness.report import case_record
     assert case_record(result)["truncated"] is True

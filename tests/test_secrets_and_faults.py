@@ -120,8 +120,9 @@ def _request():
     from harness.backends import Request
     from harness.isotime import parse_now
     from harness.prompt import build_system_prompt
+    from harness.suite import resolve_catalogue
     now = parse_now("2026-02-24T09:00:00Z")
-    return Request("r0", ({"role": "system", "content": build_system_prompt(now)}, {"role": "user", "content": "hi"}), now)
+    return Request("r0", ({"role": "system", "content": build_system_prompt(now, resolve_catalogue())}, {"role": "user", "content": "hi"}), now)
 
 
 def test_a_fatal_error_cancels_requests_that_are_backing_off(hostile):

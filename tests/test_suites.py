@@ -15,7 +15,7 @@ def test_the_packaged_catalogue_is_a_function_tools_list():
     from harness.tools import DEFAULT_TOOLS_PATH
     raw = json.loads(DEFAULT_TOOLS_PATH.read_text())
     assert isinstance(raw, list) and len(raw) == 10 and all(t["type"] == "function" for t in raw)
-    assert load_catalogue().to_function_tools() == raw
+    assert load_catalogue(DEFAULT_TOOLS_PATH).to_function_tools() == raw
 
 
 def test_the_older_form_reads_the_same():
@@ -79,3 +79,19 @@ def test_suites_with_different_catalogues_do_not_share_a_run(pytester):
                                 "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "different tool catalogues" in result.stderr.str()
+
+
+def test_only_the_suite_resolver_loads_the_packaged_catalogue():
+    """The core never defaults a catalogue: `harness.suite.resolve_catalogue` is the one edge that does."""
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted(p for d in ("harness", "training", "deploy") for p in (root / d).rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel in ("harness/suite.py", "harness/tools.py"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"DEFAULT_TOOLS_PATH|load_catalogue\(|spec/tools\.json", text):
+            offenders.append(rel)
+    assert offenders == []

@@ -14,7 +14,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import httpx
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from harness.chat_format import date_string
+from harness.suite import resolve_catalogue
 from training.data.build import BuildConfig, build, composition
 from training.data.examples import example_now
 from training.data.convert import CONVERTERS
@@ -42,7 +43,7 @@ def _build(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.files:
-        problems = validate_file(path)
+        problems = validate_file(path, resolve_catalogue(tools=args.tools))
         for p in problems:
             print(p)
         bad += len(problems)
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(run=_build)
     v = sub.add_parser("validate", help="check files example by example; exit 1 on any bad example")
     v.add_argument("files", nargs="+")
+    v.add_argument("--tools", help="the catalogue the examples call (default: the assistant suite's)")
     v.set_defaults(run=_validate)
     s = sub.add_parser("stats", help="composition and lengths of a built set")
     s.add_argument("folder")

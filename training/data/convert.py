@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from harness.cases import DEFAULT_NOW
+from harness.suite import resolve_catalogue
 from harness.isotime import parse_date, parse_datetime, parse_now
 from training.data.examples import call, make_example, reply
 from training.data.validate import validate_example
@@ -89,6 +90,7 @@ def _example(source: str, index: int, user: str, calls: list[dict[str, Any]]) ->
 
 def _convert(source: str, records: Iterable[Any], extract: Callable[[Any], tuple[str, list[Call]] | str]) -> tuple[list[dict], ConvertReport]:
     report = ConvertReport(source)
+    assistant = resolve_catalogue()  # converters map public data onto the assistant suite's tools
     out: list[dict] = []
     for i, rec in enumerate(records):
         report.read += 1
@@ -106,7 +108,7 @@ def _convert(source: str, records: Iterable[Any], extract: Callable[[Any], tuple
             report.dropped[reason or "no call"] += 1
             continue
         ex = _example(source, i, user, mapped)  # type: ignore[arg-type]
-        problems = validate_example(ex)
+        problems = validate_example(ex, assistant)
         if problems:
             report.dropped[f"fails validation ({problems[0].split(': ', 1)[-1][:60]})"] += 1
             continue

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
-from harness.tools import load_catalogue
+from harness.suite import resolve_catalogue
 from training.data.generate import Phrasing, Turns
 from training.data.vocab import CITIES
 
@@ -69,7 +69,7 @@ ADVICE = (
 
 def _tool_questions() -> tuple[tuple[str, str], ...]:
     """Questions about the tools, answered from the catalogue itself."""
-    cat = load_catalogue()
+    cat = resolve_catalogue()  # the assistant suite's tools: this is its generator
     out = [(f"What does {t.name} do?", f"{t.name}: {t.summary} I use it when you ask for that.") for t in cat.tools]
     out += [
         ("What's the difference between a task and a calendar event?",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness.cases import load_case_file
+from harness.tools import Catalogue
 
 SPLITS = ("train", "val", "holdout")
 
@@ -50,8 +51,9 @@ class GoldenIndex:
     grams: tuple[tuple[str, set[tuple[str, ...]]], ...]
 
     @classmethod
-    def from_files(cls, paths: Iterable[str | Path]) -> "GoldenIndex":
-        texts = [m["content"] for p in paths for c in load_case_file(p).cases for m in c.messages if m["role"] == "user"]
+    def from_files(cls, paths: Iterable[str | Path], catalogue: Catalogue) -> "GoldenIndex":
+        texts = [m["content"] for p in paths for c in load_case_file(p, catalogue).cases for m in c.messages
+                 if m["role"] == "user"]
         return cls(frozenset(normalise(t) for t in texts), tuple((normalise(t), ngrams(t)) for t in texts))
 
     def hit(self, text: str, threshold: float = 0.5) -> str | None:

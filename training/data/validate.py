@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 from harness.isotime import parse_date, parse_datetime, parse_now
 from harness.parse import parse_reply
 from harness.prompt import build_system_prompt
-from harness.tools import Catalogue, load_catalogue
+from harness.tools import Catalogue
 from training.data.examples import KINDS
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -26,9 +26,8 @@ def _date_problem(name: str, value: Any) -> str | None:
     return None
 
 
-def validate_example(ex: Any, catalogue: Catalogue | None = None) -> list[str]:
-    """Every rule this example breaks (empty when it is fit to train on)."""
-    catalogue = catalogue or load_catalogue()
+def validate_example(ex: Any, catalogue: Catalogue) -> list[str]:
+    """Every rule this example breaks against `catalogue` (empty when it is fit to train on)."""
     if not isinstance(ex, dict):
         return ["not a JSON object"]
     problems: list[str] = []
@@ -97,9 +96,8 @@ def _assistant_problems(i: int, content: str, catalogue: Catalogue, results: lis
     return problems
 
 
-def validate_records(records: Iterable[tuple[int, Any]], path: str, catalogue: Catalogue | None = None) -> list[str]:
+def validate_records(records: Iterable[tuple[int, Any]], path: str, catalogue: Catalogue) -> list[str]:
     """`file:line: problem` for every bad record."""
-    catalogue = catalogue or load_catalogue()
     return [
         f"{path}:{line}: {p}"
         for line, ex in records
@@ -119,12 +117,12 @@ def read_jsonl(path: str | Path) -> list[tuple[int, Any]]:
     return out
 
 
-def validate_file(path: str | Path, catalogue: Catalogue | None = None) -> list[str]:
+def validate_file(path: str | Path, catalogue: Catalogue) -> list[str]:
     return validate_records(read_jsonl(path), str(path), catalogue)
 
 
-def check_examples(examples: Iterable[Mapping[str, Any]], where: str) -> None:
+def check_examples(examples: Iterable[Mapping[str, Any]], where: str, catalogue: Catalogue) -> None:
     """Raise ValueError listing every bad example (used by build before it writes anything)."""
-    problems = validate_records(list(enumerate(examples, start=1)), where)
+    problems = validate_records(list(enumerate(examples, start=1)), where, catalogue)
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in {where}:\n" + "\n".join(problems[:30]))
