@@ -15,12 +15,11 @@ from typing import Any, Mapping
 
 from harness.isotime import parse_now
 from harness.matchers import Matcher, MatcherError, compile_matcher
-from harness.tools import Catalogue
+from harness.tools import Catalogue, catalogue_from_json
 
 CATEGORIES = ("single", "contrastive", "no_tool", "multi_tool", "multi_turn")
 ROLES = ("user", "assistant", "tool")
 DEFAULT_NOW = "2026-02-24T09:00:00Z"
-_CASE_KEYS = {"id", "category", "pair", "now", "messages", "expected"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,11 @@ class Case:
     source: str = ""
     line: int = 0
     pair_size: int = 0  # how many cases of the file share `pair`: a group counts only when all of them ran
+    tools: Catalogue | None = None  # the case's own functions (public benchmarks give each case its own)
+
+    def catalogue(self, suite: Catalogue) -> Catalogue:
+        """The tools this case is asked and scored against: its own when it brings them, else the suite's."""
+        return self.tools or suite
 
     @property
     def expects_call(self) -> bool:
@@ -163,12 +167,19 @@ def _parse_line(
     if now is None:
         bad("now", f"not an ISO 8601 date-time: {now_text!r}")
     messages = _check_messages(raw.get("messages"), bad) if "messages" in raw else ()
-    expected = _check_expected(raw.get("expected"), catalogue, bad) if "expected" in raw else ()
+    tools, tools_ok = None, True
+    if "tools" in raw:
+        try:
+            tools = catalogue_from_json(raw["tools"], f"{path}:{lineno}: tools")
+        except ValueError as exc:
+            tools_ok = False  # its expected calls cannot be checked against functions that failed to load
+            bad("tools", str(exc).split(": tools: ", 1)[-1])
+    expected = _check_expected(raw.get("expected"), tools or catalogue, bad) if "expected" in raw and tools_ok else ()
     if len(problems) > before:
         return None
     return Case(
         id=case_id, category=category, messages=messages, expected=expected, now=now,
-        pair=pair, source=path, line=lineno,
+        pair=pair, source=path, line=lineno, tools=tools,
     )
 
 

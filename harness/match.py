@@ -113,7 +113,7 @@ def score(
     reply (cut off at the token limit) is scored as it is; the failure details say it was cut off."""
     parsed = parse_reply(response if response is not None else "")
     outcome: Outcome | None = parsed.outcome if response is not None else None
-    schema_problems = _schema_problems(parsed.calls, catalogue)
+    schema_problems = _schema_problems(parsed.calls, case.catalogue(catalogue))
     valid_json = outcome in ("call", "malformed") and not parsed.invalid
     schema_valid = bool(parsed.calls) and not schema_problems
     expected_tools = Counter(e.tool for e in case.expected)

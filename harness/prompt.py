@@ -63,7 +63,7 @@ def _tools_section(catalogue: Catalogue) -> str:
 
 def build_messages(case: Case, catalogue: Catalogue) -> list[dict[str, str]]:
     """The full message list a backend sees: the system prompt first, then the case's conversation."""
-    return [{"role": "system", "content": build_system_prompt(case.now, catalogue)}] + [
+    return [{"role": "system", "content": build_system_prompt(case.now, case.catalogue(catalogue))}] + [
         dict(m) for m in case.messages
     ]
 

@@ -95,3 +95,36 @@ def test_only_the_suite_resolver_loads_the_packaged_catalogue():
         if re.search(r"DEFAULT_TOOLS_PATH|load_catalogue\(|spec/tools\.json", text):
             offenders.append(rel)
     assert offenders == []
+
+
+FLIGHTS = [{"type": "function", "function": {"name": "book_flight", "description": "Book a flight.",
+            "parameters": {"type": "object", "properties": {"to": {"type": "string"}, "seats": {"type": "integer"}},
+                           "required": ["to"], "additionalProperties": False}}}]
+
+
+def test_a_case_may_bring_its_own_functions(make_cases, catalogue):
+    from harness.match import score
+    from harness.prompt import build_messages
+    [case] = make_cases([{"id": "c", "category": "single", "tools": FLIGHTS,
+                          "messages": [{"role": "user", "content": "fly me to Oslo"}],
+                          "expected": [{"tool": "book_flight", "params": {"to": "Oslo"}}]}])
+    system = build_messages(case, catalogue)[0]["content"]
+    assert "### book_flight" in system and "### createTask" not in system
+    good = '```json\n{"tool": "book_flight", "params": {"to": "Oslo", "seats": 2}}\n```'
+    assert score(case, good, catalogue).passed
+    extra = '```json\n{"tool": "book_flight", "params": {"to": "Oslo", "class": "first"}}\n```'
+    assert score(case, extra, catalogue).reason == "schema_error"  # no param beyond the listed ones
+    other = '```json\n{"tool": "createTask", "params": {"title": "x", "priority": "low"}}\n```'
+    assert score(case, other, catalogue).reason == "wrong_tool"
+
+
+def test_a_cases_own_functions_are_checked_like_a_catalogue(tmp_path, catalogue):
+    from harness.cases import CaseFileError, load_case_file
+    rows = [{"id": "a", "category": "single", "tools": FLIGHTS + FLIGHTS, "messages": [{"role": "user", "content": "x"}],
+             "expected": [{"tool": "book_flight", "params": {}}]},
+            {"id": "b", "category": "single", "tools": FLIGHTS, "messages": [{"role": "user", "content": "x"}],
+             "expected": [{"tool": "createTask", "params": {}}]}]
+    with pytest.raises(CaseFileError) as exc:
+        load_case_file(write_jsonl(tmp_path / "c.jsonl", rows), catalogue)
+    assert [(p.line, p.field) for p in exc.value.problems] == [(1, "tools"), (2, "expected[0].tool")]
+    assert "defined twice" in exc.value.problems[0].message
