@@ -25,7 +25,7 @@ from harness.prompt import build_messages
 from harness.report import RunWriter, case_record
 from harness.summary import build_summary
 from harness.tiny import build_tiny_model
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_catalogue, resolve_suite
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "assistant.jsonl"
 
@@ -64,7 +64,7 @@ def main() -> None:
     replies = bat.generate(requests)
     results = [score(c, r.text, catalogue, error=r.error, latency_s=r.latency_s) for c, r in zip(cases, replies)]
     summary = build_summary(results, run_id="bench", model=bat.name, fingerprint=bat.fingerprint(),
-                            thresholds=DEFAULT_THRESHOLDS)
+                            thresholds=DEFAULT_THRESHOLDS, disambiguation_tools=resolve_suite([Path(args.cases)]).disambiguation_tools)
     RunWriter(tmp / "reports", "bench").finish(summary, (case_record(r) for r in results))
     harness_wall = time.perf_counter() - t0
 

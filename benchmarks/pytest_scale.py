@@ -54,13 +54,13 @@ def time_library(cases: Path, replies: Path) -> float:
     from harness.cases import load_case_file
     from harness.match import score
     from harness.metrics import rates_block
-    from harness.suite import resolve_catalogue
+    from harness.suite import resolve_catalogue, resolve_suite
 
     started = time.perf_counter()
     catalogue = resolve_catalogue([cases])
     recorded = load_replies(replies)
     results = [score(c, recorded[c.id].text, catalogue) for c in load_case_file(cases, catalogue).cases]
-    rates_block(results)
+    rates_block(results, resolve_suite([cases]).disambiguation_tools)
     return time.perf_counter() - started
 
 

@@ -16,7 +16,7 @@ from harness.match import CaseResult, score
 from harness.metrics import rates_block
 from harness.prompt import build_messages
 from harness.report import atomic_write_text
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_suite
 from harness.tools import Catalogue
 from deploy.check import CONFIG, MAX_RANK, WEIGHTS, CheckFailed, export, run_checks
 from deploy.cloudflare import CloudflareAPI, is_lora_capable
@@ -160,7 +160,8 @@ def _score(cases: list[Case], replies: list[Any], catalogue: Catalogue) -> list[
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    catalogue = resolve_catalogue([Path(args.cases)])
+    suite = resolve_suite([Path(args.cases)])
+    catalogue = suite.catalogue
     cases = probe_cases(Path(args.cases), args.probes, catalogue)
     requests = [Request(c.id, tuple(build_messages(c, catalogue)), c.now) for c in cases]
     # The same factory as `pytest --model=cloudflare-base/-lora`: credentials from the environment, same options.
@@ -190,7 +191,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         sides["local-adapter"] = _score(cases, local_replies, catalogue)
     keys = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "no_tool_accuracy")
     echo(f"  {'metric':<26}" + "".join(f"{name:>17}" for name in sides))
-    blocks = {name: rates_block(results) for name, results in sides.items()}
+    blocks = {name: rates_block(results, suite.disambiguation_tools) for name, results in sides.items()}
     for k in keys:
         echo(f"  {k:<26}" + "".join(f"{'—' if b[k] is None else format(b[k], '.3f'):>17}" for b in blocks.values()))
     if local_failed:

@@ -9,7 +9,6 @@ from harness.cases import CATEGORIES
 from harness.match import CaseResult
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
-DISAMBIGUATION_TOOLS = frozenset({"createTask", "createCalendarEvent"})
 RATE_KEYS = (
     "case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "schema_valid_rate",
     "disambiguation_accuracy", "pair_accuracy", "no_tool_accuracy", "no_tool_precision",
@@ -63,28 +62,27 @@ def incomplete_pairs(results: Sequence[CaseResult]) -> int:
     return _pair_groups(results)[1]
 
 
-def rate_counts(results: Sequence[CaseResult]) -> dict[str, tuple[int, int]]:
-    """(numerator, denominator) of every rate in docs/contract.md."""
+def rate_counts(results: Sequence[CaseResult], disambiguation_tools: frozenset[str] | None) -> dict[str, tuple[int, int]]:
+    """(numerator, denominator) of every rate in docs/contract.md. `disambiguation_tools` is the suite's
+    setting: the contrastive cases expecting one of them make disambiguation_accuracy (None: all of them)."""
     expects_call = lambda r: bool(r.case.expected)  # noqa: E731
+    disambiguates = lambda r: r.case.category == "contrastive" and (  # noqa: E731
+        disambiguation_tools is None or any(e.tool in disambiguation_tools for e in r.case.expected))
     return {
         "case_pass_rate": _over(results, lambda r: True, lambda r: r.passed),
         "tool_selection_accuracy": _over(results, expects_call, lambda r: r.tools_right),
         "valid_json_rate": _over(results, expects_call, lambda r: r.valid_json),
         "schema_valid_rate": _over(results, expects_call, lambda r: r.schema_valid),
-        "disambiguation_accuracy": _over(
-            results,
-            lambda r: r.case.category == "contrastive" and any(e.tool in DISAMBIGUATION_TOOLS for e in r.case.expected),
-            lambda r: r.tools_right,
-        ),
+        "disambiguation_accuracy": _over(results, disambiguates, lambda r: r.tools_right),
         "pair_accuracy": _pair_counts(results),
         "no_tool_accuracy": _over(results, lambda r: r.case.category == "no_tool", lambda r: r.outcome == "abstention"),
         "no_tool_precision": _over(results, lambda r: r.outcome == "abstention", lambda r: not r.case.expected),
     }
 
 
-def rates_block(results: Sequence[CaseResult]) -> dict[str, Any]:
+def rates_block(results: Sequence[CaseResult], disambiguation_tools: frozenset[str] | None) -> dict[str, Any]:
     """n_cases, every rate (null on a zero denominator), its counts and its Wilson interval."""
-    counts = rate_counts(results)
+    counts = rate_counts(results, disambiguation_tools)
     block: dict[str, Any] = {"n_cases": len(results)}
     block.update({k: (num / den if den else None) for k, (num, den) in counts.items()})
     block["counts"] = {k: {"passed": num, "of": den} for k, (num, den) in counts.items()}
@@ -115,9 +113,9 @@ def confusion(results: Sequence[CaseResult]) -> dict[str, dict[str, int]]:
     return {exp: dict(sorted(row.items())) for exp, row in sorted(table.items())}
 
 
-def by_category(results: Sequence[CaseResult]) -> dict[str, dict[str, Any]]:
+def by_category(results: Sequence[CaseResult], disambiguation_tools: frozenset[str] | None) -> dict[str, dict[str, Any]]:
     present = [c for c in CATEGORIES if any(r.case.category == c for r in results)]
-    return {c: rates_block([r for r in results if r.case.category == c]) for c in present}
+    return {c: rates_block([r for r in results if r.case.category == c], disambiguation_tools) for c in present}
 
 
 def latency(results: Sequence[CaseResult]) -> dict[str, float | None]:

@@ -21,7 +21,7 @@ from harness.gate import GATE_ON, Threshold, load_threshold_file, parse_threshol
 from harness.match import CaseResult
 from harness.report import new_run_id
 from harness.run import EvalRun
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_suite
 from harness.summary import format_table
 
 # Options each backend may read, as (flag, argparse kwargs); the plugin hands all of them to the
@@ -204,7 +204,7 @@ def pytest_configure(config: pytest.Config) -> None:
         reports_dir = Path(config.invocation_params.dir) / reports_dir
     resume = config.getoption("resume")
     try:
-        catalogue = resolve_catalogue(paths, config.getoption("tools"))
+        suite = resolve_suite(paths, config.getoption("tools"))
     except ValueError as exc:  # SuiteError, or a catalogue file that is not one
         raise pytest.UsageError(str(exc)) from None
     run = EvalRun(
@@ -216,7 +216,7 @@ def pytest_configure(config: pytest.Config) -> None:
         gate_on=config.getoption("gate_on"),
         resume=bool(resume),
         max_unanswered=config.getoption("max_unanswered"),
-        catalogue=catalogue,
+        suite=suite,
     )
     config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")),
                                        failure_details=_failure_details(config))

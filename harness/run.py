@@ -22,6 +22,7 @@ from harness.match import CaseResult, score
 from harness.prompt import build_messages
 from harness.report import FORMAT_VERSION, PARTIAL, RunWriter, atomic_write_text, case_record
 from harness.summary import build_summary
+from harness.suite import Suite
 from harness.tools import Catalogue
 
 RUN_INFO = "run.json"
@@ -58,7 +59,7 @@ class EvalRun:
     thresholds: dict[str, Threshold]
     reports_dir: Path
     run_id: str
-    catalogue: Catalogue  # resolved at the edge (harness.suite), never defaulted here
+    suite: Suite  # resolved at the edge (harness.suite.resolve_suite), never defaulted here
     gate_on: str = "point"
     resume: bool = False
     output_visible: Callable[[], ContextManager[Any]] = contextlib.nullcontext
@@ -77,6 +78,10 @@ class EvalRun:
     refused_files: list[str] = field(default_factory=list)  # case files refused at load (the run is incomplete)
     max_unanswered: int = 0  # cases the backend may leave without a reply before the run counts as incomplete
     kept: list[dict[str, Any]] = field(default_factory=list)  # a resumed run's records outside this selection
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.suite.catalogue
 
     def start(self, cases: Sequence[Case], backend: Backend | None = None) -> None:
         """Create the backend (unless given), the run folder, and re-score a resumed run's replies."""
@@ -200,7 +205,7 @@ class EvalRun:
         ordered = [self.results[c.id] for c in self.planned if c.id in self.results]
         summary = build_summary(
             ordered, run_id=self.run_id, model=self.model, fingerprint=self.model_fingerprint or self.fingerprint(),
-            thresholds=self.thresholds, gate_on=self.gate_on,
+            thresholds=self.thresholds, gate_on=self.gate_on, disambiguation_tools=self.suite.disambiguation_tools,
             measures_latency=bool(self.backend and self.backend.measures_latency),
         )
         selection = self.selection or {"expression": None, "n_selected": len(self.planned),

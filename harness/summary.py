@@ -18,10 +18,11 @@ def build_summary(
     model: str,
     fingerprint: Mapping[str, Any],
     thresholds: Mapping[str, Threshold],
+    disambiguation_tools: frozenset[str] | None,
     gate_on: str = "point",
     measures_latency: bool = True,
 ) -> dict[str, Any]:
-    overall = rates_block(results)
+    overall = rates_block(results, disambiguation_tools)
     summary: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "harness_version": __version__,
@@ -38,7 +39,7 @@ def build_summary(
     summary["reasons"] = _reason_counts(results)
     summary["counts"] = overall["counts"]
     summary["intervals"] = overall["intervals"]
-    summary["by_category"] = by_category(results)
+    summary["by_category"] = by_category(results, disambiguation_tools)
     summary["confusion"] = confusion(results)
     usage = [r.usage for r in results if r.usage]
     if usage:

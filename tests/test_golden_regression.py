@@ -8,7 +8,7 @@ from tests.golden_replies import GOLDEN, replies
 from harness.cases import load_case_file
 from harness.match import score
 from harness.metrics import confusion, rates_block
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_catalogue, resolve_suite
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "golden_verdicts.json").read_text())
 
@@ -18,6 +18,6 @@ def test_golden_verdicts_and_figures_are_unchanged():
     recorded = replies()
     results = [score(c, recorded[c.id], catalogue) for c in load_case_file(GOLDEN, catalogue).cases]
     assert {r.case.id: [r.passed, r.reason, r.outcome] for r in results} == FIXTURE["verdicts"]
-    block = rates_block(results)
+    block = rates_block(results, resolve_suite([GOLDEN]).disambiguation_tools)
     assert {k: block[k] for k in FIXTURE["rates"]} == FIXTURE["rates"]
     assert block["counts"] == FIXTURE["counts"] and confusion(results) == FIXTURE["confusion"]

@@ -3,6 +3,7 @@ import pytest
 from conftest import case_row
 
 from harness.match import score
+from harness.suite import ASSISTANT_DISAMBIGUATION
 from harness.metrics import confusion, percentile, rate_counts, rates_block, wilson
 
 
@@ -57,7 +58,7 @@ def results(make_cases, catalogue):
 
 
 def test_rate_denominators(results):
-    counts = rate_counts(results)
+    counts = rate_counts(results, ASSISTANT_DISAMBIGUATION)
     assert counts["case_pass_rate"] == (5, 9)
     assert counts["tool_selection_accuracy"] == (4, 7)
     assert counts["valid_json_rate"] == (5, 7)
@@ -69,7 +70,7 @@ def test_rate_denominators(results):
 
 
 def test_null_when_denominator_is_zero(make_case, catalogue):
-    block = rates_block([score(make_case([], "no_tool"), "hi", catalogue)])
+    block = rates_block([score(make_case([], "no_tool"), "hi", catalogue)], ASSISTANT_DISAMBIGUATION)
     assert block["tool_selection_accuracy"] is None and block["intervals"]["tool_selection_accuracy"] is None
     assert block["pair_accuracy"] is None and block["no_tool_accuracy"] == 1.0
 

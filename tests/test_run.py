@@ -6,7 +6,7 @@ import pytest
 from harness.backends import Backend, BackendOptions, Reply
 from harness.gate import resolve_thresholds
 from harness.run import EvalRun
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_suite
 
 
 class Crashing(Backend):
@@ -28,7 +28,7 @@ def test_a_crash_stops_the_run_with_its_traceback_and_the_run_is_incomplete(make
     cases = make_cases([{"id": f"n{i}", "category": "no_tool", "messages": [{"role": "user", "content": "hi"}],
                          "expected": []} for i in range(5)])
     run = EvalRun(model="crashing", options=BackendOptions(), thresholds=resolve_thresholds(),
-                  reports_dir=tmp_path, catalogue=resolve_catalogue(), run_id="r1")
+                  reports_dir=tmp_path, suite=resolve_suite(), run_id="r1")
     backend = Crashing()
     run.start(cases, backend=backend)
     assert run.result_for(cases[0]).passed

@@ -128,3 +128,32 @@ def test_a_cases_own_functions_are_checked_like_a_catalogue(tmp_path, catalogue)
         load_case_file(write_jsonl(tmp_path / "c.jsonl", rows), catalogue)
     assert [(p.line, p.field) for p in exc.value.problems] == [(1, "tools"), (2, "expected[0].tool")]
     assert "defined twice" in exc.value.problems[0].message
+
+
+def test_disambiguation_is_the_suites_setting(pytester):
+    """The assistant suite keeps the contract's pair; another catalogue counts every contrastive case unless its
+    suite.toml declares which tools make disambiguation_accuracy."""
+    from harness.suite import ASSISTANT_DISAMBIGUATION, resolve_suite
+    assert resolve_suite().disambiguation_tools == ASSISTANT_DISAMBIGUATION
+    folder = pytester.path / "kitchen"
+    folder.mkdir()
+    two = TIMER + [{"type": "function", "function": {"name": "addToList", "description": "Add to the shopping list.",
+                    "parameters": {"type": "object", "properties": {"item": {"type": "string"}}}}}]
+    (folder / "tools.json").write_text(json.dumps(two))
+    write_jsonl(folder / "cases.jsonl", [
+        {"id": "a", "category": "contrastive", "pair": "p", "messages": [{"role": "user", "content": "5 min timer"}],
+         "expected": [{"tool": "setTimer", "params": {"minutes": 5}}]},
+        {"id": "b", "category": "contrastive", "pair": "p", "messages": [{"role": "user", "content": "buy eggs"}],
+         "expected": [{"tool": "addToList", "params": {}}]}])
+    assert resolve_suite([folder]).disambiguation_tools is None
+    (folder / "suite.toml").write_text('[metrics]\ndisambiguation_tools = ["setTimer"]\n')
+    assert resolve_suite([folder]).disambiguation_tools == frozenset({"setTimer"})
+    write_jsonl(pytester.path / "r.jsonl", [
+        {"id": "a", "response": '```json\n{"tool": "setTimer", "params": {"minutes": 5}}\n```'},
+        {"id": "b", "response": '```json\n{"tool": "setTimer", "params": {"minutes": 1}}\n```'}])
+    pytester.runpytest("--model=replay", "--cases", "kitchen", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    s = json.loads((pytester.path / "reports/latest/summary.json").read_text())
+    assert s["counts"]["disambiguation_accuracy"] == {"passed": 1, "of": 1}  # only the setTimer case counts
+    (folder / "suite.toml").write_text('[metrics]\ndisambiguation_tools = ["nope"]\n')
+    result = pytester.runpytest("--model=replay", "--cases", "kitchen", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "not in it: ['nope']" in result.stderr.str()

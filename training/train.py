@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness.hashing import model_weights_sha256, sha256_file
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_catalogue, resolve_suite
 from harness.report import atomic_write_text
 from training.data.validate import read_jsonl
 from training.tokenize import IGNORE, TrainingRefused, check_template_parity, ensure_pad, tokenize_example
@@ -404,12 +404,12 @@ def evaluate_golden(job: Job, adapter: Path, device: str, dtype: str) -> dict[st
     if not golden.exists() and not golden.is_absolute():
         golden = Path(__file__).resolve().parents[1] / golden  # the project's own golden/ when run elsewhere
     paths = sorted(golden.glob("*.jsonl")) if golden.is_dir() else [golden]
-    catalogue = resolve_catalogue([golden])
-    files = [load_case_file(p, catalogue) for p in paths]
+    suite = resolve_suite([golden])
+    files = [load_case_file(p, suite.catalogue) for p in paths]
     backend = LocalBackend(job.base_model, adapter, device=device, dtype=dtype,
                            settings=GenerationSettings(max_new_tokens=job.eval_max_new_tokens))
     run = EvalRun(model="local-adapter", options=BackendOptions({}), thresholds=resolve_thresholds(), reports_dir=Path("reports"),
-                  run_id=new_run_id("local-adapter"), catalogue=catalogue, case_files={f.path: f.sha256 for f in files})
+                  run_id=new_run_id("local-adapter"), suite=suite, case_files={f.path: f.sha256 for f in files})
     run.start([c for f in files for c in f.cases], backend=backend)
     run.run_all()
     summary = run.finish()
