@@ -83,15 +83,26 @@ def test_a_hostile_server_leaks_nothing_into_output_reports_or_junit(pytester, h
     assert "HTTP 200 without a readable reply" in kinds
 
 
-def test_every_deploy_command_keeps_secrets_out(hostile, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
     pytest.importorskip("peft")
-    from deploy.__main__ import main as deploy
-    from harness.tiny import build_tiny_model, make_random_adapter
-    tiny = build_tiny_model(tmp_path / "tiny")
-    adapter = make_random_adapter(tiny, tmp_path / "adapter")
-    config = json.loads((adapter / "adapter_config.json").read_text())
+    from harness.tiny import build_tiny_model
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture
+def adapter(tiny, tmp_path):
+    """A random LoRA adapter whose config names the 3B base (what deploy maps to the Workers AI model)."""
+    from harness.tiny import make_random_adapter
+    folder = make_random_adapter(tiny, tmp_path / "adapter")
+    config = json.loads((folder / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = "unsloth/Llama-3.2-3B-Instruct"
-    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_every_deploy_command_keeps_secrets_out(hostile, adapter, tmp_path, capsys):
+    from deploy.__main__ import main as deploy
     api = ["--cf-api-base", hostile.api_base]
     codes = [deploy(["export", str(adapter), "--out", str(tmp_path / "b"), f"--cf-model={CF}"])]
     hostile.inject(Fault("bad_200", times=1, body=envelope({"message": "accepted"}), match='"no-id"'))
@@ -165,16 +176,9 @@ def test_resume_over_a_subset_keeps_every_reply(pytester, hostile):
     assert s["complete"] is True and s["n_cases"] == 12
 
 
-def test_a_lost_create_reply_finds_the_finetune_instead_of_making_a_second(hostile, tmp_path, capsys):
-    pytest.importorskip("peft")
+def test_a_lost_create_reply_finds_the_finetune_instead_of_making_a_second(hostile, adapter, tmp_path, capsys):
     from deploy.__main__ import main as deploy
-    from harness.tiny import build_tiny_model, make_random_adapter
     hostile.echo_auth = False
-    tiny = build_tiny_model(tmp_path / "tiny")
-    adapter = make_random_adapter(tiny, tmp_path / "adapter")
-    config = json.loads((adapter / "adapter_config.json").read_text())
-    config["base_model_name_or_path"] = "unsloth/Llama-3.2-3B-Instruct"
-    (adapter / "adapter_config.json").write_text(json.dumps(config))
     assert deploy(["export", str(adapter), "--out", str(tmp_path / "b"), f"--cf-model={CF}"]) == 0
     hostile.inject(Fault("drop_after", times=1, match='"once"'))
     code = deploy(["upload", str(tmp_path / "b"), "--name", "once", f"--cf-model={CF}", "--cf-api-base",
@@ -186,15 +190,8 @@ def test_a_lost_create_reply_finds_the_finetune_instead_of_making_a_second(hosti
     assert record["status"] == "complete" and record["recovered_after"]
 
 
-def test_export_refuses_links(tmp_path):
-    pytest.importorskip("peft")
+def test_export_refuses_links(adapter, tmp_path):
     from deploy.check import CheckFailed, export
-    from harness.tiny import build_tiny_model, make_random_adapter
-    tiny = build_tiny_model(tmp_path / "tiny")
-    adapter = make_random_adapter(tiny, tmp_path / "adapter")
-    config = json.loads((adapter / "adapter_config.json").read_text())
-    config["base_model_name_or_path"] = "unsloth/Llama-3.2-3B-Instruct"
-    (adapter / "adapter_config.json").write_text(json.dumps(config))
     outside = tmp_path / "precious.bin"
     outside.write_bytes(b"keep me")
     out = tmp_path / "out"
