@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 from harness.cases import Case, ExpectedCall
 from harness.parse import Call, Outcome, ParsedReply, parse_reply
+from harness.parse_native import parse_native
 from harness.tools import Catalogue
 
 REASONS = (
@@ -108,12 +109,16 @@ def score(
     latency_s: float | None = None,
     usage: dict[str, Any] | None = None,
     truncated: bool = False,
+    reply_format: str = "fenced",
 ) -> CaseResult:
     """Score one reply (or a backend failure, when `response` is None) against its case. A `truncated`
     reply (cut off at the token limit) is scored as it is; the failure details say it was cut off."""
-    parsed = parse_reply(response if response is not None else "")
+    tools = case.catalogue(catalogue)
+    text = response if response is not None else ""
+    # The parser is the format's; from here on the scorer never knows which format produced a call.
+    parsed = parse_native(text, tools.names) if reply_format == "native" else parse_reply(text)
     outcome: Outcome | None = parsed.outcome if response is not None else None
-    schema_problems = _schema_problems(parsed.calls, case.catalogue(catalogue))
+    schema_problems = _schema_problems(parsed.calls, tools)
     valid_json = outcome in ("call", "malformed") and not parsed.invalid
     schema_valid = bool(parsed.calls) and not schema_problems
     expected_tools = Counter(e.tool for e in case.expected)

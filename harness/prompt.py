@@ -21,6 +21,18 @@ When a tool fits the request, reply with one short sentence saying what you will
 - When two things are asked, write two blocks.
 - When no tool fits (small talk, thanks, questions about what you can do, facts these tools cannot give, or a request too vague to act on), answer in plain text with no json block."""
 
+# The model family's own tool-call form (Llama 3.x): the reply is the JSON call and nothing else.
+NATIVE_REPLY_FORMAT = """## Reply format
+When a tool fits the request, reply with only a JSON object for the call, with its name and its parameters, exactly like this:
+{"name": "createTask", "parameters": {"title": "Call John", "dueDate": "2026-02-25", "priority": "medium"}}
+
+- Use only the tools above, only their params, and every required param.
+- Write dates as YYYY-MM-DD and date-times as YYYY-MM-DDTHH:MM, resolved against the current date and time.
+- To change, complete or remove an existing task or event, use its id from earlier in the conversation.
+- When two things are asked, reply with a JSON list of the two call objects.
+- When no tool fits (small talk, thanks, questions about what you can do, facts these tools cannot give, or a request too vague to act on), answer in plain text, with no JSON."""
+REPLY_FORMATS = {"fenced": REPLY_FORMAT, "native": NATIVE_REPLY_FORMAT}
+
 
 def time_zone_name(now: datetime) -> str:
     offset = now.utcoffset() or timedelta(0)
@@ -31,8 +43,9 @@ def time_zone_name(now: datetime) -> str:
     return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def build_system_prompt(now: datetime, catalogue: Catalogue) -> str:
-    """The system prompt for a conversation happening at `now` (aware datetime), listing `catalogue`."""
+def build_system_prompt(now: datetime, catalogue: Catalogue, reply_format: str = "fenced") -> str:
+    """The system prompt for a conversation happening at `now` (aware datetime), listing `catalogue`, asking
+    for replies in `reply_format` (the contract's fenced blocks unless a suite says native)."""
     lines = [
         "You are a personal assistant. You act for the user by calling tools.",
         "",
@@ -42,7 +55,7 @@ def build_system_prompt(now: datetime, catalogue: Catalogue) -> str:
         "## Tools",
         _tools_section(catalogue),
     ]
-    return "\n".join(lines) + REPLY_FORMAT
+    return "\n".join(lines) + REPLY_FORMATS[reply_format]
 
 
 _SECTIONS: dict[int, tuple[Catalogue, str]] = {}
@@ -61,9 +74,9 @@ def _tools_section(catalogue: Catalogue) -> str:
     return _SECTIONS[id(catalogue)][1]
 
 
-def build_messages(case: Case, catalogue: Catalogue) -> list[dict[str, str]]:
+def build_messages(case: Case, catalogue: Catalogue, reply_format: str = "fenced") -> list[dict[str, str]]:
     """The full message list a backend sees: the system prompt first, then the case's conversation."""
-    return [{"role": "system", "content": build_system_prompt(case.now, case.catalogue(catalogue))}] + [
+    return [{"role": "system", "content": build_system_prompt(case.now, case.catalogue(catalogue), reply_format)}] + [
         dict(m) for m in case.messages
     ]
 

@@ -92,6 +92,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "Without it, case files are not run (plain pytest runs the unit tests).")
     group.addoption("--cases", action="append", default=[], metavar="PATH",
                     help="case file or folder of *.jsonl (repeatable; default: golden/, or positional paths)")
+    group.addoption("--reply-format", default=None, choices=("fenced", "native"),
+                    help="how replies carry calls: fenced json blocks (the default), or the model's native JSON "
+                         "({\"name\", \"parameters\"}); default: the suite's (suite.toml [reply] format)")
     group.addoption("--tools", default=None, metavar="FILE",
                     help="the tool catalogue (an OpenAI function-tools list) when the case files' folder has "
                          "no tools.json (default: the assistant suite's)")
@@ -204,7 +207,7 @@ def pytest_configure(config: pytest.Config) -> None:
         reports_dir = Path(config.invocation_params.dir) / reports_dir
     resume = config.getoption("resume")
     try:
-        suite = resolve_suite(paths, config.getoption("tools"))
+        suite = resolve_suite(paths, config.getoption("tools"), config.getoption("reply_format"))
     except ValueError as exc:  # SuiteError, or a catalogue file that is not one
         raise pytest.UsageError(str(exc)) from None
     run = EvalRun(

@@ -131,12 +131,14 @@ class EvalRun:
             "harness_version": __version__,
             "case_files": [{"path": p, "sha256": h} for p, h in self.case_files.items()],
             "tools_sha256": sha256_file(self.catalogue.source),
+            "reply_format": self.suite.reply_format,
         }
 
     def _record(self, case: Case, reply: Reply) -> CaseResult:
         result = dataclasses.replace(
             score(case, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
-                  usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated),
+                  usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
+                  reply_format=self.suite.reply_format),
             attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
         )
         self.results[case.id] = result
@@ -157,7 +159,8 @@ class EvalRun:
             pending = [c for c in self.planned if c.id not in self.results]
             start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
             chunk = pending[start:start + (self.backend.batch_size or len(pending))] or [case]
-            requests = [Request(c.id, tuple(build_messages(c, self.catalogue)), c.now) for c in chunk]
+            requests = [Request(c.id, tuple(build_messages(c, self.catalogue, self.suite.reply_format)), c.now)
+                        for c in chunk]
 
             def on_reply(i: int, reply: Reply) -> None:
                 if chunk[i].id not in self.results:

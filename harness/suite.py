@@ -30,10 +30,14 @@ SUITE_SETTINGS = "suite.toml"
 ASSISTANT_DISAMBIGUATION = frozenset({"createTask", "createCalendarEvent"})  # docs/contract.md
 
 
+REPLY_FORMATS = ("fenced", "native")
+
+
 @dataclass(frozen=True)
 class Suite:
     catalogue: Catalogue
     disambiguation_tools: frozenset[str] | None  # None: every contrastive case counts
+    reply_format: str = "fenced"  # fenced json blocks (the contract's), or the model's native tool-call JSON
 
 
 class SuiteError(ValueError):
@@ -65,25 +69,37 @@ def resolve_catalogue(case_paths: Sequence[Path] = (), tools: str | Path | None 
     return load_catalogue(DEFAULT_TOOLS_PATH)
 
 
-def resolve_suite(case_paths: Sequence[Path] = (), tools: str | Path | None = None) -> Suite:
-    """The run's suite: its catalogue (`resolve_catalogue`) and its settings (`suite.toml` beside the case files)."""
-    catalogue = resolve_catalogue(case_paths, tools)
+def resolve_suite(case_paths: Sequence[Path] = (), tools: str | Path | None = None,
+                  reply_format: str | None = None) -> Suite:
+    """The run's suite: its catalogue (`resolve_catalogue`) and its settings (`suite.toml` beside the case
+    files); `reply_format`, when given, overrides the suite's."""
+    suite = _resolve_settings(case_paths, resolve_catalogue(case_paths, tools))
+    fmt = reply_format or suite.reply_format
+    if fmt not in REPLY_FORMATS:
+        raise SuiteError(f"reply format {fmt!r}: one of {', '.join(REPLY_FORMATS)}")
+    return Suite(suite.catalogue, suite.disambiguation_tools, fmt)
+
+
+def _resolve_settings(case_paths: Sequence[Path], catalogue: Catalogue) -> Suite:
     found = {f.resolve() for f in (_beside(p, SUITE_SETTINGS) for p in case_paths) if f is not None}
     if len(found) > 1:
         raise SuiteError("these case files belong to suites with different settings ("
                          + ", ".join(sorted(map(str, found))) + "): run each suite on its own")
+    fmt, declared = "fenced", None
     if found:
         path = found.pop()
         try:
-            metrics = tomllib.loads(path.read_text(encoding="utf-8")).get("metrics", {})
+            settings = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SuiteError(f"{path}: cannot read the suite settings: {exc}") from exc
-        declared = metrics.get("disambiguation_tools")
+        fmt = settings.get("reply", {}).get("format", "fenced")
+        declared = settings.get("metrics", {}).get("disambiguation_tools")
         if declared is not None:
             unknown = [t for t in declared if t not in catalogue] if isinstance(declared, list) else [declared]
             if unknown or not declared:
                 raise SuiteError(f"{path}: metrics.disambiguation_tools: a non-empty list of the catalogue's tools; "
                                  f"not in it: {unknown}")
-            return Suite(catalogue, frozenset(declared))
+    if declared:
+        return Suite(catalogue, frozenset(declared), fmt)
     assistant = Path(catalogue.source).resolve() == DEFAULT_TOOLS_PATH.resolve()
-    return Suite(catalogue, ASSISTANT_DISAMBIGUATION if assistant else None)
+    return Suite(catalogue, ASSISTANT_DISAMBIGUATION if assistant else None, fmt)
