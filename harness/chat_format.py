@@ -63,10 +63,12 @@ def distinct_pad(tokenizer: Any) -> str | None:
 
 
 def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]], now: datetime, *,
-                add_generation_prompt: bool = True) -> str:
-    """A conversation through the tokenizer's own chat template, dated by the conversation's `now`.
-    The one renderer for evaluation (local backend) and training, so both see the same text."""
+                add_generation_prompt: bool = True, tools: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """A conversation through the tokenizer's own chat template, dated by the conversation's `now` (and with
+    `tools` rendered by the template itself, for native tool calling). The one renderer for evaluation
+    (local backend) and training, so both see the same text."""
+    extra = {"tools": [dict(t) for t in tools]} if tools else {}
     return tokenizer.apply_chat_template(
         [dict(m) for m in messages], tokenize=False, add_generation_prompt=add_generation_prompt,
-        date_string=date_string(now),
+        date_string=date_string(now), **extra,
     )

@@ -159,7 +159,9 @@ class EvalRun:
             pending = [c for c in self.planned if c.id not in self.results]
             start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
             chunk = pending[start:start + (self.backend.batch_size or len(pending))] or [case]
-            requests = [Request(c.id, tuple(build_messages(c, self.catalogue, self.suite.reply_format)), c.now)
+            native = self.suite.reply_format == "native"
+            requests = [Request(c.id, tuple(build_messages(c, self.catalogue, self.suite.reply_format)), c.now,
+                                tools=tuple(c.catalogue(self.catalogue).to_function_tools()) if native else None)
                         for c in chunk]
 
             def on_reply(i: int, reply: Reply) -> None:

@@ -111,3 +111,60 @@ def test_a_native_run_end_to_end_under_replay(pytester):
     from harness.suite import resolve_suite
     prompt = build_system_prompt(parse_now("2026-02-24T09:00:00Z"), resolve_suite().catalogue, "native")
     assert '{"name": "createTask", "parameters": {' in prompt and "```json" not in prompt
+
+
+def structured(body):
+    """A fake server's answer: structured tool calls when the request carries tools, else plain text."""
+    if not body.get("tools"):
+        return "no tools were offered"
+    user = body["messages"][-1]["content"]
+    if "broken" in user:
+        return {"tool_calls": [{"name": "getWeather", "arguments": '{"location": "Os'}]}
+    if "thanks" in user:
+        return {"content": "You're welcome!"}
+    return {"tool_calls": [{"name": "getWeather", "arguments": {"location": "Oslo"}}]}
+
+
+@pytest.mark.parametrize("model", ["openai", "cloudflare-base"])
+def test_native_remote_requests_carry_tools_and_structured_calls_are_scored(pytester, monkeypatch, model):
+    from conftest import write_jsonl
+    from harness.testing.fake_cloudflare import FakeCloudflare
+    write_jsonl(pytester.path / "c.jsonl", [
+        {"id": "w", "category": "single", "messages": [{"role": "user", "content": "weather in Oslo?"}],
+         "expected": [{"tool": "getWeather", "params": {"location": "Oslo"}}]},
+        {"id": "n", "category": "no_tool", "messages": [{"role": "user", "content": "thanks"}], "expected": []},
+        {"id": "b", "category": "single", "messages": [{"role": "user", "content": "broken weather"}],
+         "expected": [{"tool": "getWeather", "params": {"location": "Oslo"}}]}])
+    with FakeCloudflare(reply=structured) as fake:
+        monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", fake.account_id)
+        monkeypatch.setenv("CLOUDFLARE_API_TOKEN", fake.token)
+        backend = ([f"--base-url={fake.openai_base}", "--served-model=m"] if model == "openai"
+                   else ["--cf-model=@cf/meta/llama-3.2-3b-instruct", f"--cf-api-base={fake.api_base}"])
+        result = pytester.runpytest(f"--model={model}", *backend, "--cases", "c.jsonl", "--reply-format", "native",
+                                    "--max-attempts", "1", "-p", "no:cacheprovider")
+        bodies = [r.body for r in fake.requests]
+    result.assert_outcomes(passed=2, failed=1)
+    assert all(b["tools"][0]["type"] == "function" and len(b["tools"]) == 10 for b in bodies)
+    records = {json.loads(x)["id"]: json.loads(x) for x in
+               (pytester.path / "reports/latest/cases.jsonl").read_text().splitlines()}
+    assert records["w"]["outcome"] == "call" and records["n"]["outcome"] == "abstention"
+    assert records["b"]["outcome"] == "malformed" and records["b"]["reason"] == "invalid_json"
+
+
+def test_native_local_generation_renders_the_tools_through_the_chat_template(tmp_path):
+    pytest.importorskip("peft")
+    from harness.backends import Request
+    from harness.backends.local import GenerationSettings, LocalBackend
+    from harness.isotime import parse_now
+    from harness.tiny import build_tiny_model
+    from harness.suite import resolve_suite
+    tiny = build_tiny_model(tmp_path / "tiny")
+    suite = resolve_suite()
+    now = parse_now("2026-02-24T09:00:00Z")
+    tools = tuple(suite.catalogue.to_function_tools())
+    request = Request("r", ({"role": "user", "content": "weather in Oslo?"},), now, tools=tools)
+    backend = LocalBackend(str(tiny), device="cpu", settings=GenerationSettings(max_new_tokens=4, batch_size=1))
+    prompt = backend.render(request)
+    assert '"name": "getWeather"' in prompt and "Given the following functions" in prompt
+    assert "getWeather" not in backend.render(Request("r", request.messages, now))
+    assert backend.generate([request])[0].text is not None

@@ -16,6 +16,9 @@ class Request:
     case_id: str
     messages: tuple[Mapping[str, str], ...]
     now: datetime
+    # The functions, in the function-tools form, for a native request: the server (or the local chat
+    # template) renders them its own way and may answer with structured tool calls.
+    tools: tuple[Mapping[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)

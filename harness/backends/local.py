@@ -234,7 +234,7 @@ class LocalBackend(Backend):
     # -- generation --------------------------------------------------------------------------
     def render(self, request: Request) -> str:
         """The prompt text: the tokenizer's chat template, the case's date, the generation header."""
-        return render_chat(self.tokenizer, request.messages, request.now)
+        return render_chat(self.tokenizer, request.messages, request.now, tools=request.tools)
 
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
         replies: list[Reply] = []

@@ -11,6 +11,7 @@ sends it for a server that adds none. In chat mode the case's date goes as
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -65,6 +66,17 @@ def raw_prompt(request: Request, keep_bos: bool) -> str:
     return render_llama3(request.messages, request.now, bos=BOS if keep_bos else "")
 
 
+def calls_as_text(tool_calls: Any) -> str:
+    """Structured tool calls as the native reply text the scorer reads: a JSON list of {"name", "arguments"},
+    the arguments as the server sent them (an object, or a string that must hold one: if it does not, the
+    call is malformed, never dropped)."""
+    calls = []
+    for call in tool_calls:
+        fn = call.get("function", call) if isinstance(call, dict) else {}
+        calls.append({"name": fn.get("name"), "arguments": fn.get("arguments")} if isinstance(fn, dict) else call)
+    return json.dumps(calls, ensure_ascii=False)
+
+
 def _retry_policy(options: BackendOptions) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=int(options.get("max_attempts", RetryPolicy.max_attempts)),
@@ -111,6 +123,8 @@ class CloudflareBackend(HttpBackend):
             body.update(prompt=raw_prompt(request, self.raw_keep_bos), raw=True)
         else:
             body["messages"] = [dict(m) for m in request.messages]
+            if request.tools:
+                body["tools"] = [dict(t) for t in request.tools]
         if self.lora:
             body["lora"] = self.lora
         return body
@@ -119,8 +133,10 @@ class CloudflareBackend(HttpBackend):
         if not body.get("success", True):
             raise ValueError("success is false")
         result = body["result"]
-        text = result["response"]
-        if not isinstance(text, str):
+        text = result.get("response")
+        if result.get("tool_calls"):
+            text = calls_as_text(result["tool_calls"])
+        elif not isinstance(text, str):
             raise TypeError(f"response is {type(text).__name__}, not text")
         usage = result.get("usage") if isinstance(result.get("usage"), dict) else None
         # Workers AI names no finish reason in every model's reply: a reply that used the whole budget was cut off.
@@ -201,12 +217,16 @@ class OpenAIBackend(HttpBackend):
             body["messages"] = [dict(m) for m in request.messages]
             # Without it the server's template writes its own clock's date: replies would change by the day.
             body["chat_template_kwargs"] = {"date_string": date_string(request.now)}
+            if request.tools:
+                body["tools"] = [dict(t) for t in request.tools]
         return body
 
     def extract(self, body: Any) -> Reply:
         choice = body["choices"][0]
-        text = choice["text"] if self.raw else choice["message"]["content"]
-        if not isinstance(text, str):
+        text = choice["text"] if self.raw else choice["message"].get("content")
+        if not self.raw and choice["message"].get("tool_calls"):
+            text = calls_as_text(choice["message"]["tool_calls"])
+        elif not isinstance(text, str):
             raise TypeError("no text in the first choice")
         usage = body.get("usage")
         return Reply(text=text, usage=usage if isinstance(usage, dict) else None,

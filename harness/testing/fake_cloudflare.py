@@ -287,8 +287,10 @@ class FakeCloudflare:
                 return cf_error(3039)
             if not self.apply_lora:
                 body = {k: v for k, v in body.items() if k != "lora"}
-        text = self.reply(body)
+        text, calls = _answer_parts(self.reply(body))
         result: dict[str, Any] = {"response": text}
+        if calls is not None:  # Workers AI function calling: arguments as an object
+            result["tool_calls"] = [{"name": c["name"], "arguments": c["arguments"]} for c in calls]
         if self.usage:
             prompt = self.prompt_tokens(body)
             result["usage"] = {"prompt_tokens": prompt, "completion_tokens": max(1, len(text) // 4),
@@ -301,8 +303,9 @@ class FakeCloudflare:
             return 100
         if isinstance(body.get("prompt"), str):
             return len(self.tokenizer(body["prompt"])["input_ids"])
+        extra = {"tools": body["tools"]} if body.get("tools") else {}
         ids = self.tokenizer.apply_chat_template(body["messages"], add_generation_prompt=True, tokenize=True,
-                                                 **(body.get("chat_template_kwargs") or {}))
+                                                 **(body.get("chat_template_kwargs") or {}), **extra)
         return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
 
     # -- catalog and finetunes (deploy) ------------------------------------------------------------
@@ -366,13 +369,26 @@ class FakeCloudflare:
         chat = req.path.startswith("/v1/chat/")
         if chat and not isinstance(body.get("messages"), list) or not chat and not isinstance(body.get("prompt"), str):
             return 400, {}, {"error": {"message": "messages (chat) or prompt (completions) required"}}
-        text = self.reply(body)
-        choice = {"index": 0, "finish_reason": self.finish_reason,
-                  **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})}
+        text, calls = _answer_parts(self.reply(body))
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls is not None:  # OpenAI: arguments as a JSON string
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"call_{i}", "type": "function", "function": {
+                    "name": c["name"], "arguments": c["arguments"] if isinstance(c["arguments"], str)
+                    else json.dumps(c["arguments"])}} for i, c in enumerate(calls)]}
+        choice = {"index": 0, "finish_reason": "tool_calls" if calls else self.finish_reason,
+                  **({"message": message} if chat else {"text": text})}
         prompt = self.prompt_tokens(body)
         return 200, {}, {"id": "cmpl-1", "object": "chat.completion" if chat else "text_completion", "model": model,
                          "choices": [choice], "usage": {"prompt_tokens": prompt, "completion_tokens": 10,
                                                         "total_tokens": prompt + 10}}
+
+
+def _answer_parts(answer: Any) -> tuple[str, list[dict[str, Any]] | None]:
+    """A `reply` callable's answer: plain text, or {"content"?, "tool_calls": [{"name", "arguments"}]}."""
+    if isinstance(answer, dict):
+        return answer.get("content") or "", list(answer.get("tool_calls") or []) or None
+    return answer, None
 
 
 def _echo(payload: Any, auth: str) -> Any:
