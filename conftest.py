@@ -14,13 +14,25 @@ import pytest
 # httpcore errors). Importing it here, once, keeps one copy for the whole session.
 
 from harness.cases import Case, load_case_file
-from harness.suite import resolve_catalogue
+from harness.suite import Suite, resolve_catalogue, resolve_suite
 from harness.tools import Catalogue
 
 
 @pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
     return resolve_catalogue()
+
+
+@pytest.fixture(scope="session")
+def suite() -> Suite:
+    return resolve_suite()
+
+
+def assistant_prompt(now: Any, reply_format: str = "fenced") -> str:
+    """The assistant suite's system prompt for `now` (what the harness sends and the training data holds)."""
+    from harness.prompt import build_system_prompt
+    suite = resolve_suite(reply_format=reply_format)
+    return build_system_prompt(now, suite.catalogue, suite.template)
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:

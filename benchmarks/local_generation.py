@@ -25,7 +25,7 @@ from harness.prompt import build_messages
 from harness.report import RunWriter, case_record
 from harness.summary import build_summary
 from harness.tiny import build_tiny_model
-from harness.suite import resolve_catalogue, resolve_suite
+from harness.suite import resolve_suite
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "assistant.jsonl"
 
@@ -44,9 +44,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     base = args.base_model or str(build_tiny_model(tmp / "tiny"))
-    catalogue = resolve_catalogue([Path(args.cases)])
+    suite = resolve_suite([Path(args.cases)])
+    catalogue = suite.catalogue
     cases = load_case_file(args.cases, catalogue).cases
-    requests = [Request(c.id, tuple(build_messages(c, catalogue)), c.now) for c in cases]
+    requests = [Request(c.id, tuple(build_messages(c, catalogue, suite.template)), c.now) for c in cases]
 
     def backend(batch_size: int) -> LocalBackend:
         settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=batch_size)
@@ -64,7 +65,7 @@ def main() -> None:
     replies = bat.generate(requests)
     results = [score(c, r.text, catalogue, error=r.error, latency_s=r.latency_s) for c, r in zip(cases, replies)]
     summary = build_summary(results, run_id="bench", model=bat.name, fingerprint=bat.fingerprint(),
-                            thresholds=DEFAULT_THRESHOLDS, disambiguation_tools=resolve_suite([Path(args.cases)]).disambiguation_tools)
+                            thresholds=DEFAULT_THRESHOLDS, disambiguation_tools=suite.disambiguation_tools)
     RunWriter(tmp / "reports", "bench").finish(summary, (case_record(r) for r in results))
     harness_wall = time.perf_counter() - t0
 

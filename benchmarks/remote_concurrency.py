@@ -18,7 +18,7 @@ from harness.backends.http import Secret
 from harness.backends.remote import CloudflareBackend
 from harness.cases import load_case_file
 from harness.prompt import build_messages
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_suite
 from harness.testing.fake_cloudflare import Fault, FakeCloudflare
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "assistant.jsonl"
@@ -26,9 +26,10 @@ N, CONCURRENCY, DELAY = 60, 8, 0.2
 
 
 def main() -> None:
-    catalogue = resolve_catalogue([GOLDEN])
+    suite = resolve_suite([GOLDEN])
+    catalogue = suite.catalogue
     cases = load_case_file(GOLDEN, catalogue).cases[:N]
-    requests = [Request(c.id, tuple(build_messages(c, catalogue)), c.now) for c in cases]
+    requests = [Request(c.id, tuple(build_messages(c, catalogue, suite.template)), c.now) for c in cases]
     with FakeCloudflare(reply=lambda body: "ok", delay_s=DELAY) as fake:
         backend = CloudflareBackend("@cf/meta/llama-3.2-3b-instruct", fake.account_id, Secret(fake.token),
                                     api_base=fake.api_base, concurrency=CONCURRENCY, requests_per_minute=300)

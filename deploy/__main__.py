@@ -163,7 +163,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     suite = resolve_suite([Path(args.cases)])
     catalogue = suite.catalogue
     cases = probe_cases(Path(args.cases), args.probes, catalogue)
-    requests = [Request(c.id, tuple(build_messages(c, catalogue)), c.now) for c in cases]
+    requests = [Request(c.id, tuple(build_messages(c, catalogue, suite.template)), c.now) for c in cases]
     # The same factory as `pytest --model=cloudflare-base/-lora`: credentials from the environment, same options.
     options = BackendOptions({"cf_model": args.cf_model, "lora": args.lora, "cf_api_base": args.cf_api_base,
                               "raw": args.raw, "max_new_tokens": args.max_new_tokens, "max_attempts": args.max_attempts})

@@ -1,37 +1,26 @@
-"""The ONE system-prompt builder. Training data imports it too, so train and eval prompts are byte-identical."""
+"""The ONE system-prompt builder. Training data imports it too, so train and eval prompts are byte-identical.
+The words are the suite's (a template file); this module only fills in the date and the tools."""
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
 
 from harness.cases import Case
 from harness.tools import Catalogue
 
-REPLY_FORMAT = """\
-## Reply format
-When a tool fits the request, reply with one short sentence saying what you will do, then one fenced json block per call, exactly like this:
+PROMPTS = Path(str(resources.files("harness") / "spec" / "prompts"))
 
-```json
-{"tool": "createTask", "params": {"title": "Call John", "dueDate": "2026-02-25", "priority": "medium"}}
-```
 
-- Use only the tools above, only their params, and every required param.
-- Write dates as YYYY-MM-DD and date-times as YYYY-MM-DDTHH:MM, resolved against the current date and time.
-- To change, complete or remove an existing task or event, use its id from earlier in the conversation.
-- When two things are asked, write two blocks.
-- When no tool fits (small talk, thanks, questions about what you can do, facts these tools cannot give, or a request too vague to act on), answer in plain text with no json block."""
-
-# The model family's own tool-call form (Llama 3.x): the reply is the JSON call and nothing else.
-NATIVE_REPLY_FORMAT = """## Reply format
-When a tool fits the request, reply with only a JSON object for the call, with its name and its parameters, exactly like this:
-{"name": "createTask", "parameters": {"title": "Call John", "dueDate": "2026-02-25", "priority": "medium"}}
-
-- Use only the tools above, only their params, and every required param.
-- Write dates as YYYY-MM-DD and date-times as YYYY-MM-DDTHH:MM, resolved against the current date and time.
-- To change, complete or remove an existing task or event, use its id from earlier in the conversation.
-- When two things are asked, reply with a JSON list of the two call objects.
-- When no tool fits (small talk, thanks, questions about what you can do, facts these tools cannot give, or a request too vague to act on), answer in plain text, with no JSON."""
-REPLY_FORMATS = {"fenced": REPLY_FORMAT, "native": NATIVE_REPLY_FORMAT}
+def read_template(path: str | Path) -> str:
+    """A prompt template file: text with `{date}` (weekday, date, time and time zone) and `{tools}` (each tool's
+    description and JSON Schema) filled in per conversation. Trailing line breaks are not part of it."""
+    text = Path(path).read_text(encoding="utf-8").rstrip("\n")
+    missing = [p for p in ("{date}", "{tools}") if p not in text]
+    if missing:
+        raise ValueError(f"{path}: a prompt template needs {' and '.join(missing)}")
+    return text
 
 
 def time_zone_name(now: datetime) -> str:
@@ -43,19 +32,11 @@ def time_zone_name(now: datetime) -> str:
     return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def build_system_prompt(now: datetime, catalogue: Catalogue, reply_format: str = "fenced") -> str:
-    """The system prompt for a conversation happening at `now` (aware datetime), listing `catalogue`, asking
-    for replies in `reply_format` (the contract's fenced blocks unless a suite says native)."""
-    lines = [
-        "You are a personal assistant. You act for the user by calling tools.",
-        "",
-        f"Current date and time: {now.strftime('%A')}, {now.strftime('%Y-%m-%d %H:%M')} "
-        f"(time zone: {time_zone_name(now)}).",
-        "",
-        "## Tools",
-        _tools_section(catalogue),
-    ]
-    return "\n".join(lines) + REPLY_FORMATS[reply_format]
+def build_system_prompt(now: datetime, catalogue: Catalogue, template: str) -> str:
+    """The system prompt for a conversation happening at `now` (aware datetime): the suite's `template` with
+    the date and `catalogue`'s tools filled in."""
+    date = f"{now.strftime('%A')}, {now.strftime('%Y-%m-%d %H:%M')} (time zone: {time_zone_name(now)})"
+    return template.replace("{date}", date).replace("{tools}", _tools_section(catalogue))
 
 
 _SECTIONS: dict[int, tuple[Catalogue, str]] = {}
@@ -74,9 +55,8 @@ def _tools_section(catalogue: Catalogue) -> str:
     return _SECTIONS[id(catalogue)][1]
 
 
-def build_messages(case: Case, catalogue: Catalogue, reply_format: str = "fenced") -> list[dict[str, str]]:
+def build_messages(case: Case, catalogue: Catalogue, template: str) -> list[dict[str, str]]:
     """The full message list a backend sees: the system prompt first, then the case's conversation."""
-    return [{"role": "system", "content": build_system_prompt(case.now, case.catalogue(catalogue), reply_format)}] + [
+    return [{"role": "system", "content": build_system_prompt(case.now, case.catalogue(catalogue), template)}] + [
         dict(m) for m in case.messages
     ]
-

@@ -160,7 +160,7 @@ class EvalRun:
             start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
             chunk = pending[start:start + (self.backend.batch_size or len(pending))] or [case]
             native = self.suite.reply_format == "native"
-            requests = [Request(c.id, tuple(build_messages(c, self.catalogue, self.suite.reply_format)), c.now,
+            requests = [Request(c.id, tuple(build_messages(c, self.catalogue, self.suite.template)), c.now,
                                 tools=tuple(c.catalogue(self.catalogue).to_function_tools()) if native else None)
                         for c in chunk]
 

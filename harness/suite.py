@@ -5,24 +5,29 @@ A suite is a folder of case files. Its catalogue is the `tools.json` beside them
 names it, and without that the packaged assistant catalogue (`harness/spec/tools.json`) applies. Its settings
 are an optional `suite.toml` beside them:
 
+    [prompt]
+    fenced = "prompt.txt"        # the system prompt template per reply format ({date} and {tools} filled in)
+    [reply]
+    format = "native"            # fenced (default) or native
     [metrics]
     disambiguation_tools = ["createTask", "createCalendarEvent"]   # contrastive cases that count
 
-Without one, the assistant catalogue keeps the contract's pair (createTask vs createCalendarEvent) and any
-other catalogue counts every contrastive case.
+Without one, the assistant catalogue keeps its own prompt and the contract's pair (createTask vs
+createCalendarEvent); any other catalogue gets a neutral prompt and counts every contrastive case.
 """
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+from harness.prompt import PROMPTS, read_template
 from harness.tools import DEFAULT_TOOLS_PATH, Catalogue, load_catalogue
 
 SUITE_TOOLS = "tools.json"
@@ -37,7 +42,18 @@ REPLY_FORMATS = ("fenced", "native")
 class Suite:
     catalogue: Catalogue
     disambiguation_tools: frozenset[str] | None  # None: every contrastive case counts
+    templates: Mapping[str, str]  # reply format -> the system prompt template for it
     reply_format: str = "fenced"  # fenced json blocks (the contract's), or the model's native tool-call JSON
+
+    @property
+    def template(self) -> str:
+        """The system prompt template of this suite in its reply format."""
+        return self.templates[self.reply_format]
+
+
+def _templates(kind: str) -> dict[str, str]:
+    """The packaged templates: `assistant` (the assistant suite's own words) or `default` (neutral)."""
+    return {fmt: read_template(PROMPTS / f"{kind}.{fmt}.txt") for fmt in REPLY_FORMATS}
 
 
 class SuiteError(ValueError):
@@ -77,7 +93,7 @@ def resolve_suite(case_paths: Sequence[Path] = (), tools: str | Path | None = No
     fmt = reply_format or suite.reply_format
     if fmt not in REPLY_FORMATS:
         raise SuiteError(f"reply format {fmt!r}: one of {', '.join(REPLY_FORMATS)}")
-    return Suite(suite.catalogue, suite.disambiguation_tools, fmt)
+    return Suite(suite.catalogue, suite.disambiguation_tools, suite.templates, fmt)
 
 
 def _resolve_settings(case_paths: Sequence[Path], catalogue: Catalogue) -> Suite:
@@ -85,12 +101,18 @@ def _resolve_settings(case_paths: Sequence[Path], catalogue: Catalogue) -> Suite
     if len(found) > 1:
         raise SuiteError("these case files belong to suites with different settings ("
                          + ", ".join(sorted(map(str, found))) + "): run each suite on its own")
+    assistant = Path(catalogue.source).resolve() == DEFAULT_TOOLS_PATH.resolve()
+    templates = _templates("assistant" if assistant else "default")
     fmt, declared = "fenced", None
     if found:
         path = found.pop()
         try:
             settings = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            for name, file in settings.get("prompt", {}).items():
+                if name not in REPLY_FORMATS:
+                    raise SuiteError(f"{path}: prompt.{name}: a template per reply format ({', '.join(REPLY_FORMATS)})")
+                templates[name] = read_template(path.parent / file)
+        except (OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError, and so is a bad template
             raise SuiteError(f"{path}: cannot read the suite settings: {exc}") from exc
         fmt = settings.get("reply", {}).get("format", "fenced")
         declared = settings.get("metrics", {}).get("disambiguation_tools")
@@ -99,7 +121,5 @@ def _resolve_settings(case_paths: Sequence[Path], catalogue: Catalogue) -> Suite
             if unknown or not declared:
                 raise SuiteError(f"{path}: metrics.disambiguation_tools: a non-empty list of the catalogue's tools; "
                                  f"not in it: {unknown}")
-    if declared:
-        return Suite(catalogue, frozenset(declared), fmt)
-    assistant = Path(catalogue.source).resolve() == DEFAULT_TOOLS_PATH.resolve()
-    return Suite(catalogue, ASSISTANT_DISAMBIGUATION if assistant else None, fmt)
+    disambiguation = frozenset(declared) if declared else ASSISTANT_DISAMBIGUATION if assistant else None
+    return Suite(catalogue, disambiguation, templates, fmt)

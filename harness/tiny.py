@@ -51,11 +51,11 @@ class TinySpec:
 def default_corpus() -> list[str]:
     """Text to train the tokenizer on: system prompts for several dates and plain assistant English."""
     from harness.prompt import build_system_prompt
-    from harness.suite import resolve_catalogue
+    from harness.suite import resolve_suite
 
     start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
-    catalogue = resolve_catalogue()  # the assistant suite's prompts: the demo's stand-in learns their tokens
-    prompts = [build_system_prompt(start + timedelta(days=d, hours=d % 7), catalogue) for d in range(0, 60, 7)]
+    suite = resolve_suite()  # the assistant suite's prompts: the demo's stand-in learns their tokens
+    prompts = [build_system_prompt(start + timedelta(days=d, hours=d % 7), suite.catalogue, suite.template) for d in range(0, 60, 7)]
     return prompts + _ENGLISH.splitlines() * 20
 
 

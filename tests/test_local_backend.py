@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import assistant_prompt
+
 torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")
 
@@ -12,9 +14,7 @@ from harness.backends import BackendError, BackendOptions, Request, create_backe
 from harness.backends.local import LocalBackend, GenerationSettings  # noqa: E402
 from harness.chat_format import render_llama3  # noqa: E402
 from harness.isotime import parse_now  # noqa: E402
-from harness.prompt import build_system_prompt  # noqa: E402
 from harness.tiny import TinySpec, build_tiny_model, make_random_adapter  # noqa: E402
-from harness.suite import resolve_catalogue  # noqa: E402
 
 NOW = parse_now("2026-02-24T09:00:00Z")
 SETTINGS = GenerationSettings(max_new_tokens=12, batch_size=4)
@@ -34,7 +34,7 @@ def requests(n: int = 6) -> list[Request]:
     texts = ["hi", "Remind me to call John tomorrow about the contract please", "weather in Oslo?",
              "Schedule a meeting with the team on Monday at 10am in the main room", "thanks", "delete it"]
     return [
-        Request(f"r{i}", ({"role": "system", "content": build_system_prompt(NOW, resolve_catalogue())}, {"role": "user", "content": t}), NOW)
+        Request(f"r{i}", ({"role": "system", "content": assistant_prompt(NOW)}, {"role": "user", "content": t}), NOW)
         for i, t in enumerate(texts[:n])
     ]
 

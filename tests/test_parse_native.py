@@ -107,9 +107,8 @@ def test_a_native_run_end_to_end_under_replay(pytester):
     s = json.loads((pytester.path / "reports/latest/summary.json").read_text())
     assert s["model_fingerprint"]["reply_format"] == "native" and s["reasons"] == {"invalid_json": 1}
     from harness.isotime import parse_now
-    from harness.prompt import build_system_prompt
-    from harness.suite import resolve_suite
-    prompt = build_system_prompt(parse_now("2026-02-24T09:00:00Z"), resolve_suite().catalogue, "native")
+    from conftest import assistant_prompt
+    prompt = assistant_prompt(parse_now("2026-02-24T09:00:00Z"), "native")
     assert '{"name": "createTask", "parameters": {' in prompt and "```json" not in prompt
 
 

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_jsonl
+from conftest import assistant_prompt, write_jsonl
 from harness.backends import BackendError, Request
 from harness.backends.http import FatalBackendError, RateLimiter, RetryPolicy, Secret
 from harness.backends.remote import CloudflareBackend, OpenAIBackend
 from harness.chat_format import render_llama3
 from harness.isotime import parse_now
-from harness.prompt import build_system_prompt
 from harness.testing.fake_cloudflare import CF_ERRORS, Fault, FakeCloudflare
 from harness.suite import resolve_catalogue  # noqa: E402
 
@@ -23,7 +22,7 @@ GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
 
 def requests(n=3):
-    return [Request(f"r{i}", ({"role": "system", "content": build_system_prompt(NOW, resolve_catalogue())},
+    return [Request(f"r{i}", ({"role": "system", "content": assistant_prompt(NOW)},
                               {"role": "user", "content": f"question {i}"}), NOW) for i in range(n)]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_jsonl
+from conftest import assistant_prompt, write_jsonl
 from harness.backends.http import FatalBackendError, RetryPolicy, Secret, redact_secrets
 from harness.backends.remote import CloudflareBackend, OpenAIBackend
 from harness.testing.fake_cloudflare import Fault, FakeCloudflare, envelope
@@ -130,10 +130,8 @@ def test_a_malformed_200_is_retried_and_attempts_are_recorded(hostile):
 def _request():
     from harness.backends import Request
     from harness.isotime import parse_now
-    from harness.prompt import build_system_prompt
-    from harness.suite import resolve_catalogue
     now = parse_now("2026-02-24T09:00:00Z")
-    return Request("r0", ({"role": "system", "content": build_system_prompt(now, resolve_catalogue())}, {"role": "user", "content": "hi"}), now)
+    return Request("r0", ({"role": "system", "content": assistant_prompt(now)}, {"role": "user", "content": "hi"}), now)
 
 
 def test_a_fatal_error_cancels_requests_that_are_backing_off(hostile):

@@ -102,13 +102,13 @@ FLIGHTS = [{"type": "function", "function": {"name": "book_flight", "description
                            "required": ["to"], "additionalProperties": False}}}]
 
 
-def test_a_case_may_bring_its_own_functions(make_cases, catalogue):
+def test_a_case_may_bring_its_own_functions(make_cases, catalogue, suite):
     from harness.match import score
     from harness.prompt import build_messages
     [case] = make_cases([{"id": "c", "category": "single", "tools": FLIGHTS,
                           "messages": [{"role": "user", "content": "fly me to Oslo"}],
                           "expected": [{"tool": "book_flight", "params": {"to": "Oslo"}}]}])
-    system = build_messages(case, catalogue)[0]["content"]
+    system = build_messages(case, catalogue, suite.template)[0]["content"]
     assert "### book_flight" in system and "### createTask" not in system
     good = '```json\n{"tool": "book_flight", "params": {"to": "Oslo", "seats": 2}}\n```'
     assert score(case, good, catalogue).passed

@@ -12,7 +12,7 @@ from training.data.examples import call, make_example, reply, tool_result  # noq
 from training.tokenize import IGNORE, TrainingSetupError, check_template_parity, ensure_pad, tokenize_example  # noqa: E402
 from training.tokenize import TrainingRefused  # noqa: E402
 from training.train import Job, cli, diagnose, main, parse_args, pick_engine, unsloth_kwargs  # noqa: E402
-from harness.suite import resolve_catalogue  # noqa: E402
+from harness.suite import resolve_suite  # noqa: E402
 
 NOW = parse_now("2026-03-03T10:00:00Z")
 
@@ -85,13 +85,13 @@ def test_pad_equal_to_eos_is_refused_and_a_missing_pad_is_set(tokenizer):
 
 def test_template_parity_refuses_stale_data_and_missing_templates(tokenizer):
     ex = conversation()[0]
-    check_template_parity(tokenizer, [ex], resolve_catalogue())
+    check_template_parity(tokenizer, [ex], resolve_suite())
     stale = {**ex, "messages": [{"role": "system", "content": "You are a helpful assistant."}] + ex["messages"][1:]}
     with pytest.raises(TrainingSetupError, match="differs from the harness's evaluation prompt"):
-        check_template_parity(tokenizer, [stale], resolve_catalogue())
+        check_template_parity(tokenizer, [stale], resolve_suite())
     tokenizer.chat_template = None
     with pytest.raises(TrainingSetupError, match="no chat template"):
-        check_template_parity(tokenizer, [ex], resolve_catalogue())
+        check_template_parity(tokenizer, [ex], resolve_suite())
 
 
 def test_unknown_options_are_errors(capsys):

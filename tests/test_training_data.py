@@ -17,7 +17,7 @@ from training.data.examples import call, make_example, reply, tool_result
 from training.data.split import GoldenIndex, decontaminate, split_groups
 from training.data.validate import validate_example
 from harness.isotime import parse_now
-from harness.suite import resolve_catalogue  # noqa: E402
+from harness.suite import resolve_suite  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "converters"
 GOLDEN = sorted((Path(__file__).resolve().parent.parent / "golden").glob("*.jsonl"))
@@ -60,7 +60,7 @@ def test_every_example_is_valid(built):
     _, _, splits = built
     for split, examples in splits.items():
         for i, ex in enumerate(examples):
-            assert validate_example(ex, resolve_catalogue()) == [], (split, i)
+            assert validate_example(ex, resolve_suite()) == [], (split, i)
 
 
 def example_as_case(ex, i):
@@ -100,19 +100,19 @@ def test_split_is_by_group_with_a_fixed_seed():
 
 def test_no_training_prompt_copies_a_golden_prompt(built):
     _, manifest, splits = built
-    index = GoldenIndex.from_files(GOLDEN, resolve_catalogue())
+    index = GoldenIndex.from_files(GOLDEN, resolve_suite().catalogue)
     assert all(index.hit(m["content"]) is None for s in splits.values() for ex in s for m in ex["messages"] if m["role"] == "user")
     assert manifest["golden_files"]
 
 
 def test_a_planted_golden_prompt_is_caught():
-    golden_case = load_case_file(GOLDEN[0], resolve_catalogue()).cases[0]
+    golden_case = load_case_file(GOLDEN[0], resolve_suite().catalogue).cases[0]
     prompt = golden_case.messages[-1]["content"]
     planted = make_example([("user", prompt), ("assistant", "ok")], now=NOW, kind="general", source="t", group="g1")
     near = make_example([("user", "  " + prompt.upper().rstrip(".?!") + "!! ")], now=NOW, kind="general", source="t", group="g2")
     clean = make_example([("user", "Something entirely different about penguins"), ("assistant", "ok")], now=NOW,
                          kind="general", source="t", group="g3")
-    kept, dropped = decontaminate([planted, near, clean], GoldenIndex.from_files(GOLDEN, resolve_catalogue()))
+    kept, dropped = decontaminate([planted, near, clean], GoldenIndex.from_files(GOLDEN, resolve_suite().catalogue))
     assert kept == [clean] and len(dropped) == 2
 
 
@@ -152,17 +152,17 @@ PLANTED = [
 @pytest.mark.parametrize("name, path, value, expect", PLANTED, ids=[p[0] for p in PLANTED])
 def test_validator_catches_each_planted_problem(name, path, value, expect):
     ex = good_example()
-    assert validate_example(ex, resolve_catalogue()) == []
+    assert validate_example(ex, resolve_suite()) == []
     bad = _break(ex, path, value) if value is not None else {**ex, "messages": ex["messages"][:-1]}
-    problems = validate_example(bad, resolve_catalogue())
+    problems = validate_example(bad, resolve_suite())
     assert any(expect in p for p in problems), problems
 
 
 def test_plain_kinds_must_not_call():
     ex = make_example([("user", "thanks"), ("assistant", "You're welcome!")], now=NOW, kind="no_tool", source="t", group="g")
-    assert validate_example(ex, resolve_catalogue()) == []
+    assert validate_example(ex, resolve_suite()) == []
     ex = make_example([("user", "hi"), ("assistant", "Hello!")], now=NOW, kind="single", source="t", group="g")
-    assert any("must call a tool" in p for p in validate_example(ex, resolve_catalogue()))
+    assert any("must call a tool" in p for p in validate_example(ex, resolve_suite()))
 
 
 @pytest.mark.parametrize("source, file, kept, reasons", [
@@ -178,7 +178,7 @@ def test_converters_on_fixtures(source, file, kept, reasons):
     assert got == kept and report.kept == len(kept) and report.read == report.kept + sum(report.dropped.values())
     assert reasons <= set(report.dropped)
     for ex in examples:
-        assert validate_example(ex, resolve_catalogue()) == [] and ex["source"] == source
+        assert validate_example(ex, resolve_suite()) == [] and ex["source"] == source
         assert ex["messages"][0]["content"].startswith("You are a personal assistant")
 
 
@@ -189,7 +189,7 @@ def test_converted_records_go_through_build(tmp_path):
 
 def test_seeds_are_valid_and_cover_every_tool():
     seeds = load_seeds()
-    assert all(validate_example(ex, resolve_catalogue()) == [] for ex in seeds)
+    assert all(validate_example(ex, resolve_suite()) == [] for ex in seeds)
     tools = {c.tool for ex in seeds for m in ex["messages"] if m["role"] == "assistant" for c in parse_reply(m["content"]).calls}
     assert len(tools) == 10
 

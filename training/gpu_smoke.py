@@ -21,7 +21,7 @@ def main() -> int:
     from harness.backends.local import GenerationSettings, LocalBackend
     from harness.isotime import parse_now
     from harness.prompt import build_system_prompt
-    from harness.suite import resolve_catalogue
+    from harness.suite import resolve_suite
     from harness.tiny import TinySpec, build_tiny_model
     from training.data.build import BuildConfig, build
     from training.demo import corpus
@@ -43,7 +43,8 @@ def main() -> int:
               f"train loss {record['result']['train_loss']:.4f}, files: {', '.join(record['files'])}")
     backend = LocalBackend(str(base), out, load_in_4bit=True, settings=GenerationSettings(max_new_tokens=16, batch_size=2))
     now = parse_now("2026-02-24T09:00:00Z")
-    msgs = ({"role": "system", "content": build_system_prompt(now, resolve_catalogue())}, {"role": "user", "content": "weather in Oslo?"})
+    suite = resolve_suite()
+    msgs = ({"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}, {"role": "user", "content": "weather in Oslo?"})
     replies = backend.generate([Request("a", msgs, now), Request("b", msgs, now)])
     fp = backend.fingerprint()
     print(f"4-bit local backend: load_in_4bit={fp['load_in_4bit']}, dtype {fp['dtype']}, device {fp['device']}; "

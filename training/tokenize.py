@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.chat_format import PAD_CANDIDATES, date_string, distinct_pad, render_chat
 from harness.prompt import build_system_prompt
-from harness.tools import Catalogue
+from harness.suite import Suite
 from training.data.examples import example_now
 
 IGNORE = -100
@@ -77,17 +77,17 @@ def ensure_pad(tokenizer: Any) -> str:
     return tokenizer.pad_token
 
 
-def check_template_parity(tokenizer: Any, examples: Sequence[Mapping[str, Any]], catalogue: Catalogue,
+def check_template_parity(tokenizer: Any, examples: Sequence[Mapping[str, Any]], suite: Suite,
                           sample: int = 50) -> None:
     """The prompt training renders must be what the harness renders at evaluation: the same system
-    prompt for `catalogue` (the data was built with today's harness) and the case's date in the template."""
+    prompt of `suite` (the data was built with today's harness) and the case's date in the template."""
     if not getattr(tokenizer, "chat_template", None):
         raise TrainingSetupError("the tokenizer has no chat template; use an Instruct model's tokenizer")
     uses_date = "date_string" in tokenizer.chat_template
     for ex in list(examples)[:sample]:
         now = example_now(ex)
         messages = ex["messages"]
-        harness_messages = [{"role": "system", "content": build_system_prompt(now, catalogue)}] + list(messages[1:-1])
+        harness_messages = [{"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}] + list(messages[1:-1])
         trained = render_chat(tokenizer, messages[:-1], now)
         evaluated = render_chat(tokenizer, harness_messages, now)
         if trained != evaluated:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness.hashing import model_weights_sha256, sha256_file
-from harness.suite import resolve_catalogue, resolve_suite
+from harness.suite import resolve_suite
 from harness.report import atomic_write_text
 from training.data.validate import read_jsonl
 from training.tokenize import IGNORE, TrainingRefused, check_template_parity, ensure_pad, tokenize_example
@@ -311,7 +311,7 @@ def main(job: Job) -> dict[str, Any]:
 
     # 2. refuse what would train something else than the harness evaluates
     ensure_pad(tokenizer)
-    check_template_parity(tokenizer, train_examples, resolve_catalogue())  # the assistant suite's data
+    check_template_parity(tokenizer, train_examples, resolve_suite())  # the assistant suite's data
     from harness.backends.local import stop_token_ids
 
     stop_ids = stop_token_ids(tokenizer, model)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from harness.chat_format import date_string
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_suite
 from training.data.build import BuildConfig, build, composition
 from training.data.examples import example_now
 from training.data.convert import CONVERTERS
@@ -43,7 +43,7 @@ def _build(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     bad = 0
     for path in args.files:
-        problems = validate_file(path, resolve_catalogue(tools=args.tools))
+        problems = validate_file(path, resolve_suite(tools=args.tools))
         for p in problems:
             print(p)
         bad += len(problems)

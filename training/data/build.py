@@ -18,7 +18,7 @@ from harness.cases import DEFAULT_NOW
 from harness.isotime import parse_now
 from harness.parse import parse_reply
 from harness.prompt import build_system_prompt
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_suite
 from harness.report import atomic_write_text
 from training.data.convert import ConvertReport, convert_file
 from training.data.examples import make_example
@@ -100,7 +100,7 @@ def generated(comp: Composition, seed: int) -> tuple[list[dict[str, Any]], dict[
 
 def build(config: BuildConfig) -> dict[str, Any]:
     """Build, check and write a data set of the assistant suite; returns the manifest."""
-    catalogue = resolve_catalogue()  # the suite this builder generates for
+    suite = resolve_suite()  # the suite this builder generates for
     examples, strata = generated(config.composition, config.seed)
     seeds = load_seeds()
     strata.update({ex["group"]: "seed" for ex in seeds})
@@ -112,10 +112,10 @@ def build(config: BuildConfig) -> dict[str, Any]:
         converted += got
         strata.update({ex["group"]: f"converted:{source}" for ex in got})
     everything = seeds + examples + converted
-    check_examples(everything, "the built set", catalogue)  # zero tolerance: nothing is written if one is bad
+    check_examples(everything, "the built set", suite)  # zero tolerance: nothing is written if one is bad
     assignment = split_groups(_invert(strata), config.holdout, config.val, config.seed)
     golden = config.golden or tuple(str(p) for p in sorted(GOLDEN.glob("*.jsonl")))
-    kept, dropped = decontaminate(everything, GoldenIndex.from_files(golden, catalogue))
+    kept, dropped = decontaminate(everything, GoldenIndex.from_files(golden, suite.catalogue))
     unique = dedup(kept)
     splits = by_split(unique, assignment)
     out = Path(config.out)
@@ -133,7 +133,7 @@ def build(config: BuildConfig) -> dict[str, Any]:
         "conversion": [r.line() for r in reports],
         "decontaminated_examples": dropped,
         "golden_files": list(golden),
-        "system_prompt_sha256": hashlib.sha256(build_system_prompt(parse_now(DEFAULT_NOW), catalogue).encode()).hexdigest(),
+        "system_prompt_sha256": hashlib.sha256(build_system_prompt(parse_now(DEFAULT_NOW), suite.catalogue, suite.template).encode()).hexdigest(),
         "composition": composition(unique),
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from harness.cases import DEFAULT_NOW
-from harness.suite import resolve_catalogue
+from harness.suite import resolve_suite
 from harness.isotime import parse_date, parse_datetime, parse_now
 from training.data.examples import call, make_example, reply
 from training.data.validate import validate_example
@@ -90,7 +90,7 @@ def _example(source: str, index: int, user: str, calls: list[dict[str, Any]]) ->
 
 def _convert(source: str, records: Iterable[Any], extract: Callable[[Any], tuple[str, list[Call]] | str]) -> tuple[list[dict], ConvertReport]:
     report = ConvertReport(source)
-    assistant = resolve_catalogue()  # converters map public data onto the assistant suite's tools
+    assistant = resolve_suite()  # converters map public data onto the assistant suite's tools
     out: list[dict] = []
     for i, rec in enumerate(records):
         report.read += 1

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.isotime import parse_now
 from harness.prompt import build_system_prompt
-from harness.suite import resolve_catalogue as assistant_catalogue
+from harness.suite import resolve_suite as assistant_suite
 from harness.tools import Catalogue
 
 KINDS = ("single", "contrastive", "no_tool", "multi_turn", "multi_tool", "general")
@@ -34,7 +34,7 @@ MULTI_ACK = "I'll take care of both."
 
 def call(tool: str, **params: Any) -> dict[str, Any]:
     """A call with its params in the schema's order (stable text, whatever order the caller used)."""
-    order = list(assistant_catalogue().get(tool).params_schema.get("properties", {}))
+    order = list(assistant_suite().catalogue.get(tool).params_schema.get("properties", {}))
     return {"tool": tool, "params": {k: params[k] for k in sorted(params, key=order.index)}}
 
 
@@ -64,7 +64,8 @@ def make_example(
 ) -> dict[str, Any]:
     """An example from (role, content) turns; the system prompt is the harness's, for `now` (and the
     assistant suite's catalogue unless another is given)."""
-    messages = [{"role": "system", "content": build_system_prompt(now, catalogue or assistant_catalogue())}]
+    suite = assistant_suite()
+    messages = [{"role": "system", "content": build_system_prompt(now, catalogue or suite.catalogue, suite.template)}]
     messages += [{"role": role, "content": content} for role, content in turns]
     return {"messages": messages, "now": now.isoformat().replace("+00:00", "Z"), "kind": kind,
             "source": source, "group": group}

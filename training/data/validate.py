@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 from harness.isotime import parse_date, parse_datetime, parse_now
 from harness.parse import parse_reply
 from harness.prompt import build_system_prompt
+from harness.suite import Suite
 from harness.tools import Catalogue
 from training.data.examples import KINDS
 
@@ -26,8 +27,9 @@ def _date_problem(name: str, value: Any) -> str | None:
     return None
 
 
-def validate_example(ex: Any, catalogue: Catalogue) -> list[str]:
-    """Every rule this example breaks against `catalogue` (empty when it is fit to train on)."""
+def validate_example(ex: Any, suite: Suite) -> list[str]:
+    """Every rule this example breaks against `suite`'s catalogue and prompt (empty when it is fit to train on)."""
+    catalogue = suite.catalogue
     if not isinstance(ex, dict):
         return ["not a JSON object"]
     problems: list[str] = []
@@ -44,7 +46,7 @@ def validate_example(ex: Any, catalogue: Catalogue) -> list[str]:
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
             return problems + [f"messages[{i}]: needs a role ({', '.join(ROLES)}) and string content"]
-    if messages[0]["role"] != "system" or messages[0]["content"] != build_system_prompt(now, catalogue):
+    if messages[0]["role"] != "system" or messages[0]["content"] != build_system_prompt(now, catalogue, suite.template):
         problems.append("messages[0]: the system prompt is not byte-identical to the harness's for this 'now'")
     if any(m["role"] == "system" for m in messages[1:]):
         problems.append("only the first message may be the system prompt")
@@ -96,12 +98,12 @@ def _assistant_problems(i: int, content: str, catalogue: Catalogue, results: lis
     return problems
 
 
-def validate_records(records: Iterable[tuple[int, Any]], path: str, catalogue: Catalogue) -> list[str]:
+def validate_records(records: Iterable[tuple[int, Any]], path: str, suite: Suite) -> list[str]:
     """`file:line: problem` for every bad record."""
     return [
         f"{path}:{line}: {p}"
         for line, ex in records
-        for p in ([ex] if isinstance(ex, str) else validate_example(ex, catalogue))
+        for p in ([ex] if isinstance(ex, str) else validate_example(ex, suite))
     ]
 
 
@@ -117,12 +119,12 @@ def read_jsonl(path: str | Path) -> list[tuple[int, Any]]:
     return out
 
 
-def validate_file(path: str | Path, catalogue: Catalogue) -> list[str]:
-    return validate_records(read_jsonl(path), str(path), catalogue)
+def validate_file(path: str | Path, suite: Suite) -> list[str]:
+    return validate_records(read_jsonl(path), str(path), suite)
 
 
-def check_examples(examples: Iterable[Mapping[str, Any]], where: str, catalogue: Catalogue) -> None:
+def check_examples(examples: Iterable[Mapping[str, Any]], where: str, suite: Suite) -> None:
     """Raise ValueError listing every bad example (used by build before it writes anything)."""
-    problems = validate_records(list(enumerate(examples, start=1)), where, catalogue)
+    problems = validate_records(list(enumerate(examples, start=1)), where, suite)
     if problems:
         raise ValueError(f"{len(problems)} problem(s) in {where}:\n" + "\n".join(problems[:30]))
