@@ -84,8 +84,10 @@ class CaseFile:
     cases: tuple[Case, ...]
 
 
-def load_case_file(path: str | Path, catalogue: Catalogue) -> CaseFile:
-    """Load and fully validate one JSONL case file against `catalogue`; raises CaseFileError listing every problem."""
+def load_case_file(path: str | Path, catalogue: Catalogue, *, system_messages: bool = False) -> CaseFile:
+    """Load and fully validate one JSONL case file against `catalogue`; raises CaseFileError listing every problem.
+    `system_messages`: the suite lets a case open with its own system message (public benchmarks' live
+    categories do); it follows the harness's system prompt."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -104,7 +106,7 @@ def load_case_file(path: str | Path, catalogue: Catalogue) -> CaseFile:
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        case = _parse_line(line, str(path), lineno, catalogue, problems, pairs)
+        case = _parse_line(line, str(path), lineno, catalogue, problems, pairs, system_messages)
         if case is not None:
             cases.append(case)
     _check_across_lines(cases, pairs, str(path), problems)
@@ -130,7 +132,8 @@ def _looks_like_replies(text: str) -> bool:
 
 
 def _parse_line(
-    line: str, path: str, lineno: int, catalogue: Catalogue, problems: list[Problem], pairs: dict[str, list[int]]
+    line: str, path: str, lineno: int, catalogue: Catalogue, problems: list[Problem], pairs: dict[str, list[int]],
+    system_messages: bool = False,
 ) -> Case | None:
     def bad(field: str, message: str) -> None:
         problems.append(Problem(path, lineno, field, message))
@@ -166,7 +169,7 @@ def _parse_line(
         pass
     if now is None:
         bad("now", f"not an ISO 8601 date-time: {now_text!r}")
-    messages = _check_messages(raw.get("messages"), bad) if "messages" in raw else ()
+    messages = _check_messages(raw.get("messages"), bad, system_messages) if "messages" in raw else ()
     tools, tools_ok = None, True
     if "tools" in raw:
         try:
@@ -183,7 +186,7 @@ def _parse_line(
     )
 
 
-def _check_messages(messages: Any, bad) -> tuple[Mapping[str, str], ...]:
+def _check_messages(messages: Any, bad, system_messages: bool = False) -> tuple[Mapping[str, str], ...]:
     if not isinstance(messages, list) or not messages:
         bad("messages", "must be a non-empty list of {role, content}")
         return ()
@@ -194,8 +197,12 @@ def _check_messages(messages: Any, bad) -> tuple[Mapping[str, str], ...]:
             bad(at, "must be an object with role and content")
             continue
         role, content = msg.get("role"), msg.get("content")
-        if role not in ROLES:
-            bad(f"{at}.role", f"role {role!r} is not one of {', '.join(ROLES)} (the harness adds the system prompt)")
+        if role == "system" and i == 0 and system_messages:
+            pass  # the suite allows a case's own system message, first
+        elif role not in ROLES:
+            allowed = " (a system message only first, where the suite's suite.toml allows it)" if role == "system" else ""
+            bad(f"{at}.role", f"role {role!r} is not one of {', '.join(ROLES)} (the harness adds the system prompt)"
+                + allowed)
         if not isinstance(content, str):
             bad(f"{at}.content", "must be a string (a tool turn holds its JSON result as a string)")
         out.append({"role": role, "content": content})

@@ -400,7 +400,7 @@ class CaseFileNode(pytest.File):
     def collect(self) -> Iterator["CaseItem"]:
         hs = self.config.stash[RUN]
         try:
-            case_file = load_case_file(self.path, hs.run.catalogue)
+            case_file = load_case_file(self.path, hs.run.catalogue, system_messages=hs.run.suite.system_messages)
             clashes = [
                 Problem(str(self.path), c.line, "id", f"id {c.id!r} is also in {hs.seen_ids[c.id]}")
                 for c in case_file.cases if c.id in hs.seen_ids

@@ -9,6 +9,8 @@ are an optional `suite.toml` beside them:
     fenced = "prompt.txt"        # the system prompt template per reply format ({date} and {tools} filled in)
     [reply]
     format = "native"            # fenced (default) or native
+    [cases]
+    system_messages = true       # a case may open with its own system message (default false)
     [metrics]
     disambiguation_tools = ["createTask", "createCalendarEvent"]   # contrastive cases that count
 
@@ -17,6 +19,7 @@ createCalendarEvent); any other catalogue gets a neutral prompt and counts every
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,7 @@ class Suite:
     disambiguation_tools: frozenset[str] | None  # None: every contrastive case counts
     templates: Mapping[str, str]  # reply format -> the system prompt template for it
     reply_format: str = "fenced"  # fenced json blocks (the contract's), or the model's native tool-call JSON
+    system_messages: bool = False  # cases may open with their own system message (after the suite's prompt)
 
     @property
     def template(self) -> str:
@@ -93,7 +97,7 @@ def resolve_suite(case_paths: Sequence[Path] = (), tools: str | Path | None = No
     fmt = reply_format or suite.reply_format
     if fmt not in REPLY_FORMATS:
         raise SuiteError(f"reply format {fmt!r}: one of {', '.join(REPLY_FORMATS)}")
-    return Suite(suite.catalogue, suite.disambiguation_tools, suite.templates, fmt)
+    return dataclasses.replace(suite, reply_format=fmt)
 
 
 def _resolve_settings(case_paths: Sequence[Path], catalogue: Catalogue) -> Suite:
@@ -103,7 +107,7 @@ def _resolve_settings(case_paths: Sequence[Path], catalogue: Catalogue) -> Suite
                          + ", ".join(sorted(map(str, found))) + "): run each suite on its own")
     assistant = Path(catalogue.source).resolve() == DEFAULT_TOOLS_PATH.resolve()
     templates = _templates("assistant" if assistant else "default")
-    fmt, declared = "fenced", None
+    fmt, declared, system_messages = "fenced", None, False
     if found:
         path = found.pop()
         try:
@@ -116,10 +120,11 @@ def _resolve_settings(case_paths: Sequence[Path], catalogue: Catalogue) -> Suite
             raise SuiteError(f"{path}: cannot read the suite settings: {exc}") from exc
         fmt = settings.get("reply", {}).get("format", "fenced")
         declared = settings.get("metrics", {}).get("disambiguation_tools")
+        system_messages = settings.get("cases", {}).get("system_messages", False) is True
         if declared is not None:
             unknown = [t for t in declared if t not in catalogue] if isinstance(declared, list) else [declared]
             if unknown or not declared:
                 raise SuiteError(f"{path}: metrics.disambiguation_tools: a non-empty list of the catalogue's tools; "
                                  f"not in it: {unknown}")
     disambiguation = frozenset(declared) if declared else ASSISTANT_DISAMBIGUATION if assistant else None
-    return Suite(catalogue, disambiguation, templates, fmt)
+    return Suite(catalogue, disambiguation, templates, fmt, system_messages)

@@ -157,3 +157,25 @@ def test_disambiguation_is_the_suites_setting(pytester):
     (folder / "suite.toml").write_text('[metrics]\ndisambiguation_tools = ["nope"]\n')
     result = pytester.runpytest("--model=replay", "--cases", "kitchen", "--replies", "r.jsonl", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "not in it: ['nope']" in result.stderr.str()
+
+
+def test_a_case_may_open_with_its_own_system_message_where_the_suite_allows_it(pytester):
+    from harness.prompt import build_messages
+    from harness.cases import load_case_file
+    folder = timer_suite(pytester.path / "kitchen")
+    rows = [{"id": "s", "category": "single", "messages": [{"role": "system", "content": "You are terse."},
+                                                           {"role": "user", "content": "timer 5"}],
+             "expected": [{"tool": "setTimer", "params": {"minutes": 5}}]}]
+    write_jsonl(folder / "cases.jsonl", rows)
+    write_jsonl(pytester.path / "r.jsonl", [{"id": "s", "response": '```json\n{"tool": "setTimer", "params": {"minutes": 5}}\n```'}])
+    args = ("--model=replay", "--cases", "kitchen", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    refused = pytester.runpytest(*args)
+    assert refused.ret == pytest.ExitCode.INTERRUPTED
+    refused.stdout.fnmatch_lines(["*messages?0?.role: role 'system'*only first, where the suite's suite.toml allows it*"])
+    (folder / "suite.toml").write_text("[cases]\nsystem_messages = true\n")
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+    from harness.suite import resolve_suite
+    suite = resolve_suite([folder])
+    case = load_case_file(folder / "cases.jsonl", suite.catalogue, system_messages=True).cases[0]
+    roles = [m["role"] for m in build_messages(case, suite.catalogue, suite.template)]
+    assert roles == ["system", "system", "user"]  # the suite's prompt, then the case's own
