@@ -389,7 +389,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if summary["incomplete_pairs"]:
         note += f"; {summary['incomplete_pairs']} contrastive group(s) ran only in part (not in pair_accuracy)"
     tr.write_line(f"gate ({run.gate_on}): {verdict}{note}", green=gate["passed"], red=not gate["passed"], bold=True)
-    latest = (f"also {run.reports_dir / 'latest'}" if selection["whole_files"] and not summary["refused_files"]
+    latest = (f"also {run.reports_dir / 'latest'}" if run.latest_replaced
               else "reports/latest not replaced: not a run over whole case files")
     tr.write_line(f"report: {run.writer.dir / 'summary.json'} ({latest})")
 

@@ -78,6 +78,7 @@ class EvalRun:
     refused_files: list[str] = field(default_factory=list)  # case files refused at load (the run is incomplete)
     max_unanswered: int = 0  # cases the backend may leave without a reply before the run counts as incomplete
     kept: list[dict[str, Any]] = field(default_factory=list)  # a resumed run's records outside this selection
+    latest_replaced: bool = False  # set by finish()
 
     @property
     def catalogue(self) -> Catalogue:
@@ -205,6 +206,27 @@ class EvalRun:
                 self.result_for(case)
         return [self.results[c.id] for c in self.planned if c.id in self.results]
 
+    def _incomplete(self, n_scored: int, unanswered: list[str]) -> list[dict[str, str]]:
+        """Why this run is incomplete, as gate failures (none: it is complete)."""
+        why: list[dict[str, str]] = []
+        if len(unanswered) > self.max_unanswered:
+            why.append({"metric": "n_unanswered", "message": (
+                f"incomplete run: {len(unanswered)} case(s) unanswered by the backend (allowed: {self.max_unanswered}, "
+                f"--max-unanswered); first: {', '.join(unanswered[:5])}")})
+        if n_scored < len(self.planned):
+            message = f"incomplete run: {n_scored} of {len(self.planned)} cases scored"
+            if self.stopped:
+                message += f" (backend stopped: {self.stopped}); rerun with --resume {self.run_id}"
+            why.append({"metric": "n_cases", "message": message})
+        if self.kept:
+            why.append({"metric": "n_cases", "message": (
+                f"incomplete run: resumed over a subset; {len(self.kept)} case(s) of run {self.run_id} were not "
+                f"selected (kept in cases.jsonl, not scored here): resume without -k/--lf/node ids to finish it")})
+        if self.refused_files:
+            why.append({"metric": "case_files", "message": (
+                f"incomplete run: {len(self.refused_files)} case file(s) refused: {', '.join(self.refused_files)}")})
+        return why
+
     def finish(self) -> dict[str, Any]:
         """Write summary.json and cases.jsonl (and reports/latest/); the gate fails an incomplete run."""
         ordered = [self.results[c.id] for c in self.planned if c.id in self.results]
@@ -221,35 +243,19 @@ class EvalRun:
         summary["n_unanswered"] = len(unanswered)
         if self.backend is not None and self.backend.measures_latency:
             summary["latency_conditions"] = self.backend.latency_conditions()
-        summary["complete"] = (len(ordered) == len(self.planned) and not self.refused_files
-                               and len(unanswered) <= self.max_unanswered)
-        if len(unanswered) > self.max_unanswered:
-            summary["gate"]["passed"] = False
-            summary["gate"]["failures"].append({"metric": "n_unanswered", "message": (
-                f"incomplete run: {len(unanswered)} case(s) unanswered by the backend (allowed: {self.max_unanswered}, "
-                f"--max-unanswered); first: {', '.join(unanswered[:5])}")})
-        if len(ordered) < len(self.planned):
-            why = f"incomplete run: {len(ordered)} of {len(self.planned)} cases scored"
-            if self.stopped:
-                why += f" (backend stopped: {self.stopped}); rerun with --resume {self.run_id}"
-            summary["gate"]["passed"] = False
-            summary["gate"]["failures"].append({"metric": "n_cases", "message": why})
         if self.kept:
-            summary["complete"] = False
             summary["kept_from_earlier"] = len(self.kept)
+        incomplete = self._incomplete(len(ordered), unanswered)
+        summary["complete"] = not incomplete
+        if incomplete:
             summary["gate"]["passed"] = False
-            summary["gate"]["failures"].append({"metric": "n_cases", "message": (
-                f"incomplete run: resumed over a subset; {len(self.kept)} case(s) of run {self.run_id} were not "
-                f"selected (kept in cases.jsonl, not scored here): resume without -k/--lf/node ids to finish it")})
-        if self.refused_files:
-            summary["gate"]["passed"] = False
-            summary["gate"]["failures"].append({"metric": "case_files", "message": (
-                f"incomplete run: {len(self.refused_files)} case file(s) refused: {', '.join(self.refused_files)}")})
+            summary["gate"]["failures"] += incomplete
         if self.progress is not None:
             self.progress.close()
         assert self.writer is not None
-        self.writer.finish(summary, [*(case_record(r) for r in ordered), *self.kept],
-                           replace_latest=selection["whole_files"] and not self.refused_files and not self.kept)
+        # Only a run over whole case files stands for them in reports/latest/.
+        self.latest_replaced = selection["whole_files"] and not self.refused_files and not self.kept
+        self.writer.finish(summary, [*(case_record(r) for r in ordered), *self.kept], replace_latest=self.latest_replaced)
         if self.backend:
             self.backend.close()
         self.summary = summary
