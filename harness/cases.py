@@ -120,15 +120,20 @@ def load_case_file(path: str | Path, catalogue: Catalogue, *, system_messages: b
 
 
 def _looks_like_replies(text: str) -> bool:
-    """Every JSON object line has `response` and no `messages`: recorded replies (or a run's cases.jsonl)."""
-    rows = []
+    """Every line is a JSON object with `response` and no `messages`: recorded replies (or a run's cases.jsonl).
+    A case file answers no at its first line, so loading does not parse the file twice."""
+    seen = False
     for line in text.splitlines():
+        if not line.strip():
+            continue
         try:
-            rows.append(json.loads(line)) if line.strip() else None
+            row = json.loads(line)
         except ValueError:
             return False
-    objects = [r for r in rows if isinstance(r, dict)]
-    return bool(objects) and len(objects) == len(rows) and all("response" in r and "messages" not in r for r in objects)
+        if not isinstance(row, dict) or "response" not in row or "messages" in row:
+            return False
+        seen = True
+    return seen
 
 
 def _parse_line(
