@@ -71,16 +71,22 @@ def _beside(case_path: Path, name: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def _suite_file(case_paths: Sequence[Path], name: str, what: str) -> Path | None:
+    """The one file `name` beside the case files, if any; case files of suites with different ones cannot
+    share a run (their scores would mean different things), which is refused, naming them."""
+    found = {f.resolve() for f in (_beside(p, name) for p in case_paths) if f is not None}
+    if len(found) > 1:
+        raise SuiteError(f"these case files belong to suites with different {what} ("
+                         + ", ".join(sorted(map(str, found))) + "): run each suite on its own")
+    return found.pop() if found else None
+
+
 def resolve_catalogue(case_paths: Sequence[Path] = (), tools: str | Path | None = None) -> Catalogue:
     """The run's catalogue: the suite's `tools.json` beside the case files, else `tools`, else the packaged one.
-    Case files of suites with different catalogues cannot share a run (their scores would mean different
-    things): that is refused, naming them."""
-    found = {f.resolve() for f in (_beside(p, SUITE_TOOLS) for p in case_paths) if f is not None}
-    if len(found) > 1:
-        raise SuiteError("these case files belong to suites with different tool catalogues ("
-                         + ", ".join(sorted(map(str, found))) + "): run each suite on its own")
+    Case files of suites with different catalogues cannot share a run."""
+    found = _suite_file(case_paths, SUITE_TOOLS, "tool catalogues")
     if found:
-        return load_catalogue(found.pop())
+        return load_catalogue(found)
     if tools is not None:
         path = Path(tools)
         if not path.is_file():
@@ -101,15 +107,12 @@ def resolve_suite(case_paths: Sequence[Path] = (), tools: str | Path | None = No
 
 
 def _resolve_settings(case_paths: Sequence[Path], catalogue: Catalogue) -> Suite:
-    found = {f.resolve() for f in (_beside(p, SUITE_SETTINGS) for p in case_paths) if f is not None}
-    if len(found) > 1:
-        raise SuiteError("these case files belong to suites with different settings ("
-                         + ", ".join(sorted(map(str, found))) + "): run each suite on its own")
+    found = _suite_file(case_paths, SUITE_SETTINGS, "settings")
     assistant = Path(catalogue.source).resolve() == DEFAULT_TOOLS_PATH.resolve()
     templates = _templates("assistant" if assistant else "default")
     fmt, declared, system_messages = "fenced", None, False
     if found:
-        path = found.pop()
+        path = found
         try:
             settings = tomllib.loads(path.read_text(encoding="utf-8"))
             for name, file in settings.get("prompt", {}).items():
