@@ -5,12 +5,17 @@
 
 Each BFCL entry becomes a case with its own functions (BFCL gives every entry its own), its id as the case
 id, and expected calls from the answer file: a parameter's list of acceptable values becomes a plain value
-or `any_of`, and BFCL's "" entry ("this optional parameter may be left out") becomes `{"present": false}`.
+or `any_of`, an acceptable object becomes a per-key `fields` matcher (BFCL matches objects key by key), and
+BFCL's "" entry ("this optional parameter may be left out") becomes `{"present": false}`; a parameter the
+function defines but the answer does not name must be left out (BFCL fails it as unexpected).
 BFCL's parameter types become JSON Schema (`dict` -> object with `additionalProperties: false`, `float` ->
 number, `tuple` -> array, `any` -> no type). Irrelevance entries have no answer and expect no call.
 An entry this harness cannot express exactly is left out and listed with its reason in the suite's
-README, never silently approximated: an acceptable value that is an object (matched per key by BFCL), or
-an expectation the converted schema refuses.
+README, never silently approximated: a list of objects, a multi-turn or relevance entry, or an expectation
+the converted schema refuses (BFCL's answers sometimes allow `null` or a value outside the enum it declares).
+
+The suite's `suite.toml` asks for the native reply format and the `bfcl` scoring profile, so every run shows
+BFCL's figures beside this harness's stricter default ones.
 """
 from __future__ import annotations
 
@@ -53,11 +58,20 @@ def json_schema(bfcl: Any) -> Any:
     return out
 
 
+def _value(value: Any) -> Any:
+    """One acceptable value as a matcher: an object matched key by key, anything else as it is."""
+    if isinstance(value, dict):
+        if not value:
+            raise Unsupported("an acceptable value is an empty object")
+        return {"fields": {k: _matcher(v if isinstance(v, list) else [v]) for k, v in value.items()}}
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        raise Unsupported("an acceptable value is a list of objects")
+    return value
+
+
 def _matcher(values: list[Any]) -> Any:
     optional = "" in values
-    options: list[Any] = [v for v in values if v != ""]
-    if any(isinstance(v, dict) for v in options):
-        raise Unsupported("an acceptable value is an object (BFCL matches it key by key)")
+    options: list[Any] = [_value(v) for v in values if v != ""]
     alternatives = options + ([{"present": False}] if optional else [])
     if not alternatives:
         raise Unsupported("a parameter with no acceptable value")
@@ -65,8 +79,11 @@ def _matcher(values: list[Any]) -> Any:
 
 
 def category(entry_id: str) -> str:
+    """This harness's category for a BFCL id: irrelevance -> no_tool, parallel -> multi_tool, else single."""
     if "irrelevance" in entry_id:
         return "no_tool"
+    if "relevance" in entry_id:
+        raise Unsupported("a relevance entry (any call passes; no expectation here says that)")
     return "multi_tool" if "parallel" in entry_id else "single"
 
 
@@ -75,17 +92,21 @@ def to_case(entry: dict[str, Any], answer: dict[str, Any] | None) -> dict[str, A
     turns = entry["question"]
     if len(turns) != 1:
         raise Unsupported("a multi-turn entry")
+    kind = category(entry["id"])
     tools = [{"type": "function", "function": {"name": f["name"], "description": f.get("description", ""),
                                                "parameters": json_schema(f.get("parameters", {"type": "dict"}))}}
              for f in entry["function"]]
-    kind = category(entry["id"])
     expected = []
     if kind != "no_tool":
         if answer is None:
             raise Unsupported("no possible answer for it")
+        defined = {t["function"]["name"]: t["function"]["parameters"].get("properties", {}) for t in tools}
         for call in answer["ground_truth"]:
             (name, params), = call.items()
-            expected.append({"tool": name, "params": {p: _matcher(v) for p, v in params.items()}})
+            matchers = {p: _matcher(v) for p, v in params.items()}
+            # BFCL fails a parameter the answer does not name, even one the function defines.
+            matchers.update({p: {"present": False} for p in defined.get(name, {}) if p not in params})
+            expected.append({"tool": name, "params": matchers})
     return {"id": entry["id"], "category": kind, "messages": [dict(m) for m in turns[0]], "tools": tools,
             "expected": expected}
 
@@ -104,8 +125,11 @@ def import_suite(data: Path, answers: Path | None, out: Path) -> dict[str, Any]:
         except Unsupported as exc:
             left_out[entry["id"]] = str(exc)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "suite.toml").write_text("# A BFCL suite: every case brings its own functions; live entries their system message.\n"
-                                    "[cases]\nsystem_messages = true\n", encoding="utf-8")
+    (out / "suite.toml").write_text(
+        "# A BFCL suite: every case brings its own functions; live entries their system message.\n"
+        "[cases]\nsystem_messages = true\nown_tools = true\n\n[reply]\nformat = \"native\"\n\n"
+        "# BFCL's own checking rules, reported beside this harness's default figures.\n"
+        "[scoring]\nprofiles = [\"bfcl\"]\n", encoding="utf-8")
     path = out / "cases.jsonl"
     # Expectations the converted schemas refuse (an answer of another type) are left out, named, and the rest kept.
     suite = resolve_suite([out])

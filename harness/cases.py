@@ -182,6 +182,10 @@ def _parse_line(
         except ValueError as exc:
             tools_ok = False  # its expected calls cannot be checked against functions that failed to load
             bad("tools", str(exc).split(": tools: ", 1)[-1])
+    elif not catalogue.tools:
+        tools_ok = False
+        bad("tools", "required: this suite has no catalogue of its own (suite.toml [cases] own_tools), "
+                     "so every case brings its functions")
     expected = _check_expected(raw.get("expected"), tools or catalogue, bad) if "expected" in raw and tools_ok else ()
     if len(problems) > before:
         return None

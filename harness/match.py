@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from harness.cases import Case, ExpectedCall
 from harness.parse import Call, Outcome, ParsedReply, parse_reply
 from harness.parse_native import parse_native
+from harness.profiles import DEFAULT, Profile
 from harness.tools import Catalogue
 
 REASONS = (
@@ -55,32 +56,33 @@ class CaseResult:
     redacted: bool = False
 
 
-def _schema_problems(calls: Sequence[Call], catalogue: Catalogue) -> list[str]:
+def _schema_problems(calls: Sequence[Call], catalogue: Catalogue, profile: Profile) -> list[str]:
     problems = []
     for i, call in enumerate(calls):
         tool = catalogue.get(call.tool)
         if tool is None:
             problems.append(f"call {i + 1}: unknown tool {call.tool!r}")
             continue
-        problems += [f"call {i + 1} {call.tool}: {e}" for e in tool.schema_errors(call.params)]
+        problems += [f"call {i + 1} {call.tool}: {e}" for e in tool.schema_errors(call.params, profile.strict_integers, profile.enums)]
     return problems
 
 
-def _failed_params(expected: ExpectedCall, call: Call) -> list[str]:
+def _failed_params(expected: ExpectedCall, call: Call, profile: Profile) -> list[str]:
     """Names of the expected params this call does not satisfy, in the case's order."""
     return [
         name for name, matcher in expected.params.items()
-        if not matcher.check(name in call.params, call.params.get(name))
+        if not matcher.check(name in call.params, call.params.get(name), profile.fold)
     ]
 
 
-def _best_assignment(expected: Sequence[ExpectedCall], calls: Sequence[Call]) -> list[tuple[ExpectedCall, Call, list[str]]]:
+def _best_assignment(expected: Sequence[ExpectedCall], calls: Sequence[Call],
+                     profile: Profile) -> list[tuple[ExpectedCall, Call, list[str]]]:
     """The pairing of expected calls to calls (same tool) with the fewest failed matchers, in expected order."""
     chosen: dict[int, tuple[ExpectedCall, Call, list[str]]] = {}
     for tool in dict.fromkeys(e.tool for e in expected):
         exp = [i for i, e in enumerate(expected) if e.tool == tool]
         got = [c for c in calls if c.tool == tool]
-        cost = [[_failed_params(expected[i], c) for c in got] for i in exp]
+        cost = [[_failed_params(expected[i], c, profile) for c in got] for i in exp]
         best = min(
             itertools.permutations(range(len(got))),
             key=lambda perm: sum(len(cost[k][j]) for k, j in enumerate(perm)),
@@ -110,15 +112,20 @@ def score(
     usage: dict[str, Any] | None = None,
     truncated: bool = False,
     reply_format: str = "fenced",
+    profile: Profile = DEFAULT,
 ) -> CaseResult:
     """Score one reply (or a backend failure, when `response` is None) against its case. A `truncated`
-    reply (cut off at the token limit) is scored as it is; the failure details say it was cut off."""
+    reply (cut off at the token limit) is scored as it is; the failure details say it was cut off.
+    `profile` changes only the rules it names (harness.profiles); the default is the contract's."""
     tools = case.catalogue(catalogue)
     text = response if response is not None else ""
     # The parser is the format's; from here on the scorer never knows which format produced a call.
     parsed = parse_native(text, tools.names) if reply_format == "native" else parse_reply(text)
+    if (profile.undecodable_is_no_call and not case.expected and not parsed.calls
+            and not any(b.decoded for b in parsed.invalid)):
+        parsed = ParsedReply(n_blocks=parsed.n_blocks)  # the profile reads an attempt that never decoded as no call
     outcome: Outcome | None = parsed.outcome if response is not None else None
-    schema_problems = _schema_problems(parsed.calls, tools)
+    schema_problems = _schema_problems(parsed.calls, tools, profile)
     valid_json = outcome in ("call", "malformed") and not parsed.invalid
     schema_valid = bool(parsed.calls) and not schema_problems
     expected_tools = Counter(e.tool for e in case.expected)
@@ -128,7 +135,7 @@ def score(
     else:
         tools_right = outcome == "abstention"
 
-    reason, details = _reason(case, response, error, parsed, expected_tools, got_tools, schema_problems)
+    reason, details = _reason(case, response, error, parsed, expected_tools, got_tools, schema_problems, profile)
     if truncated and reason is not None:
         details = ["truncated: the reply was cut off at the token limit (raise --max-new-tokens)", *details]
     return CaseResult(
@@ -146,6 +153,7 @@ def _reason(
     expected_tools: Counter,
     got_tools: Counter,
     schema_problems: list[str],
+    profile: Profile,
 ) -> tuple[str | None, list[str]]:
     if response is None:
         return "backend_error", [error or "the backend returned no reply"]
@@ -161,7 +169,7 @@ def _reason(
         return tool_reason, [f"expected tools {', '.join(sorted(expected_tools.elements()))}; got {got}"]
     if schema_problems:
         return "schema_error", schema_problems
-    for exp, call, failed in _best_assignment(case.expected, parsed.calls):
+    for exp, call, failed in _best_assignment(case.expected, parsed.calls, profile):
         if failed:
             details = [
                 f"{exp.tool}.{name}: expected {exp.params[name].describe()}, got "

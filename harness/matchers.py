@@ -1,19 +1,27 @@
 """The param matchers of docs/contract.md, compiled once from their JSON form and then pure.
 
-A matcher answers one question: does this param (maybe absent) satisfy the case's expectation?
+A matcher answers one question: does this param (maybe absent) satisfy the case's expectation? How two
+strings are compared is the scoring profile's (`harness.profiles`): `fold` maps each side before comparing.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from jsonschema import Draft202012Validator
 
 from harness.isotime import calendar_date, is_utc, parse_date, parse_datetime
 
-MATCHER_KEYS = ("contains", "any_of", "date", "datetime", "present")
+MATCHER_KEYS = ("contains", "any_of", "date", "datetime", "present", "fields")
+
+Fold = Callable[[str], str]
+
+
+def trim_casefold(text: str) -> str:
+    """The contract's string comparison: trimmed, Unicode case folded."""
+    return text.strip().casefold()
 
 
 class MatcherError(ValueError):
@@ -25,7 +33,7 @@ class MatcherError(ValueError):
 
 
 class Matcher(Protocol):
-    def check(self, present: bool, value: Any) -> bool: ...
+    def check(self, present: bool, value: Any, fold: Fold = trim_casefold) -> bool: ...
 
     def describe(self) -> str: ...
 
@@ -40,8 +48,8 @@ class Equals:
 
     expected: Any
 
-    def check(self, present: bool, value: Any) -> bool:
-        return present and _json_equal(self.expected, value)
+    def check(self, present: bool, value: Any, fold: Fold = trim_casefold) -> bool:
+        return present and _json_equal(self.expected, value, fold)
 
     def describe(self) -> str:
         return json.dumps(self.expected, ensure_ascii=False)
@@ -55,7 +63,7 @@ class Equals:
 class Contains:
     needle: str
 
-    def check(self, present: bool, value: Any) -> bool:
+    def check(self, present: bool, value: Any, fold: Fold = trim_casefold) -> bool:
         return present and isinstance(value, str) and self.needle.casefold() in value.casefold()
 
     def describe(self) -> str:
@@ -69,8 +77,8 @@ class Contains:
 class AnyOf:
     options: tuple[Matcher, ...]
 
-    def check(self, present: bool, value: Any) -> bool:
-        return any(m.check(present, value) for m in self.options)
+    def check(self, present: bool, value: Any, fold: Fold = trim_casefold) -> bool:
+        return any(m.check(present, value, fold) for m in self.options)
 
     def describe(self) -> str:
         return "any of (" + " | ".join(m.describe() for m in self.options) + ")"
@@ -86,7 +94,7 @@ class OnDate:
 
     day: date
 
-    def check(self, present: bool, value: Any) -> bool:
+    def check(self, present: bool, value: Any, fold: Fold = trim_casefold) -> bool:
         return present and calendar_date(value) == self.day
 
     def describe(self) -> str:
@@ -102,7 +110,7 @@ class AtMinute:
 
     minute: datetime
 
-    def check(self, present: bool, value: Any) -> bool:
+    def check(self, present: bool, value: Any, fold: Fold = trim_casefold) -> bool:
         if not present:
             return False
         stamp = parse_datetime(value)
@@ -121,7 +129,7 @@ class AtMinute:
 class Present:
     wanted: bool
 
-    def check(self, present: bool, value: Any) -> bool:
+    def check(self, present: bool, value: Any, fold: Fold = trim_casefold) -> bool:
         return present == self.wanted
 
     def describe(self) -> str:
@@ -131,6 +139,38 @@ class Present:
         if required and not self.wanted:
             return ["{\"present\": false} on a required param: a call without it fails the tool's schema"]
         return []
+
+
+@dataclass(frozen=True)
+class Fields:
+    """An object param matched key by key: every key it has is named here, and every named key passes its
+    matcher (a key the object lacks is absent, so `{"present": false}` lets it be left out)."""
+
+    fields: tuple[tuple[str, Matcher], ...]
+
+    def check(self, present: bool, value: Any, fold: Fold = trim_casefold) -> bool:
+        if not present or not isinstance(value, dict):
+            return False
+        named = dict(self.fields)
+        return set(value) <= set(named) and all(m.check(k in value, value.get(k), fold) for k, m in self.fields)
+
+    def describe(self) -> str:
+        return "{" + ", ".join(f"{k}: {m.describe()}" for k, m in self.fields) + "}"
+
+    def impossible(self, schema: Mapping[str, Any], required: bool) -> list[str]:
+        declared = schema.get("type")
+        types = {declared} if isinstance(declared, str) else set(declared or ())
+        if types and "object" not in types:
+            return [f"'fields' needs an object param; this param is of type {' or '.join(sorted(types))}"]
+        props = schema.get("properties", {})
+        closed = schema.get("additionalProperties") is False
+        why: list[str] = []
+        for key, matcher in self.fields:
+            if key in props:
+                why += [f"fields.{key}: {w}" for w in matcher.impossible(props[key], key in schema.get("required", ()))]
+            elif closed and not matcher.check(False, None):
+                why.append(f"fields.{key}: the param's schema allows no key {key!r}")
+        return why
 
 
 _VALIDATORS: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
@@ -155,9 +195,9 @@ def _needs_plain_string(kind: str, schema: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _json_equal(expected: Any, actual: Any) -> bool:
+def _json_equal(expected: Any, actual: Any, fold: Fold = trim_casefold) -> bool:
     if isinstance(expected, str):
-        return isinstance(actual, str) and expected.strip().casefold() == actual.strip().casefold()
+        return isinstance(actual, str) and fold(expected) == fold(actual)
     if isinstance(expected, bool) or isinstance(actual, bool):
         return type(expected) is type(actual) and expected == actual
     if isinstance(expected, (int, float)):
@@ -166,7 +206,7 @@ def _json_equal(expected: Any, actual: Any) -> bool:
         return (
             isinstance(actual, list)
             and len(actual) == len(expected)
-            and all(_json_equal(e, a) for e, a in zip(expected, actual))
+            and all(_json_equal(e, a, fold) for e, a in zip(expected, actual))
         )
     return expected == actual  # None
 
@@ -206,6 +246,10 @@ def compile_matcher(raw: Any, where: str = "") -> Matcher:
         if stamp is None or not is_utc(stamp):
             raise MatcherError(f"'datetime' takes a UTC ISO 8601 date-time like 2026-02-27T10:00; got {arg!r}", at)
         return AtMinute(stamp.local.replace(second=0, microsecond=0))
+    if kind == "fields":
+        if not isinstance(arg, dict) or not arg:
+            raise MatcherError("'fields' takes an object of key -> matcher", at)
+        return Fields(tuple((k, compile_matcher(m, f"{at}.{k}")) for k, m in arg.items()))
     if not isinstance(arg, bool):
         raise MatcherError("'present' takes true or false", at)
     return Present(arg)

@@ -31,6 +31,7 @@ class InvalidBlock:
     index: int
     content: str
     reason: str
+    decoded: bool = False  # it read as a call object, yet is no valid call (a native call of an unknown function)
 
 
 @dataclass(frozen=True)

@@ -41,23 +41,24 @@ def _objects(text: str) -> tuple[list[Any], str | None]:
         values.extend(value if isinstance(value, list) else [value])
 
 
-def to_call(obj: Any, known: Collection[str]) -> Call | str:
-    """A Call from one native call object, or why it is not one."""
+def to_call(obj: Any, known: Collection[str]) -> Call | tuple[str, bool]:
+    """A Call from one native call object, or why it is not one and whether it decoded as a call object
+    at all (a well-formed call of an unknown function did)."""
     if not isinstance(obj, dict):
-        return f"JSON {type(obj).__name__}, not a call object"
+        return f"JSON {type(obj).__name__}, not a call object", False
     name = obj.get("name")
     if not isinstance(name, str):
-        return "no string 'name'"
-    if name not in known:
-        return f"no function named {name!r}"
+        return "no string 'name'", False
     args = obj["parameters"] if "parameters" in obj else obj.get("arguments", {})
     if isinstance(args, str):
         try:
             args = _DECODER.decode(args)
         except (ValueError, RecursionError):
-            return "arguments are not valid JSON"
+            return "arguments are not valid JSON", False
     if not isinstance(args, dict):
-        return "parameters are not an object"
+        return "parameters are not an object", False
+    if name not in known:
+        return f"no function named {name!r}", True
     return Call(tool=name, params=args)
 
 
@@ -79,7 +80,9 @@ def parse_native(text: str, known: Collection[str]) -> ParsedReply:
         if isinstance(got, Call):
             calls.append(got)
         else:
-            invalid.append(InvalidBlock(index=i, content=json.dumps(value, ensure_ascii=False)[:500], reason=got))
+            reason, decoded = got
+            invalid.append(InvalidBlock(index=i, content=json.dumps(value, ensure_ascii=False)[:500], reason=reason,
+                                        decoded=decoded))
     if rest is not None or not values:
         invalid.append(InvalidBlock(index=len(values), content=body[:500], reason=rest or "no call object"))
     outcome: Outcome = "malformed" if invalid else "call"

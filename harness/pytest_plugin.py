@@ -22,7 +22,7 @@ from harness.match import CaseResult
 from harness.report import new_run_id
 from harness.run import EvalRun
 from harness.suite import resolve_suite
-from harness.summary import format_table
+from harness.summary import format_profiles, format_table
 
 # Options each backend may read, as (flag, argparse kwargs); the plugin hands all of them to the
 # chosen backend's factory, which reads only its own.
@@ -95,6 +95,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reply-format", default=None, choices=("fenced", "native"),
                     help="how replies carry calls: fenced json blocks (the default), or the model's native JSON "
                          "({\"name\", \"parameters\"}); default: the suite's (suite.toml [reply] format)")
+    group.addoption("--profile", action="append", default=[], metavar="NAME",
+                    help="also score the replies under this named profile and show its figures beside the "
+                         "default ones: bfcl (BFCL's checker rules; see docs/contract.md). Repeatable; a suite's "
+                         "suite.toml [scoring] profiles adds its own")
     group.addoption("--tools", default=None, metavar="FILE",
                     help="the tool catalogue (an OpenAI function-tools list) when the case files' folder has "
                          "no tools.json (default: the assistant suite's)")
@@ -207,7 +211,8 @@ def pytest_configure(config: pytest.Config) -> None:
         reports_dir = Path(config.invocation_params.dir) / reports_dir
     resume = config.getoption("resume")
     try:
-        suite = resolve_suite(paths, config.getoption("tools"), config.getoption("reply_format"))
+        suite = resolve_suite(paths, config.getoption("tools"), config.getoption("reply_format"),
+                              config.getoption("profile"))
     except ValueError as exc:  # SuiteError, or a catalogue file that is not one
         raise pytest.UsageError(str(exc)) from None
     run = EvalRun(
@@ -299,7 +304,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"backend: {run.backend.describe()}")
-        reporter.write_line(f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)")
+        reporter.write_line(f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)" if run.catalogue.source
+                            else "tools: each case brings its own")
         for path, sha in run.case_files.items():
             reporter.write_line(f"case file: {path} (sha256 {sha[:12]}, {sum(c.source == path for c in cases)} cases)")
         if run.results:
@@ -370,6 +376,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     conditions = {k: v for k, v in summary.get("latency_conditions", {}).items() if k != "note"}
     if conditions and summary.get("latency_p95_s") is not None:
         tr.write_line("latency measured at " + ", ".join(f"{k} {v}" for k, v in conditions.items()))
+    for line in format_profiles(summary):
+        tr.write_line(line)
     if summary["reasons"]:
         tr.write_line("failure reasons: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
     gate = summary["gate"]

@@ -19,6 +19,8 @@ from harness.cases import Case
 from harness.gate import Threshold
 from harness.hashing import sha256_file
 from harness.match import CaseResult, score
+from harness.metrics import rates_block
+from harness.profiles import PROFILES
 from harness.prompt import build_messages
 from harness.report import FORMAT_VERSION, PARTIAL, RunWriter, atomic_write_text, case_record
 from harness.summary import build_summary
@@ -68,6 +70,8 @@ class EvalRun:
     case_files: dict[str, str] = field(default_factory=dict)  # path -> sha256
     planned: list[Case] = field(default_factory=list)
     results: dict[str, CaseResult] = field(default_factory=dict)
+    # The same replies scored under each of the suite's named profiles (harness.profiles), by case id.
+    profile_results: dict[str, dict[str, CaseResult]] = field(default_factory=dict)
     stopped: str | None = None
     summary: dict[str, Any] | None = None
     progress: Any = None
@@ -131,24 +135,37 @@ class EvalRun:
             **fp,
             "harness_version": __version__,
             "case_files": [{"path": p, "sha256": h} for p, h in self.case_files.items()],
-            "tools_sha256": sha256_file(self.catalogue.source),
+            "tools_sha256": sha256_file(self.catalogue.source) if self.catalogue.source else None,  # None: per case
             "reply_format": self.suite.reply_format,
         }
 
-    def _record(self, case: Case, reply: Reply) -> CaseResult:
-        result = dataclasses.replace(
+    def _score(self, case: Case, reply: Reply, profile: str = "default") -> CaseResult:
+        return dataclasses.replace(
             score(case, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
                   usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
-                  reply_format=self.suite.reply_format),
+                  reply_format=self.suite.reply_format, profile=PROFILES[profile]),
             attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
         )
-        self.results[case.id] = result
+
+    def _record(self, case: Case, reply: Reply) -> CaseResult:
+        result = self.results[case.id] = self._score(case, reply)
+        for name in self.suite.profiles:
+            self.profile_results.setdefault(name, {})[case.id] = self._score(case, reply, name)
         assert self.writer is not None
-        self.writer.add(case_record(result))
+        self.writer.add(self._case_record(result))
         if self.progress is not None:
             with self.output_visible():
                 self.progress.update(1)
         return result
+
+    def _case_record(self, result: CaseResult) -> dict[str, Any]:
+        """cases.jsonl's line for a result, with its verdict under each named profile."""
+        record = case_record(result)
+        for name in self.suite.profiles:
+            other = self.profile_results[name][result.case.id]
+            record.setdefault("profiles", {})[name] = {"passed": other.passed, "reason": other.reason,
+                                                       "details": list(other.details)}
+        return record
 
     def result_for(self, case: Case) -> CaseResult:
         """The scored result for `case`; asks the backend for it together with the next chunk of
@@ -227,6 +244,17 @@ class EvalRun:
                 f"incomplete run: {len(self.refused_files)} case file(s) refused: {', '.join(self.refused_files)}")})
         return why
 
+    def _profile_block(self, name: str) -> dict[str, Any]:
+        """A named profile's figures over the same replies: every rate, and the case pass rate per category."""
+        scored = self.profile_results.get(name, {})
+        results = [scored[c.id] for c in self.planned if c.id in scored]
+        block = rates_block(results, self.suite.disambiguation_tools)
+        categories = dict.fromkeys(r.case.category for r in results)
+        block["by_category"] = {c: rates_block([r for r in results if r.case.category == c],
+                                               self.suite.disambiguation_tools)["case_pass_rate"] for c in categories}
+        block["about"] = PROFILES[name].about
+        return block
+
     def finish(self) -> dict[str, Any]:
         """Write summary.json and cases.jsonl (and reports/latest/); the gate fails an incomplete run."""
         ordered = [self.results[c.id] for c in self.planned if c.id in self.results]
@@ -238,6 +266,7 @@ class EvalRun:
         selection = self.selection or {"expression": None, "n_selected": len(self.planned),
                                        "n_in_files": len(self.planned), "whole_files": True}
         summary["selection"] = selection
+        summary["profiles"] = {name: self._profile_block(name) for name in self.suite.profiles}
         summary["refused_files"] = list(self.refused_files)
         unanswered = [r.case.id for r in ordered if r.response is None]
         summary["n_unanswered"] = len(unanswered)
@@ -255,7 +284,7 @@ class EvalRun:
         assert self.writer is not None
         # Only a run over whole case files stands for them in reports/latest/.
         self.latest_replaced = selection["whole_files"] and not self.refused_files and not self.kept
-        self.writer.finish(summary, [*(case_record(r) for r in ordered), *self.kept], replace_latest=self.latest_replaced)
+        self.writer.finish(summary, [*(self._case_record(r) for r in ordered), *self.kept], replace_latest=self.latest_replaced)
         if self.backend:
             self.backend.close()
         self.summary = summary

@@ -11,8 +11,11 @@ are an optional `suite.toml` beside them:
     format = "native"            # fenced (default) or native
     [cases]
     system_messages = true       # a case may open with its own system message (default false)
+    own_tools = true             # no suite catalogue: every case brings its own `tools` (public benchmarks)
     [metrics]
     disambiguation_tools = ["createTask", "createCalendarEvent"]   # contrastive cases that count
+    [scoring]
+    profiles = ["bfcl"]          # named scoring profiles reported beside the default (harness.profiles)
 
 Without one, the assistant catalogue keeps its own prompt and the contract's pair (createTask vs
 createCalendarEvent); any other catalogue gets a neutral prompt and counts every contrastive case.
@@ -30,11 +33,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from harness.profiles import PROFILES
 from harness.prompt import PROMPTS, read_template
 from harness.tools import DEFAULT_TOOLS_PATH, Catalogue, load_catalogue
 
 SUITE_TOOLS = "tools.json"
 SUITE_SETTINGS = "suite.toml"
+# The catalogue of a suite whose cases each bring their own tools (`[cases] own_tools = true`): none.
+PER_CASE = Catalogue(tools=(), description="each case brings its own tools", source="")
 ASSISTANT_DISAMBIGUATION = frozenset({"createTask", "createCalendarEvent"})  # docs/contract.md
 
 
@@ -48,6 +54,7 @@ class Suite:
     templates: Mapping[str, str]  # reply format -> the system prompt template for it
     reply_format: str = "fenced"  # fenced json blocks (the contract's), or the model's native tool-call JSON
     system_messages: bool = False  # cases may open with their own system message (after the suite's prompt)
+    profiles: tuple[str, ...] = ()  # scoring profiles reported beside the default one
 
     @property
     def template(self) -> str:
@@ -96,38 +103,65 @@ def resolve_catalogue(case_paths: Sequence[Path] = (), tools: str | Path | None 
 
 
 def resolve_suite(case_paths: Sequence[Path] = (), tools: str | Path | None = None,
-                  reply_format: str | None = None) -> Suite:
+                  reply_format: str | None = None, profiles: Sequence[str] = ()) -> Suite:
     """The run's suite: its catalogue (`resolve_catalogue`) and its settings (`suite.toml` beside the case
-    files); `reply_format`, when given, overrides the suite's."""
-    suite = _resolve_settings(case_paths, resolve_catalogue(case_paths, tools))
+    files); `reply_format`, when given, overrides the suite's; `profiles` are added to the suite's."""
+    found = _suite_file(case_paths, SUITE_SETTINGS, "settings")
+    settings = _read_settings(found) if found else {}
+    if settings.get("cases", {}).get("own_tools", False) is True:
+        if tools is not None or _suite_file(case_paths, SUITE_TOOLS, "tool catalogues"):
+            raise SuiteError(f"{found}: cases.own_tools: every case brings its own tools, so the suite takes no "
+                             f"catalogue (a {SUITE_TOOLS} beside it or --tools)")
+        catalogue = PER_CASE
+    else:
+        catalogue = resolve_catalogue(case_paths, tools)
+    suite = _resolve_settings(found, settings, catalogue)
     fmt = reply_format or suite.reply_format
     if fmt not in REPLY_FORMATS:
         raise SuiteError(f"reply format {fmt!r}: one of {', '.join(REPLY_FORMATS)}")
-    return dataclasses.replace(suite, reply_format=fmt)
+    return dataclasses.replace(suite, reply_format=fmt, profiles=_profiles([*suite.profiles, *profiles], "--profile"))
 
 
-def _resolve_settings(case_paths: Sequence[Path], catalogue: Catalogue) -> Suite:
-    found = _suite_file(case_paths, SUITE_SETTINGS, "settings")
-    assistant = Path(catalogue.source).resolve() == DEFAULT_TOOLS_PATH.resolve()
+def _profiles(names: Sequence[str], where: str) -> tuple[str, ...]:
+    """Named profiles other than the default, each once; an unknown name is refused, naming the known ones."""
+    extra = [n for n in PROFILES if n != "default"]
+    for name in names:
+        if name not in PROFILES:
+            raise SuiteError(f"{where}: no scoring profile {name!r}; known: {', '.join(extra)}")
+    return tuple(n for n in dict.fromkeys(names) if n != "default")
+
+
+def _read_settings(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError
+        raise SuiteError(f"{path}: cannot read the suite settings: {exc}") from exc
+
+
+def _resolve_settings(found: Path | None, settings: dict, catalogue: Catalogue) -> Suite:
+    assistant = bool(catalogue.source) and Path(catalogue.source).resolve() == DEFAULT_TOOLS_PATH.resolve()
     templates = _templates("assistant" if assistant else "default")
-    fmt, declared, system_messages = "fenced", None, False
+    fmt, declared, system_messages, profiles = "fenced", None, False, ()
     if found:
         path = found
         try:
-            settings = tomllib.loads(path.read_text(encoding="utf-8"))
             for name, file in settings.get("prompt", {}).items():
                 if name not in REPLY_FORMATS:
                     raise SuiteError(f"{path}: prompt.{name}: a template per reply format ({', '.join(REPLY_FORMATS)})")
                 templates[name] = read_template(path.parent / file)
-        except (OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError, and so is a bad template
+        except (OSError, ValueError) as exc:  # a template that cannot be read or is not one
             raise SuiteError(f"{path}: cannot read the suite settings: {exc}") from exc
         fmt = settings.get("reply", {}).get("format", "fenced")
         declared = settings.get("metrics", {}).get("disambiguation_tools")
         system_messages = settings.get("cases", {}).get("system_messages", False) is True
+        named = settings.get("scoring", {}).get("profiles", [])
+        if not isinstance(named, list) or not all(isinstance(n, str) for n in named):
+            raise SuiteError(f"{path}: scoring.profiles: a list of profile names")
+        profiles = _profiles(named, f"{path}: scoring.profiles")
         if declared is not None:
             unknown = [t for t in declared if t not in catalogue] if isinstance(declared, list) else [declared]
             if unknown or not declared:
                 raise SuiteError(f"{path}: metrics.disambiguation_tools: a non-empty list of the catalogue's tools; "
                                  f"not in it: {unknown}")
     disambiguation = frozenset(declared) if declared else ASSISTANT_DISAMBIGUATION if assistant else None
-    return Suite(catalogue, disambiguation, templates, fmt, system_messages)
+    return Suite(catalogue, disambiguation, templates, fmt, system_messages, profiles)

@@ -92,3 +92,14 @@ def format_table(summary: Mapping[str, Any]) -> list[str]:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     return lines
+
+
+def format_profiles(summary: Mapping[str, Any]) -> list[str]:
+    """One line per named scoring profile: its case pass rate beside the default one, and per category."""
+    lines = []
+    for name, block in summary.get("profiles", {}).items():
+        count = block["counts"]["case_pass_rate"]
+        cats = ", ".join(f"{c} {_fmt(v)}" for c, v in block["by_category"].items())
+        lines.append(f"profile {name}: case_pass_rate {_fmt(block['case_pass_rate'])} ({count['passed']}/{count['of']}; "
+                     f"default {_fmt(summary['case_pass_rate'])}) -- by category: {cats}")
+    return lines

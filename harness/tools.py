@@ -16,7 +16,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+
+# JSON Schema counts 10.0 as an integer; a checker that reads the literal (BFCL's) does not.
+_STRICT_TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool))
+
+
+def _validator_class(strict_integers: bool, enums: bool) -> Any:
+    """Draft 2020-12, optionally with integers read literally and/or `enum` not enforced (BFCL checks
+    values against its answer lists, never against the schema's enum)."""
+    if not strict_integers and enums:
+        return Draft202012Validator
+    return validators.extend(
+        Draft202012Validator,
+        validators={} if enums else {"enum": lambda *_: None},
+        type_checker=_STRICT_TYPES if strict_integers else Draft202012Validator.TYPE_CHECKER,
+    )
+
+
+VALIDATOR_CLASSES = {(s, e): _validator_class(s, e) for s in (False, True) for e in (False, True)}
 
 DEFAULT_TOOLS_PATH = Path(str(resources.files("harness") / "spec" / "tools.json"))
 
@@ -31,6 +50,10 @@ class Tool:
     def validator(self) -> Draft202012Validator:
         return Draft202012Validator(self.params_schema)
 
+    @cached_property
+    def _validators(self) -> dict[tuple[bool, bool], Any]:
+        return {}
+
     @property
     def param_names(self) -> frozenset[str]:
         return frozenset(self.params_schema.get("properties", {}))
@@ -39,9 +62,17 @@ class Tool:
     def required(self) -> frozenset[str]:
         return frozenset(self.params_schema.get("required", ()))
 
-    def schema_errors(self, params: Any) -> list[str]:
-        """Every JSON Schema violation of `params`, as short readable strings (empty when valid)."""
-        errors = sorted(self.validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    def schema_errors(self, params: Any, strict_integers: bool = False, enums: bool = True) -> list[str]:
+        """Every JSON Schema violation of `params`, as short readable strings (empty when valid);
+        `strict_integers`: an integer written with a fraction (10.0) is not one; `enums`: enforce `enum`."""
+        if not strict_integers and enums:
+            validator = self.validator
+        else:
+            validator = self._validators.get((strict_integers, enums))
+            if validator is None:
+                validator = self._validators[(strict_integers, enums)] = \
+                    VALIDATOR_CLASSES[(strict_integers, enums)](self.params_schema)
+        errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
         return [_describe(e) for e in errors]
 
 

@@ -85,3 +85,41 @@ def test_nested_any_of_error_names_the_path():
     with pytest.raises(MatcherError) as exc:
         compile_matcher({"any_of": ["x", {"date": "soon"}]})
     assert exc.value.where == ".any_of[1].date"
+
+
+def test_fields_match_an_object_key_by_key():
+    m = {"fields": {"min": 300000, "max": 400000, "currency": {"any_of": ["USD", {"present": False}]}}}
+    assert ok(m, {"min": 300000, "max": 400000.0}) and ok(m, {"max": 400000, "min": 300000, "currency": "usd"})
+    assert not ok(m, {"min": 300000})  # a named key missing
+    assert not ok(m, {"min": 300000, "max": 400000, "note": "x"})  # a key not named
+    assert not ok(m, {"min": 300000, "max": 400000, "currency": "EUR"})
+    assert not ok(m, [300000, 400000]) and not ok(m, None, present=False)
+    assert ok({"any_of": [m, {"present": False}]}, None, present=False)
+
+
+def test_fields_use_the_profiles_string_comparison():
+    m = compile_matcher({"fields": {"city": "San Diego"}})
+    assert not m.check(True, {"city": "san-diego"})
+    assert m.check(True, {"city": "san-diego"}, lambda s: s.replace("-", " ").casefold())
+
+
+@pytest.mark.parametrize("schema, why", [
+    ({"type": "string"}, "needs an object param"),
+    ({"type": "object", "properties": {"min": {"type": "number"}}, "additionalProperties": False}, "allows no key 'max'"),
+    ({"type": "object", "properties": {"min": {"type": "string"}, "max": {"type": "number"}}}, "fields.min: expected value 1"),
+])
+def test_fields_that_can_never_pass_say_why(schema, why):
+    problems = compile_matcher({"fields": {"min": 1, "max": 2}}).impossible(schema, required=True)
+    assert any(why in p for p in problems), problems
+
+
+def test_fields_that_can_pass_are_not_refused():
+    schema = {"type": "object", "properties": {"min": {"type": "number"}}, "additionalProperties": False}
+    assert compile_matcher({"fields": {"min": 1, "max": {"present": False}}}).impossible(schema, required=True) == []
+    assert compile_matcher({"fields": {"anything": "x"}}).impossible({"type": "object"}, required=True) == []
+
+
+@pytest.mark.parametrize("raw", [{"fields": {}}, {"fields": ["a"]}, {"fields": {"k": {"nope": 1}}}])
+def test_malformed_fields_are_refused(raw):
+    with pytest.raises(MatcherError):
+        compile_matcher(raw)
