@@ -205,3 +205,48 @@ def test_cli_prints_a_refusal_but_keeps_the_traceback_of_a_crash(monkeypatch, tm
 def test_an_empty_data_folder_is_a_refusal(tmp_path):
     with pytest.raises(TrainingRefused, match="no training examples"):
         main(Job(data=str(tmp_path), out=str(tmp_path / "o"), engine="trl"))
+
+
+def test_the_trainer_trains_and_evaluates_a_suite_of_other_tools(tiny, tmp_path, monkeypatch):
+    """Data built for the kitchen suite in the native format: the template renders the tools at training as the
+    local backend does at evaluation (checked before training), and --eval-golden runs that suite, not the assistant's."""
+    import shutil
+    from pathlib import Path
+
+    from training.data.build import build_written
+    root = Path(__file__).resolve().parents[1]
+    suite_dir = tmp_path / "kitchen"
+    shutil.copytree(root / "examples" / "kitchen", suite_dir)
+    (suite_dir / "suite.toml").write_text('[reply]\nformat = "native"\n')
+    suite = resolve_suite([suite_dir])
+    data = tmp_path / "data"
+    build_written(suite, [root / "examples" / "kitchen-training.jsonl"], data, [str(suite_dir / "cases.jsonl")])
+    monkeypatch.chdir(tmp_path)
+    job = dict(data=str(data), base_model=str(tiny), engine="trl", max_steps=2, batch_size=2, grad_accum=1, max_length=4096,
+               logging_steps=1, eval_steps=2, lora_r=4, lora_alpha=8, eval_max_new_tokens=8)
+    with pytest.raises(TrainingSetupError, match="differs from the harness's evaluation prompt"):
+        main(Job(out=str(tmp_path / "wrong"), **job))  # checked against the assistant suite (the default golden/)
+    with pytest.raises(TrainingRefused, match="every training example is longer than max_length 512"):
+        main(Job(out=str(tmp_path / "short"), golden=str(suite_dir), **{**job, "max_length": 512}))
+    main(Job(out=str(tmp_path / "adapter"), golden=str(suite_dir), eval_golden=True, **job))
+    summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
+    assert summary["n_cases"] == 10 and summary["model_fingerprint"]["reply_format"] == "native"
+    assert summary["model_fingerprint"]["tools_sha256"] is not None
+
+
+def test_native_examples_render_the_tools_in_the_template(tokenizer, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from training.data.written import read_examples
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "examples" / "kitchen", tmp_path / "k")
+    (tmp_path / "k" / "suite.toml").write_text('[reply]\nformat = "native"\n')
+    suite = resolve_suite([tmp_path / "k"])
+    [ex] = [e for e in read_examples(root / "examples" / "kitchen-training.jsonl", suite) if e["kind"] == "single"][:1]
+    check_template_parity(tokenizer, [ex], suite)
+    tok = tokenize_example(tokenizer, ex, stop_ids(tokenizer))
+    masked = tokenizer.decode([t for t, label in zip(tok.input_ids, tok.labels) if label == IGNORE])
+    assert "Given the following functions" in masked and '"name": "setTimer"' in masked
+    labelled = tokenizer.decode([t for t, label in zip(tok.input_ids, tok.labels) if label != IGNORE])
+    assert labelled == ex["messages"][-1]["content"] + "<|eot_id|>"

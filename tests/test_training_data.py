@@ -135,14 +135,14 @@ def _break(ex, path, value):
 
 PLANTED = [
     ("system prompt drift", ("messages", 0, "content"), "You are a helpful assistant.", "byte-identical"),
-    ("malformed block", ("messages", -1, "content"), "Ok.\n\n```json\n{\"tool\": \"completeTask\"\n```", "json block 1"),
+    ("malformed block", ("messages", -1, "content"), "Ok.\n\n```json\n{\"tool\": \"completeTask\"\n```", "call 1: "),
     ("unknown tool", ("messages", -1, "content"), reply({"tool": "finishTask", "params": {"taskId": "task_9"}}, ack="Done."), "unknown tool"),
     ("schema", ("messages", 2, "content"), reply({"tool": "createTask", "params": {"title": "x"}}, ack="Ok."), "'priority' is a required property"),
     ("bad date", ("messages", 2, "content"), reply(call("createTask", title="x", priority="low", dueDate="next friday")), "not an ISO 8601"),
     ("id from nowhere", ("messages", -1, "content"), reply(call("completeTask", taskId="task_1")), "appears in no earlier tool result"),
     ("no sentence", ("messages", -1, "content"), "```json\n{\"tool\": \"completeTask\", \"params\": {\"taskId\": \"task_9\"}}\n```", "sentence"),
     ("tool turn", ("messages", 3, "content"), "not json", "(tool): content is not JSON"),
-    ("kind mismatch", ("kind",), "no_tool", "plain text with no json block"),
+    ("kind mismatch", ("kind",), "no_tool", "plain text with no call"),
     ("unknown kind", ("kind",), "chat", "kind 'chat'"),
     ("ends with user", ("messages",), None, "last message"),
     ("bad now", ("now",), "soon", "not an ISO 8601 date-time"),

@@ -38,14 +38,14 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
 
 
 def tokenize_example(tokenizer: Any, example: Mapping[str, Any], stop_ids: Sequence[int]) -> Tokenized:
-    messages, now = example["messages"], example_now(example)
-    ids = _ids(tokenizer, render_chat(tokenizer, messages, now, add_generation_prompt=False))
+    messages, now, tools = example["messages"], example_now(example), example.get("tools")
+    ids = _ids(tokenizer, render_chat(tokenizer, messages, now, add_generation_prompt=False, tools=tools))
     labels = [IGNORE] * len(ids)
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        prompt = _ids(tokenizer, render_chat(tokenizer, messages[:i], now, add_generation_prompt=True))
-        upto = _ids(tokenizer, render_chat(tokenizer, messages[:i + 1], now, add_generation_prompt=False))
+        prompt = _ids(tokenizer, render_chat(tokenizer, messages[:i], now, add_generation_prompt=True, tools=tools))
+        upto = _ids(tokenizer, render_chat(tokenizer, messages[:i + 1], now, add_generation_prompt=False, tools=tools))
         if upto[:len(prompt)] != prompt or ids[:len(upto)] != upto:
             raise TrainingSetupError(
                 f"group {example.get('group')}: the generation prompt is not a token prefix of the conversation, so "
@@ -88,8 +88,10 @@ def check_template_parity(tokenizer: Any, examples: Sequence[Mapping[str, Any]],
         now = example_now(ex)
         messages = ex["messages"]
         harness_messages = [{"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}] + list(messages[1:-1])
-        trained = render_chat(tokenizer, messages[:-1], now)
-        evaluated = render_chat(tokenizer, harness_messages, now)
+        # The local backend passes the tools to the template in the native format only (harness.run).
+        harness_tools = suite.catalogue.to_function_tools() if suite.reply_format == "native" else None
+        trained = render_chat(tokenizer, messages[:-1], now, tools=ex.get("tools"))
+        evaluated = render_chat(tokenizer, harness_messages, now, tools=harness_tools)
         if trained != evaluated:
             raise TrainingSetupError(
                 f"group {ex.get('group')}: the training prompt differs from the harness's evaluation prompt "

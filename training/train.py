@@ -64,7 +64,7 @@ class Job:
     device: str | None = None       # default: cuda when available
     gradient_checkpointing: bool | None = None  # default: on for CUDA, off on CPU (30 % slower there, no memory need)
     eval_golden: bool = False
-    golden: str = "golden"
+    golden: str = "golden"          # the suite (folder of case files) the data was built for, and --eval-golden runs
     eval_max_new_tokens: int = 256
 
     @classmethod
@@ -311,7 +311,7 @@ def main(job: Job) -> dict[str, Any]:
 
     # 2. refuse what would train something else than the harness evaluates
     ensure_pad(tokenizer)
-    check_template_parity(tokenizer, train_examples, resolve_suite())  # the assistant suite's data
+    check_template_parity(tokenizer, train_examples, resolve_suite([suite_folder(job)]))  # the suite the data is for
     from harness.backends.local import stop_token_ids
 
     stop_ids = stop_token_ids(tokenizer, model)
@@ -320,6 +320,10 @@ def main(job: Job) -> dict[str, Any]:
     if too_long or val_too_long:
         print(f"left out {len(too_long) + len(val_too_long)} examples longer than max_length {job.max_length} "
               f"(not truncated): {', '.join((too_long + val_too_long)[:5])}", file=sys.stderr)
+
+    if not train_rows:
+        raise TrainingRefused(f"every training example is longer than max_length {job.max_length} (e.g. {too_long[0]}): "
+                              "raise --max-length")
 
     # 3. trainer
     from datasets import Dataset
@@ -390,6 +394,14 @@ def main(job: Job) -> dict[str, Any]:
     return record
 
 
+def suite_folder(job: Job) -> Path:
+    """The suite the job trains for and is evaluated on (`golden`: the assistant suite's golden/ by default)."""
+    golden = Path(job.golden)
+    if not golden.exists() and not golden.is_absolute():
+        golden = Path(__file__).resolve().parents[1] / golden  # the project's own golden/ when run elsewhere
+    return golden
+
+
 def evaluate_golden(job: Job, adapter: Path, device: str, dtype: str) -> dict[str, Any]:
     """Run the golden suite on the adapter (report under reports/, traced to job.json by the fingerprint)."""
     from harness.backends import BackendOptions
@@ -400,12 +412,10 @@ def evaluate_golden(job: Job, adapter: Path, device: str, dtype: str) -> dict[st
     from harness.run import EvalRun
     from harness.summary import format_table
 
-    golden = Path(job.golden)
-    if not golden.exists() and not golden.is_absolute():
-        golden = Path(__file__).resolve().parents[1] / golden  # the project's own golden/ when run elsewhere
+    golden = suite_folder(job)
     paths = sorted(golden.glob("*.jsonl")) if golden.is_dir() else [golden]
     suite = resolve_suite([golden])
-    files = [load_case_file(p, suite.catalogue) for p in paths]
+    files = [load_case_file(p, suite.catalogue, system_messages=suite.system_messages) for p in paths]
     backend = LocalBackend(job.base_model, adapter, device=device, dtype=dtype,
                            settings=GenerationSettings(max_new_tokens=job.eval_max_new_tokens))
     run = EvalRun(model="local-adapter", options=BackendOptions({}), thresholds=resolve_thresholds(), reports_dir=Path("reports"),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.chat_format import date_string
 from harness.suite import resolve_suite
-from training.data.build import BuildConfig, build, composition
+from training.data.build import BuildConfig, build, build_written, composition
 from training.data.examples import example_now
 from training.data.convert import CONVERTERS
 from training.data.generate import Composition
@@ -18,7 +18,14 @@ from training.data.validate import read_jsonl, validate_file
 from training.data.split import SPLITS
 
 
+def _suite(args: argparse.Namespace):
+    """The suite named on the command line (--suite DIR, or --tools FILE), else the assistant suite."""
+    return resolve_suite([Path(args.suite)] if args.suite else [], tools=getattr(args, "tools", None))
+
+
 def _build(args: argparse.Namespace) -> int:
+    if args.suite or args.examples:
+        return _build_written(args)
     converted = tuple((src, path) for src in CONVERTERS for path in getattr(args, src.replace("-", "_")) or [])
     config = BuildConfig(out=args.out, seed=args.seed, holdout=args.holdout, val=args.val,
                          golden=tuple(args.golden or ()), converted=converted,
@@ -40,10 +47,33 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_written(args: argparse.Namespace) -> int:
+    if not (args.suite and args.examples):
+        print("build refused: --suite DIR and --examples FILE go together (the examples are written for that "
+              "suite's tools)", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    try:
+        suite = _suite(args)
+        golden = args.golden or [str(p) for p in sorted(Path(args.suite).glob("*.jsonl"))]
+        manifest = build_written(suite, args.examples, Path(args.out), golden, holdout=args.holdout, val=args.val,
+                                 seed=args.seed)
+    except ValueError as exc:  # a suite, examples file or example that is not right, named with file and line
+        print(f"build refused: {exc}", file=sys.stderr)
+        return 1
+    counts = manifest["counts"]
+    print(f"built {counts['total']} examples for {args.suite} in {time.perf_counter() - started:.1f} s -> {args.out}")
+    print("  " + ", ".join(f"{name} {f['examples']}" for name, f in manifest["files"].items()))
+    print(f"  dropped {counts['decontaminated']} near-copies of the suite's case prompts, {counts['duplicates']} duplicates")
+    _print_table(manifest["composition"], counts["total"])
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     bad = 0
+    suite = _suite(args)
     for path in args.files:
-        problems = validate_file(path, resolve_suite(tools=args.tools))
+        problems = validate_file(path, suite)
         for p in problems:
             print(p)
         bad += len(problems)
@@ -53,10 +83,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _print_table(comp: dict, total: int) -> None:
+    width = max([18, *(len(k) for table in (comp["kinds"], comp["tools"], comp["sources"]) for k in table)])
     for title, table in (("kind", comp["kinds"]), ("tool (final reply)", comp["tools"]), ("source", comp["sources"])):
-        print(f"  {title:<20} {'n':>6} {'share':>7}")
+        print(f"  {title:<{width + 2}} {'n':>6} {'share':>7}")
         for key, n in table.items():
-            print(f"    {key:<18} {n:>6} {n / total:>7.1%}")
+            print(f"    {key:<{width}} {n:>6} {n / total:>7.1%}")
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -98,13 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--val", type=float, default=BuildConfig.val)
     b.add_argument("--no-tool-fraction", type=float, default=Composition.no_tool_fraction)
     b.add_argument("--general-fraction", type=float, default=Composition.general_fraction)
-    b.add_argument("--golden", action="append", help="case file to decontaminate against (default: golden/*.jsonl)")
+    b.add_argument("--golden", action="append",
+                   help="case file to decontaminate against (default: golden/*.jsonl, or the --suite folder's)")
+    b.add_argument("--suite", metavar="DIR", help="build for this suite (its tools.json, suite.toml and case files) "
+                                                  "from --examples, instead of the assistant suite's generator")
+    b.add_argument("--examples", action="append", metavar="FILE",
+                   help="examples written for --suite's tools (JSON Lines; see training/data/written.py)")
     for src in CONVERTERS:
         b.add_argument(f"--{src}", action="append", metavar="FILE", help=f"a local {src} file to convert")
     b.set_defaults(run=_build)
     v = sub.add_parser("validate", help="check files example by example; exit 1 on any bad example")
     v.add_argument("files", nargs="+")
-    v.add_argument("--tools", help="the catalogue the examples call (default: the assistant suite's)")
+    v.add_argument("--suite", metavar="DIR", help="the suite the examples were built for (default: the assistant's)")
+    v.add_argument("--tools", help="the catalogue the examples call, for a suite folder without tools.json")
     v.set_defaults(run=_validate)
     s = sub.add_parser("stats", help="composition and lengths of a built set")
     s.add_argument("folder")

@@ -16,17 +16,17 @@ from typing import Any, Mapping, Sequence
 
 from harness.cases import DEFAULT_NOW
 from harness.isotime import parse_now
-from harness.parse import parse_reply
 from harness.prompt import build_system_prompt
-from harness.suite import resolve_suite
+from harness.suite import Suite, resolve_suite
 from harness.report import atomic_write_text
 from training.data.convert import ConvertReport, convert_file
 from training.data.examples import make_example
 from training.data.generate import Composition, Phrasing, phrasings, targets
 from training.data.plain import general_phrasings, no_tool_phrasings
 from training.data.split import SPLITS, GoldenIndex, by_split, decontaminate, dedup, split_groups
-from training.data.validate import check_examples, read_jsonl
+from training.data.validate import check_examples, final_calls, read_jsonl
 from training.data.vocab import random_now
+from training.data.written import read_examples
 
 FORMAT_VERSION = 1
 SEEDS = Path(__file__).resolve().parent / "sources" / "seeds.jsonl"
@@ -111,14 +111,40 @@ def build(config: BuildConfig) -> dict[str, Any]:
         reports.append(report)
         converted += got
         strata.update({ex["group"]: f"converted:{source}" for ex in got})
-    everything = seeds + examples + converted
-    check_examples(everything, "the built set", suite)  # zero tolerance: nothing is written if one is bad
-    assignment = split_groups(_invert(strata), config.holdout, config.val, config.seed)
     golden = config.golden or tuple(str(p) for p in sorted(GOLDEN.glob("*.jsonl")))
+    return write_set(seeds + examples + converted, strata, suite, golden, Path(config.out),
+                     holdout=config.holdout, val=config.val, seed=config.seed,
+                     config=_jsonable(asdict(config)), counts={"generated": len(examples), "seeds": len(seeds),
+                                                               "converted": len(converted)},
+                     conversion=[r.line() for r in reports])
+
+
+def build_written(suite: Suite, examples: Sequence[str | Path], out: Path, golden: Sequence[str], *,
+                  holdout: float = BuildConfig.holdout, val: float = BuildConfig.val,
+                  seed: int = BuildConfig.seed) -> dict[str, Any]:
+    """A data set for any suite from examples files a person wrote (training.data.written); split within each
+    final tool (or kind, for plain replies), decontaminated against `golden` (the suite's case files)."""
+    everything = [ex for path in examples for ex in read_examples(path, suite)]
+    strata = {}
+    for ex in everything:
+        calls = final_calls(ex, suite)
+        strata[ex["group"]] = calls[0].tool if calls else ex["kind"]
+    config = {"suite": suite.catalogue.source or "per case", "examples": [str(p) for p in examples],
+              "holdout": holdout, "val": val, "seed": seed}
+    return write_set(everything, strata, suite, golden, out, holdout=holdout, val=val, seed=seed, config=config,
+                     counts={"written": len(everything)})
+
+
+def write_set(everything: list[dict[str, Any]], strata: Mapping[str, str], suite: Suite, golden: Sequence[str],
+              out: Path, *, holdout: float, val: float, seed: int, config: Mapping[str, Any],
+              counts: Mapping[str, int], conversion: Sequence[str] = ()) -> dict[str, Any]:
+    """Validate (zero tolerance: nothing is written if one example is bad), split by group within each stratum,
+    drop near-copies of the suite's case prompts and duplicates, write train/val/holdout and the manifest."""
+    check_examples(everything, "the built set", suite)
+    assignment = split_groups(_invert(strata), holdout, val, seed)
     kept, dropped = decontaminate(everything, GoldenIndex.from_files(golden, suite.catalogue))
     unique = dedup(kept)
     splits = by_split(unique, assignment)
-    out = Path(config.out)
     files = {}
     for name in SPLITS:
         text = "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in splits[name])
@@ -126,15 +152,16 @@ def build(config: BuildConfig) -> dict[str, Any]:
         files[name] = {"examples": len(splits[name]), "sha256": hashlib.sha256(text.encode()).hexdigest()}
     manifest = {
         "format_version": FORMAT_VERSION,
-        "config": _jsonable(asdict(config)),
+        "config": dict(config),
         "files": files,
-        "counts": {"generated": len(examples), "seeds": len(seeds), "converted": len(converted),
-                   "decontaminated": len(dropped), "duplicates": len(kept) - len(unique), "total": len(unique)},
-        "conversion": [r.line() for r in reports],
+        "counts": {**counts, "decontaminated": len(dropped), "duplicates": len(kept) - len(unique), "total": len(unique)},
+        "conversion": list(conversion),
         "decontaminated_examples": dropped,
         "golden_files": list(golden),
+        "tools": suite.catalogue.source or "per case",
+        "reply_format": suite.reply_format,
         "system_prompt_sha256": hashlib.sha256(build_system_prompt(parse_now(DEFAULT_NOW), suite.catalogue, suite.template).encode()).hexdigest(),
-        "composition": composition(unique),
+        "composition": composition(unique, suite),
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
@@ -151,12 +178,13 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def composition(examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts per kind, per tool called in the final reply, per source."""
+def composition(examples: Sequence[Mapping[str, Any]], suite: Suite | None = None) -> dict[str, Any]:
+    """Counts per kind, per tool called in the final reply (read in `suite`'s reply format; fenced without
+    one), per source."""
     kinds, tools, sources = Counter(), Counter(), Counter()
     for ex in examples:
         kinds[ex["kind"]] += 1
         sources[ex["source"]] += 1
-        for c in parse_reply(ex["messages"][-1]["content"]).calls:
+        for c in final_calls(ex, suite):
             tools[c.tool] += 1
     return {"kinds": dict(sorted(kinds.items())), "tools": dict(sorted(tools.items())), "sources": dict(sorted(sources.items()))}

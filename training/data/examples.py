@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 from harness.isotime import parse_now
 from harness.prompt import build_system_prompt
 from harness.suite import resolve_suite as assistant_suite
-from harness.tools import Catalogue
+from harness.suite import Suite
 
 KINDS = ("single", "contrastive", "no_tool", "multi_turn", "multi_tool", "general")
 
@@ -60,15 +60,19 @@ def make_example(
     kind: str,
     source: str,
     group: str,
-    catalogue: Catalogue | None = None,
+    suite: Suite | None = None,
 ) -> dict[str, Any]:
-    """An example from (role, content) turns; the system prompt is the harness's, for `now` (and the
-    assistant suite's catalogue unless another is given)."""
-    suite = assistant_suite()
-    messages = [{"role": "system", "content": build_system_prompt(now, catalogue or suite.catalogue, suite.template)}]
+    """An example from (role, content) turns; the system prompt is the harness's for `now` and `suite` (the
+    assistant suite, whose generator this module serves, unless another is given)."""
+    suite = suite or assistant_suite()
+    messages = [{"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}]
     messages += [{"role": role, "content": content} for role, content in turns]
-    return {"messages": messages, "now": now.isoformat().replace("+00:00", "Z"), "kind": kind,
-            "source": source, "group": group}
+    example = {"messages": messages, "now": now.isoformat().replace("+00:00", "Z"), "kind": kind,
+               "source": source, "group": group}
+    if suite.reply_format == "native":
+        # Native tool calling: the chat template renders the tools too, at training exactly as at evaluation.
+        example["tools"] = suite.catalogue.to_function_tools()
+    return example
 
 
 def example_now(example: Mapping[str, Any]) -> datetime:

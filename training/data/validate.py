@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from harness.isotime import parse_date, parse_datetime, parse_now
-from harness.parse import parse_reply
+from harness.parse import ParsedReply, parse_reply
+from harness.parse_native import parse_native
 from harness.prompt import build_system_prompt
 from harness.suite import Suite
 from harness.tools import Catalogue
@@ -25,6 +26,18 @@ def _date_problem(name: str, value: Any) -> str | None:
     if name in DATE_OR_DATETIME and parse_date(value) is None and parse_datetime(value) is None:
         return f"{name} {value!r} is not an ISO 8601 date or date-time"
     return None
+
+
+def parse_in(suite: Suite | None, content: str) -> ParsedReply:
+    """An assistant turn read in the suite's reply format (fenced without a suite: the assistant suite's)."""
+    if suite is not None and suite.reply_format == "native":
+        return parse_native(content, suite.catalogue.names)
+    return parse_reply(content)
+
+
+def final_calls(ex: Mapping[str, Any], suite: Suite | None = None) -> tuple:
+    """The calls of an example's final reply."""
+    return parse_in(suite, ex["messages"][-1]["content"]).calls
 
 
 def validate_example(ex: Any, suite: Suite) -> list[str]:
@@ -48,6 +61,8 @@ def validate_example(ex: Any, suite: Suite) -> list[str]:
             return problems + [f"messages[{i}]: needs a role ({', '.join(ROLES)}) and string content"]
     if messages[0]["role"] != "system" or messages[0]["content"] != build_system_prompt(now, catalogue, suite.template):
         problems.append("messages[0]: the system prompt is not byte-identical to the harness's for this 'now'")
+    if suite.reply_format == "native" and ex.get("tools") != catalogue.to_function_tools():
+        problems.append("tools: a native-format example carries the suite's tools (the template renders them)")
     if any(m["role"] == "system" for m in messages[1:]):
         problems.append("only the first message may be the system prompt")
     if messages[-1]["role"] != "assistant":
@@ -58,10 +73,10 @@ def validate_example(ex: Any, suite: Suite) -> list[str]:
             problems += _tool_turn_problems(i, m["content"])
             seen_results.append(m["content"])
         elif m["role"] == "assistant":
-            problems += _assistant_problems(i, m["content"], catalogue, seen_results)
-    final = parse_reply(messages[-1]["content"]) if messages[-1]["role"] == "assistant" else None
+            problems += _assistant_problems(i, m["content"], suite, seen_results)
+    final = parse_in(suite, messages[-1]["content"]) if messages[-1]["role"] == "assistant" else None
     if final is not None and kind in PLAIN_KINDS and final.outcome != "abstention":
-        problems.append(f"kind {kind}: the final reply must be plain text with no json block")
+        problems.append(f"kind {kind}: the final reply must be plain text with no call")
     if final is not None and kind in KINDS and kind not in PLAIN_KINDS and final.outcome != "call":
         problems.append(f"kind {kind}: the final reply must call a tool")
     return problems
@@ -77,10 +92,11 @@ def _tool_turn_problems(i: int, content: str) -> list[str]:
     return []
 
 
-def _assistant_problems(i: int, content: str, catalogue: Catalogue, results: list[str]) -> list[str]:
-    parsed = parse_reply(content)
+def _assistant_problems(i: int, content: str, suite: Suite, results: list[str]) -> list[str]:
+    catalogue: Catalogue = suite.catalogue
+    parsed = parse_in(suite, content)
     at = f"messages[{i}] (assistant)"
-    problems = [f"{at}: json block {b.index + 1}: {b.reason}" for b in parsed.invalid]
+    problems = [f"{at}: call {b.index + 1}: {b.reason}" for b in parsed.invalid]
     for call in parsed.calls:
         tool = catalogue.get(call.tool)
         if tool is None:
@@ -93,7 +109,7 @@ def _assistant_problems(i: int, content: str, catalogue: Catalogue, results: lis
                 problems.append(f"{at}: {call.tool}.{bad_date}")
             if name.endswith("Id") and isinstance(value, str) and not any(json.dumps(value) in r for r in results):
                 problems.append(f"{at}: {call.tool}.{name} {value!r} appears in no earlier tool result")
-    if parsed.outcome == "call" and not content.split("```json")[0].strip():
+    if suite.reply_format == "fenced" and parsed.outcome == "call" and not content.split("```json")[0].strip():
         problems.append(f"{at}: say what you will do in a sentence before the json block")
     return problems
 
