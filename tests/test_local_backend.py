@@ -210,3 +210,26 @@ def test_an_unhashable_base_says_why_in_the_fingerprint(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.warns(UserWarning):
         assert "no weight files" in model_weights_sha256(str(tmp_path))
+
+
+@pytest.mark.parametrize("suite_name, reply_format", [("bfcl-multiple", None), ("kitchen", "native"), ("kitchen", "fenced")])
+def test_other_suites_run_on_the_tiny_model_in_both_formats(pytester, tiny, suite_name, reply_format):
+    """A BFCL suite (per-case functions, native by its suite.toml, the bfcl profile beside the default) and the
+    kitchen suite (its own tools.json) through local-base, each request rendered from that suite's tools."""
+    root = Path(__file__).resolve().parents[1]
+    if suite_name == "kitchen":
+        shutil.copytree(root / "examples" / "kitchen", pytester.path / suite_name)
+    else:
+        from harness.bfcl import import_suite
+        sample = root / "tests" / "fixtures" / "bfcl"
+        import_suite(sample / "BFCL_v4_multiple.sample.json", sample / "BFCL_v4_multiple.answers.sample.json",
+                     pytester.path / suite_name)
+    flags = ["--reply-format", reply_format] if reply_format else []
+    result = pytester.runpytest("--model=local-base", "--base-model", str(tiny), "--cases", suite_name, *flags,
+                                "--max-new-tokens", "6", "--batch-size", "4", "--device", "cpu", "-p", "no:cacheprovider")
+    summary = json.loads((pytester.path / "reports/latest/summary.json").read_text())
+    assert result.ret == 1 and summary["complete"]  # every case answered and scored; a random model fails the gate
+    expected_format = reply_format or "native"
+    assert summary["model_fingerprint"]["reply_format"] == expected_format
+    assert summary["n_cases"] == (6 if suite_name == "bfcl-multiple" else 10)
+    assert list(summary["profiles"]) == (["bfcl"] if suite_name == "bfcl-multiple" else [])
