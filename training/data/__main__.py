@@ -24,47 +24,33 @@ def _suite(args: argparse.Namespace):
 
 
 def _build(args: argparse.Namespace) -> int:
-    if args.suite or args.examples:
-        return _build_written(args)
-    converted = tuple((src, path) for src in CONVERTERS for path in getattr(args, src.replace("-", "_")) or [])
-    config = BuildConfig(out=args.out, seed=args.seed, holdout=args.holdout, val=args.val,
-                         golden=tuple(args.golden or ()), converted=converted,
-                         composition=Composition(no_tool_fraction=args.no_tool_fraction,
-                                                 general_fraction=args.general_fraction))
-    started = time.perf_counter()
-    try:
-        manifest = build(config)
-    except ValueError as exc:
-        print(f"build refused: {exc}", file=sys.stderr)
-        return 1
-    counts = manifest["counts"]
-    print(f"built {counts['total']} examples in {time.perf_counter() - started:.1f} s -> {args.out}")
-    print("  " + ", ".join(f"{name} {f['examples']}" for name, f in manifest["files"].items()))
-    print(f"  dropped {counts['decontaminated']} near-copies of golden prompts, {counts['duplicates']} duplicates")
-    for line in manifest["conversion"]:
-        print("  " + line)
-    _print_table(manifest["composition"], counts["total"])
-    return 0
-
-
-def _build_written(args: argparse.Namespace) -> int:
-    if not (args.suite and args.examples):
+    """The assistant suite's generated set, or (--suite with --examples) a set written for another suite."""
+    if bool(args.suite) != bool(args.examples):
         print("build refused: --suite DIR and --examples FILE go together (the examples are written for that "
               "suite's tools)", file=sys.stderr)
         return 2
     started = time.perf_counter()
     try:
-        suite = _suite(args)
-        golden = args.golden or [str(p) for p in sorted(Path(args.suite).glob("*.jsonl"))]
-        manifest = build_written(suite, args.examples, Path(args.out), golden, holdout=args.holdout, val=args.val,
-                                 seed=args.seed)
-    except ValueError as exc:  # a suite, examples file or example that is not right, named with file and line
+        if args.suite:
+            golden = args.golden or [str(p) for p in sorted(Path(args.suite).glob("*.jsonl"))]
+            manifest = build_written(_suite(args), args.examples, Path(args.out), golden, holdout=args.holdout,
+                                     val=args.val, seed=args.seed)
+        else:
+            converted = tuple((src, path) for src in CONVERTERS for path in getattr(args, src.replace("-", "_")) or [])
+            manifest = build(BuildConfig(out=args.out, seed=args.seed, holdout=args.holdout, val=args.val,
+                                         golden=tuple(args.golden or ()), converted=converted,
+                                         composition=Composition(no_tool_fraction=args.no_tool_fraction,
+                                                                 general_fraction=args.general_fraction)))
+    except ValueError as exc:  # a suite, source file or example that is not right, named with file and line
         print(f"build refused: {exc}", file=sys.stderr)
         return 1
     counts = manifest["counts"]
-    print(f"built {counts['total']} examples for {args.suite} in {time.perf_counter() - started:.1f} s -> {args.out}")
+    print(f"built {counts['total']} examples for {args.suite or 'the assistant suite'} in "
+          f"{time.perf_counter() - started:.1f} s -> {args.out}")
     print("  " + ", ".join(f"{name} {f['examples']}" for name, f in manifest["files"].items()))
     print(f"  dropped {counts['decontaminated']} near-copies of the suite's case prompts, {counts['duplicates']} duplicates")
+    for line in manifest["conversion"]:
+        print("  " + line)
     _print_table(manifest["composition"], counts["total"])
     return 0
 
