@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # torch 2.13.0's CPU build lies on this machine's disk; on a CUDA box: make venv TORCH=<version>
 TORCH ?= 2.13.0
 
-.PHONY: test venv demo gpu-smoke bench clean
+.PHONY: test venv demo gpu-smoke bench clean check-extras
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,11 +18,20 @@ venv: $(BIN)/.installed
 test: venv
 	$(BIN)/pytest -q
 
+# Every extra resolves for Linux x86-64 / Python 3.12 against the package index, reading metadata only (no
+# wheel is downloaded): the GPU set (Unsloth pins trl and datasets below what [train] asks) and the CPU set.
+UV_TARGET := --python-version 3.12 --python-platform x86_64-manylinux_2_28 --no-header -q -o /dev/null
+check-extras: venv
+	$(BIN)/pip install -q uv==0.13.9
+	$(BIN)/uv pip compile pyproject.toml --extra gpu --extra test $(UV_TARGET)
+	$(BIN)/uv pip compile pyproject.toml --extra train --extra test $(UV_TARGET)
+	@echo "extras resolve: [gpu,test] and [train,test] (linux x86-64, python 3.12)"
+
 # The whole loop on one CPU with a tiny stand-in model: data, train, evaluate before/after (~8 min on 2 cores).
 demo: venv
 	$(BIN)/python -m training.demo --workdir demo
 
-# On a CUDA machine: `make venv TORCH=<cuda torch version>`, `$(BIN)/pip install -e '.[gpu]'`, then this.
+# On a CUDA machine: `make venv TORCH=<cuda torch version>`, `$(BIN)/pip install -e '.[gpu,test]'`, then this.
 gpu-smoke: venv
 	$(BIN)/python -m training.gpu_smoke
 

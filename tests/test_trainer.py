@@ -250,3 +250,24 @@ def test_native_examples_render_the_tools_in_the_template(tokenizer, tmp_path):
     assert "Given the following functions" in masked and '"name": "setTimer"' in masked
     labelled = tokenizer.decode([t for t, label in zip(tok.input_ids, tok.labels) if label != IGNORE])
     assert labelled == ex["messages"][-1]["content"] + "<|eot_id|>"
+
+
+def test_unsloth_is_imported_before_transformers_trl_and_peft(tmp_path):
+    """In a fresh process, with the engine resolved to unsloth, the first of these imports is unsloth's (a stand-in
+    package records what was already imported, then stops the run)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fake = tmp_path / "site" / "unsloth"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "import sys\nprint('already imported:', sorted(m for m in ('transformers', 'trl', 'peft') if m in sys.modules))\n"
+        "raise SystemExit(0)\n")
+    script = ("import training.train as t\nt.cuda_available = lambda: True\nt.unsloth_installed = lambda: True\n"
+              f"t.cli(['--data', {str(tmp_path)!r}, '--engine', 'unsloth'])\n")
+    (tmp_path / "train.jsonl").write_text("")
+    root = Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": f"{tmp_path / 'site'}:{root}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root, timeout=120)
+    assert "already imported: []" in done.stdout, done.stdout + done.stderr

@@ -297,6 +297,10 @@ def main(job: Job) -> dict[str, Any]:
     started = datetime.now(timezone.utc)
     out, data = Path(job.out), Path(job.data)
     engine = pick_engine(job.engine, job.method)
+    if engine == "unsloth":
+        # Unsloth patches transformers, TRL and PEFT as it is imported: it must come before any of them
+        # (resolve_device_dtype imports transformers), or it warns and runs unpatched.
+        import unsloth  # noqa: F401
     device, dtype = resolve_device_dtype(job)
     train_examples, val_examples = read_split(data, "train"), read_split(data, "val")
     if not train_examples:
