@@ -38,6 +38,11 @@ BACKEND_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
                                                                "from the adapter's base (shapes are still checked)")),
     ("--batch-size", dict(type=int, help="local: prompts per generate call (default: 8)")),
     ("--max-new-tokens", dict(type=int, help="reply length limit in tokens (default: 384)")),
+    ("--generation-mode", dict(choices=("auto", "dynamic", "static", "compiled"),
+                               help="local: KV cache and compilation: dynamic, static, or compiled (static cache + "
+                                    "torch.compile); default auto = compiled on CUDA, dynamic on CPU")),
+    ("--merge-adapter", dict(action="store_true", help="local-adapter: merge the LoRA into the base weights before "
+                                                       "generating (the same greedy replies, no LoRA cost per token)")),
     ("--cf-model", dict(metavar="MODEL", help="cloudflare: the Workers AI model, e.g. @cf/meta/llama-3.2-3b-instruct")),
     ("--lora", dict(metavar="NAME_OR_ID", help="cloudflare-lora: the finetune's name or id")),
     ("--cf-api-base", dict(metavar="URL", help="cloudflare: API base (default: https://api.cloudflare.com/client/v4)")),

@@ -233,3 +233,50 @@ def test_other_suites_run_on_the_tiny_model_in_both_formats(pytester, tiny, suit
     assert summary["model_fingerprint"]["reply_format"] == expected_format
     assert summary["n_cases"] == (6 if suite_name == "bfcl-multiple" else 10)
     assert list(summary["profiles"]) == (["bfcl"] if suite_name == "bfcl-multiple" else [])
+
+
+@pytest.mark.parametrize("mode, backend", [("static", "inductor"), ("compiled", "eager")])
+def test_static_and_compiled_generation_give_the_same_greedy_replies(tiny, mode, backend):
+    """The static KV cache (and the compiled decoding step, traced with torch.compile's eager backend here so the
+    CPU test stays quick) must not change a greedy reply; the warm-up is timed apart from every reply."""
+    settings = dict(max_new_tokens=12, batch_size=4)
+    from torch._dynamo.utils import counters
+    dynamic = LocalBackend(str(tiny), device="cpu", settings=GenerationSettings(**settings, mode="dynamic"))
+    other = LocalBackend(str(tiny), device="cpu", settings=GenerationSettings(**settings, mode=mode, compile_backend=backend))
+    want = dynamic.generate(requests())
+    graphs = counters["stats"]["unique_graphs"]
+    got = other.generate(requests())
+    assert [r.text for r in got] == [r.text for r in want]
+    assert (counters["stats"]["unique_graphs"] > graphs) == (mode == "compiled")  # the decoding step really compiled
+    assert dynamic.warmup_s is None and other.warmup_s > 0
+    assert other.latency_conditions()["generation_mode"] == mode and "warmup_s_not_in_latency" in other.latency_conditions()
+    assert other.fingerprint()["generation"]["mode"] == mode and dynamic.fingerprint()["generation"]["mode"] == "dynamic"
+
+
+def test_auto_mode_compiles_on_cuda_only(tiny):
+    from harness.backends.local import resolve_mode
+    assert resolve_mode("auto", "cpu") == "dynamic" and resolve_mode("auto", "cuda:1") == "compiled"
+    assert resolve_mode("static", "cpu") == "static"
+    with pytest.raises(BackendError, match="--generation-mode 'fast'"):
+        resolve_mode("fast", "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the default compiled mode runs on GPUs")
+def test_the_default_compiled_mode_on_cuda_gives_the_dynamic_replies(tiny):
+    settings = dict(max_new_tokens=12, batch_size=4)
+    compiled = LocalBackend(str(tiny), device="cuda", dtype="float32", settings=GenerationSettings(**settings))
+    dynamic = LocalBackend(str(tiny), device="cuda", dtype="float32", settings=GenerationSettings(**settings, mode="dynamic"))
+    assert compiled.mode == "compiled"
+    assert [r.text for r in compiled.generate(requests())] == [r.text for r in dynamic.generate(requests())]
+
+
+def test_a_merged_adapter_gives_the_unmerged_replies(tiny, adapter):
+    unmerged = LocalBackend(str(tiny), adapter, device="cpu", settings=SETTINGS)
+    merged = LocalBackend(str(tiny), adapter, device="cpu", settings=GenerationSettings(max_new_tokens=12, batch_size=4,
+                                                                                         merge_adapter=True))
+    assert not hasattr(merged.model, "peft_config")  # a plain model now, the LoRA folded into its weights
+    assert [r.text for r in merged.generate(requests())] == [r.text for r in unmerged.generate(requests())]
+    assert merged.fingerprint()["generation"]["adapter_merged"] is True
+    assert merged.fingerprint()["adapter"] == unmerged.fingerprint()["adapter"]  # the same adapter was evaluated
+    with pytest.raises(BackendError, match="--merge-adapter needs an adapter"):
+        LocalBackend(str(tiny), device="cpu", settings=GenerationSettings(merge_adapter=True))
