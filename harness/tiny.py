@@ -4,6 +4,11 @@ It is saved with `save_pretrained`, so it loads through exactly the same `from_p
 the real Llama 3.2 3B: a byte-level BPE tokenizer trained on the spot with Llama 3's special tokens
 and split pattern, the real Llama 3.2 chat template, a pad token distinct from EOS, and a
 random-init `LlamaForCausalLM`. It is a stand-in for the real model, not a substitute.
+
+`--shape llama-3.2-3b` builds the full-size stand-in for speed and memory figures where the real weights are
+absent: Llama 3.2 3B's exact architecture (28 layers, hidden 3072, GQA 24/8 heads, tied embeddings, llama3
+RoPE scaling; 3.21 B parameters) and vocabulary size (128,256, the special tokens at Llama's own ids), random
+weights saved in bf16 (6.4 GB), the same offline tokenizer with its vocabulary filled to that size.
 """
 from __future__ import annotations
 
@@ -46,6 +51,21 @@ class TinySpec:
     num_key_value_heads: int = 2
     max_position_embeddings: int = 8192
     seed: int = 0
+    tie_word_embeddings: bool = False
+    llama3_rope: bool = False  # Llama 3.1/3.2's rope scaling (rope_theta 500000, factor 32)
+    llama_special_ids: bool = False  # special tokens at Llama 3's ids (128000...), the vocabulary filled up to them
+    dtype: str = "float32"  # the dtype the weights are saved in
+
+
+SHAPES = {
+    "tiny": TinySpec(),
+    "llama-3.2-3b": TinySpec(vocab_size=128256, hidden_size=3072, intermediate_size=8192, num_hidden_layers=28,
+                             num_attention_heads=24, num_key_value_heads=8, max_position_embeddings=131072,
+                             tie_word_embeddings=True, llama3_rope=True, llama_special_ids=True, dtype="bfloat16"),
+}
+# Llama 3's special token ids; the rest of 128000..128255 are <|reserved_special_token_N|>.
+LLAMA_SPECIAL_IDS = {BOS: 128000, EOS_TEXT: 128001, PAD: 128004, "<|start_header_id|>": 128006,
+                     "<|end_header_id|>": 128007, EOM: 128008, EOT: 128009}
 
 
 def default_corpus() -> list[str]:
@@ -93,20 +113,56 @@ def build_tokenizer(corpus: Iterable[str], vocab_size: int = 2048):
     return fast
 
 
-def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), corpus: Iterable[str] | None = None) -> Path:
-    """Train the tokenizer, init the model, and save both (plus the spec) to `out_dir`."""
+def fill_to_llama_ids(tokenizer, vocab_size: int):
+    """The tokenizer with Llama 3's layout: its learned tokens first, filler tokens up to 128000, the special
+    tokens at Llama's ids and reserved specials after them, `vocab_size` entries in all. Fillers are byte-level
+    strings no merge produces: encoding is unchanged, and any id the model emits decodes to something."""
     import json
 
-    import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(corpus if corpus is not None else default_corpus(), spec.vocab_size)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    stop = [ids[EOS_TEXT], ids[EOM], ids[EOT]]
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
+    first_special = min(LLAMA_SPECIAL_IDS.values())
+    raw = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = {t: i for t, i in raw["model"]["vocab"].items() if t not in SPECIAL_TOKENS}
+    vocab = {t: n for n, (t, _) in enumerate(sorted(vocab.items(), key=lambda kv: kv[1]))}
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    k = 0
+    while len(vocab) < first_special:
+        word, n = "", k
+        while True:
+            word, n = letters[n % 26] + word, n // 26 - 1
+            if n < 0:
+                break
+        k += 1
+        if "\u0120~" + word not in vocab:
+            vocab["\u0120~" + word] = len(vocab)
+    specials = dict(LLAMA_SPECIAL_IDS)
+    taken = set(specials.values())
+    reserved = (i for i in range(first_special, vocab_size) if i not in taken)
+    for n, i in enumerate(reserved):
+        specials[f"<|reserved_special_token_{n}|>"] = i
+    vocab.update(specials)
+    raw["model"]["vocab"] = vocab
+    raw["added_tokens"] = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                            "normalized": False, "special": True} for t, i in sorted(specials.items(), key=lambda kv: kv[1])]
+    for entry in raw["post_processor"]["special_tokens"].values():
+        entry["ids"] = [specials[entry["id"]]]
+    filled = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(raw)), bos_token=BOS, eos_token=EOT, pad_token=PAD,
+        additional_special_tokens=[t for t in SPECIAL_TOKENS if t not in (BOS, EOT, PAD)],
+        model_max_length=tokenizer.model_max_length,
+    )
+    filled.chat_template = tokenizer.chat_template
+    return filled
+
+
+def stand_in_config(spec: TinySpec, ids: dict[str, int], vocab_size: int):
+    """The LlamaConfig of a stand-in: the spec's sizes, the tokenizer's special ids, its stop tokens."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
         hidden_size=spec.hidden_size,
         intermediate_size=spec.intermediate_size,
         num_hidden_layers=spec.num_hidden_layers,
@@ -114,12 +170,38 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), corpus: I
         num_key_value_heads=spec.num_key_value_heads,
         max_position_embeddings=spec.max_position_embeddings,
         bos_token_id=ids[BOS],
-        eos_token_id=stop,
+        eos_token_id=[ids[EOS_TEXT], ids[EOM], ids[EOT]],
         pad_token_id=ids[PAD],
-        tie_word_embeddings=False,
+        tie_word_embeddings=spec.tie_word_embeddings,
+        **({"rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
+                                "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}
+           if spec.llama3_rope else {}),
     )
+
+
+def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), corpus: Iterable[str] | None = None) -> Path:
+    """Train the tokenizer, init the model, and save both (plus the spec) to `out_dir`."""
+    import json
+
+    import torch
+    from transformers import GenerationConfig, LlamaForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(corpus if corpus is not None else default_corpus(), min(spec.vocab_size, 4096))
+    if spec.llama_special_ids:
+        tokenizer = fill_to_llama_ids(tokenizer, spec.vocab_size)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    stop = [ids[EOS_TEXT], ids[EOM], ids[EOT]]
+    config = stand_in_config(spec, ids, len(tokenizer))
     torch.manual_seed(spec.seed)
-    model = LlamaForCausalLM(config)
+    dtype = getattr(torch, spec.dtype)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # initialise in the saved dtype: the 3B stand-in in fp32 would need 13 GB
+    try:
+        model = LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(previous)
     model.generation_config = GenerationConfig(
         bos_token_id=ids[BOS], eos_token_id=stop, pad_token_id=ids[PAD], do_sample=False
     )
@@ -148,11 +230,20 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m harness.tiny", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for the tiny model and tokenizer")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny",
+                        help="tiny (seconds, tests) or llama-3.2-3b (Llama 3.2 3B's architecture and vocabulary, "
+                             "random bf16 weights, 6.4 GB: for speed and memory benchmarks)")
+    parser.add_argument("--layers", type=int, help="override the number of layers (a quicker partial stand-in)")
     parser.add_argument("--random-adapter", metavar="DIR", help="also save a random LoRA adapter for it here")
     parser.add_argument("--seed", type=int, default=TinySpec.seed)
     args = parser.parse_args(argv)
-    path = build_tiny_model(args.out, TinySpec(seed=args.seed))
-    print(f"tiny Llama (a stand-in for the real 3B model) saved to {path}")
+    from dataclasses import replace
+
+    spec = replace(SHAPES[args.shape], seed=args.seed)
+    if args.layers:
+        spec = replace(spec, num_hidden_layers=args.layers)
+    path = build_tiny_model(args.out, spec)
+    print(f"{args.shape} Llama stand-in (random weights, not a model to evaluate) saved to {path}")
     if args.random_adapter:
         print(f"random LoRA adapter saved to {make_random_adapter(path, args.random_adapter, seed=args.seed + 1)}")
 
