@@ -7,6 +7,7 @@ gate's verdict, not "did every case pass" (use `--strict` for that).
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--max-unanswered", type=int, default=0, metavar="N",
                     help="cases the backend may leave without a reply (after its retries) before the run counts "
                          "as incomplete and fails the gate (default: 0)")
+    group.addoption("--shard", default=None, metavar="I/N",
+                    help="run only shard I of N of the selected cases (a deterministic split, for several machines); "
+                         "join the shards' reports with: python -m harness merge REPORT_DIR... --out DIR")
     group.addoption("--gate-on", default="point", choices=GATE_ON,
                     help="judge '>' thresholds on the point estimate (default) or the 95%% Wilson lower bound")
     # `--strict` is pytest's own flag (strict mode); the harness reads it too: with it, any failed
@@ -209,6 +213,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if model not in REGISTRY:
         raise pytest.UsageError(f"unknown --model {model!r}; known: {', '.join(sorted(REGISTRY))}")
     _check_numbers(config)
+    _shard(config)  # a malformed --shard is a usage error before anything loads
     targets = _case_paths(config)
     paths = [path for path, _ in targets]
     reports_dir = Path(config.getoption("reports_dir"))
@@ -287,6 +292,35 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+def _shard(config: pytest.Config) -> tuple[int, int] | None:
+    raw = config.getoption("shard")
+    if raw is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", raw)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise pytest.UsageError(f"--shard {raw!r}: write I/N with 1 <= I <= N, e.g. --shard 2/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--shard I/N: after every other selection (-k, -m, --lf, ...), keep every N-th selected case from the I-th.
+    Round robin over the collection order, so the shards are the same on every machine and differ in size by
+    at most one case."""
+    hs = config.stash.get(RUN, None)
+    shard = _shard(config)
+    if hs is None or shard is None:
+        return
+    index, count = shard
+    cases = [item for item in items if isinstance(item, CaseItem)]
+    mine = {id(item) for item in cases[index - 1::count]}
+    dropped = [item for item in cases if id(item) not in mine]
+    hs.run.shard = {"index": index, "count": count, "expression": _selection_expression(config), "n_selected": len(cases)}
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not isinstance(item, CaseItem) or id(item) in mine]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     hs = session.config.stash.get(RUN, None)
     if hs is None or session.config.option.collectonly:
@@ -294,7 +328,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     cases = [item.case for item in session.items if isinstance(item, CaseItem)]
     run = hs.run
     n_in_files = sum(hs.in_files.values())
-    run.selection = {"expression": _selection_expression(session.config), "n_selected": len(cases),
+    run.selection = {"expression": _full_expression(session.config), "n_selected": len(cases),
                      "n_in_files": n_in_files, "whole_files": len(cases) == n_in_files}
     run.refused_files = list(hs.refused)
     if not cases or (hs.refused and not session.config.option.continue_on_collection_errors):
@@ -329,6 +363,13 @@ def _selection_expression(config: pytest.Config) -> str | None:
     parts += [f"--deselect {d}" for d in config.option.deselect or ()]
     parts += [arg for arg in config.args if "::" in arg]
     return " ".join(parts) or None
+
+
+def _full_expression(config: pytest.Config) -> str | None:
+    """The selection expression with the shard, if any."""
+    shard = _shard(config)
+    base = _selection_expression(config)
+    return " ".join(p for p in (base, f"--shard {shard[0]}/{shard[1]}" if shard else None) if p) or None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

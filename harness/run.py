@@ -83,6 +83,9 @@ class EvalRun:
     max_unanswered: int = 0  # cases the backend may leave without a reply before the run counts as incomplete
     kept: list[dict[str, Any]] = field(default_factory=list)  # a resumed run's records outside this selection
     latest_replaced: bool = False  # set by finish()
+    # A shard of a run split across machines (--shard i/n): {"index", "count", "expression", "n_selected"}, the
+    # last two describing the selection before sharding; `python -m harness merge` joins the shards.
+    shard: dict[str, Any] | None = None
 
     @property
     def catalogue(self) -> Catalogue:
@@ -98,7 +101,9 @@ class EvalRun:
         records: dict[str, dict[str, Any]] = {}
         self.model_fingerprint = self.fingerprint()
         info = {"format_version": FORMAT_VERSION, "run_id": self.run_id, "model": self.model,
-                "model_fingerprint": self.model_fingerprint}
+                "model_fingerprint": self.model_fingerprint, "gate_on": self.gate_on, "max_unanswered": self.max_unanswered}
+        if self.shard is not None:
+            info["shard"] = {**self.shard, "case_ids": [c.id for c in self.planned]}
         if self.resume:
             records = self._check_resumable(run_dir, info)
             prior = {i: reply_from_record(r) for i, r in records.items() if isinstance(r.get("response"), str)}
@@ -112,7 +117,7 @@ class EvalRun:
             if case.id in prior:
                 self._record(case, prior[case.id])
         todo = sum(c.id not in self.results for c in self.planned)
-        if self.backend.name != "replay" and todo:
+        if self.backend.shows_progress and todo:
             from tqdm import tqdm
 
             with self.output_visible():
@@ -137,6 +142,7 @@ class EvalRun:
             "case_files": [{"path": p, "sha256": h} for p, h in self.case_files.items()],
             "tools_sha256": sha256_file(self.catalogue.source) if self.catalogue.source else None,  # None: per case
             "reply_format": self.suite.reply_format,
+            "tools_path": self.catalogue.source or None,
         }
 
     def _score(self, case: Case, reply: Reply, profile: str = "default") -> CaseResult:
@@ -266,6 +272,8 @@ class EvalRun:
         selection = self.selection or {"expression": None, "n_selected": len(self.planned),
                                        "n_in_files": len(self.planned), "whole_files": True}
         summary["selection"] = selection
+        if self.shard is not None:
+            summary["shard"] = {"index": self.shard["index"], "count": self.shard["count"]}
         summary["profiles"] = {name: self._profile_block(name) for name in self.suite.profiles}
         summary["refused_files"] = list(self.refused_files)
         unanswered = [r.case.id for r in ordered if r.response is None]

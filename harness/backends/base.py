@@ -47,6 +47,8 @@ class Backend(ABC):
     measures_latency: ClassVar[bool] = True
     #: how many requests to hand to `generate` at once (None: all of them)
     batch_size: int | None = None
+    #: whether a run shows a progress bar while it waits for this backend (not for recorded replies)
+    shows_progress: ClassVar[bool] = True
 
     @abstractmethod
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:

@@ -56,6 +56,7 @@ def _reply_from(rec: dict[str, Any], where: str) -> Reply:
 class ReplayBackend(Backend):
     name = "replay"
     measures_latency = False
+    shows_progress = False
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -1,0 +1,23 @@
+"""python -m harness COMMAND: the harness's own command-line tools (the evaluation itself runs under pytest).
+
+    python -m harness merge REPORT_DIR... --out DIR     join the reports of a run split with --shard I/N
+"""
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {"merge": "harness.merge"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    import importlib
+
+    return importlib.import_module(COMMANDS[args[0]]).main(args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
