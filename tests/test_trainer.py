@@ -151,7 +151,7 @@ def test_a_short_run_saves_the_adapter_only_with_its_provenance(tiny, data, tmp_
             "loss.png", "diagnosis.txt", "golden.json"} <= names
     assert not names & {"model.safetensors", "pytorch_model.bin"}  # never a merged model
     job = json.loads((out / "job.json").read_text())
-    assert job["job"]["lora_r"] == 4 and job["engine"] == "trl" and job["result"]["steps"] == 4
+    assert job["job"]["lora_r"] == 4 and job["engine"] == "trl" and job["result"]["steps"] == 4 and job["world_size"] == 1
     prov = job["provenance"]
     assert len(prov["data_manifest_sha256"]) == 64 and len(prov["base_model_weights_sha256"]) == 64
     assert "transformers" in prov["versions"] and "git_commit" in prov
@@ -271,3 +271,25 @@ def test_unsloth_is_imported_before_transformers_trl_and_peft(tmp_path):
     env = {"PYTHONPATH": f"{tmp_path / 'site'}:{root}", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=root, timeout=120)
     assert "already imported: []" in done.stdout, done.stdout + done.stderr
+
+
+def test_two_processes_train_one_adapter_with_accelerate(tiny, data, tmp_path):
+    """`accelerate launch` (DDP) runs the TRL engine unchanged: two CPU processes (gloo) share each step, one of
+    them writes the outputs, and job.json records the world size. (`accelerate launch --cpu` starts one process
+    unless MPI is installed: --multi_gpu with --device cpu is accelerate's multi-process launcher on CPUs.)"""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "adapter"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+           "-m", "training.train", "--data", str(data), "--out", str(out), "--base-model", str(tiny), "--engine", "trl",
+           "--device", "cpu", "--max-steps", "2", "--batch-size", "2", "--grad-accum", "1", "--logging-steps", "1",
+           "--eval-steps", "100", "--lora-r", "4", "--lora-alpha", "8"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    job = json.loads((out / "job.json").read_text())
+    assert job["world_size"] == 2 and job["result"]["steps"] == 2
+    assert done.stdout.count("trained 2 steps") == 1  # one process reports and writes
+    assert (out / "adapter_model.safetensors").is_file() and len((out / "metrics.csv").read_text().splitlines()) >= 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -194,6 +195,8 @@ class MetricsLog:
         self._last = (0, time.perf_counter())
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **kw: Any) -> None:
+        if not state.is_world_process_zero:
+            return  # with several processes, one writes the log (each step's tokens are counted for all below)
         logs = logs or {}
         step, now = state.global_step, time.perf_counter()
         row = {"step": step, "epoch": round(state.epoch or 0.0, 4), "train_loss": logs.get("loss"),
@@ -201,7 +204,8 @@ class MetricsLog:
         if "loss" in logs:
             last_step, last_time = self._last
             if step > last_step and now > last_time:
-                row["tokens_per_s"] = round((step - last_step) * self.tokens_per_step / (now - last_time), 1)
+                tokens = (step - last_step) * self.tokens_per_step * max(1, getattr(args, "world_size", 1))
+                row["tokens_per_s"] = round(tokens / (now - last_time), 1)
             self._last = (step, now)
         if row["train_loss"] is None and row["eval_loss"] is None:
             return
@@ -297,6 +301,8 @@ def main(job: Job) -> dict[str, Any]:
     started = datetime.now(timezone.utc)
     out, data = Path(job.out), Path(job.data)
     engine = pick_engine(job.engine, job.method)
+    if engine == "unsloth" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise TrainingRefused("the unsloth engine trains on one GPU; with accelerate launch / torchrun use --engine trl")
     if engine == "unsloth":
         # Unsloth patches transformers, TRL and PEFT as it is imported: it must come before any of them
         # (resolve_device_dtype imports transformers), or it warns and runs unpatched.
@@ -359,6 +365,9 @@ def main(job: Job) -> dict[str, Any]:
     result = trainer.train()
     train_seconds = time.perf_counter() - t0
     final_eval = trainer.evaluate() if val_rows else {}  # logged through the callback too
+    world_size = trainer.args.world_size  # processes training together (accelerate launch / torchrun), 1 alone
+    if not trainer.is_world_process_zero():
+        return {"world_size": world_size, "process_index": trainer.args.process_index}  # one copy of the outputs
     trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
@@ -371,6 +380,7 @@ def main(job: Job) -> dict[str, Any]:
         "format_version": 1,
         "job": asdict(job),
         "engine": engine, "device": device, "dtype": dtype, "gradient_checkpointing": checkpointing,
+        "world_size": world_size,
         "provenance": {
             "data_manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
             "git_commit": git_commit(), "versions": versions(),
