@@ -1,12 +1,20 @@
-"""Training throughput on the tiny model: tokens/s, steps/s and peak memory, per available engine.
+"""Training throughput per engine and configuration: tokens/s, steps/s, peak memory, share of the GPU's peak.
 
-    python benchmarks/training_throughput.py [--steps 20] [--batch-size 4]
+    python benchmarks/training_throughput.py --steps 20                          # a small tiny model, CPU
+    python -m harness.tiny --shape llama-3.2-3b --out /tmp/standin                # the 3B stand-in, then on a GPU:
+    python benchmarks/training_throughput.py --base-model /tmp/standin --steps 30 --configs \\
+        trl:lora:ckpt,trl:qlora:ckpt,unsloth:qlora:ckpt,unsloth:qlora:nockpt --batch-sizes 4,8
 
-Uses the product's own trainer (training.train.main) on a freshly built data set and tiny model.
+Each configuration is engine:method:checkpointing (method lora = 16-bit base, qlora = 4-bit base, full = every
+weight; ckpt / nockpt = gradient checkpointing), run through the product's own trainer (training.train.main)
+on the assistant data set. Steady state: the first logged interval (warm-up, compilation) is left out of
+tokens/s. Share of peak = 6 x parameters x tokens/s / --peak-tflops (a LoRA step still runs the base's forward
+and backward; H100 SXM bf16 dense ~ 790 TFLOP/s).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import resource
 import sys
 import tempfile
@@ -20,33 +28,73 @@ from training.demo import corpus
 from training.train import Job, cuda_available, main as train, unsloth_installed
 
 
+def steady_tokens_per_s(metrics: Path) -> float | None:
+    """Mean tokens/s over the logged train intervals after the first."""
+    rows = [r for r in csv.DictReader(metrics.open()) if r["tokens_per_s"]]
+    values = [float(r["tokens_per_s"]) for r in rows[1:]] or [float(r["tokens_per_s"]) for r in rows]
+    return sum(values) / len(values) if values else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base-model", help="a model folder, e.g. the 3B stand-in (default: a small tiny model built here)")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--batch-sizes", default="4", help="comma-separated per-device batch sizes")
+    ap.add_argument("--configs", default=None, help="engine:method:ckpt|nockpt, comma-separated "
+                                                    "(default: every engine and method this machine runs)")
+    ap.add_argument("--max-length", type=int, default=2048)
+    ap.add_argument("--peak-tflops", type=float, default=790.0)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="train-bench-"))
     build(BuildConfig(out=str(work / "data")))
-    spec = TinySpec(vocab_size=2048, hidden_size=128, intermediate_size=512, num_hidden_layers=4)
-    base = build_tiny_model(work / "tiny", spec, corpus(work / "data"))
-    engines = ["trl"] + (["unsloth"] if cuda_available() and unsloth_installed() else [])
-    print(f"tiny Llama (hidden {spec.hidden_size}, {spec.num_hidden_layers} layers, vocab {spec.vocab_size}); "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, cuda {cuda_available()}")
-    for engine in engines:
-        for method in (("lora", "full") if engine == "trl" else ("lora",)):
-            out = work / f"{engine}-{method}"
-            if cuda_available():
+    if args.base_model:
+        base = Path(args.base_model)
+    else:
+        spec = TinySpec(vocab_size=2048, hidden_size=128, intermediate_size=512, num_hidden_layers=4)
+        base = build_tiny_model(work / "tiny", spec, corpus(work / "data"))
+    gpu = cuda_available()
+    if args.configs:
+        configs = [tuple(c.split(":")) for c in args.configs.split(",")]
+    else:
+        configs = [("trl", "lora", "ckpt" if gpu else "nockpt"), ("trl", "full", "nockpt")]
+        if gpu:
+            configs += [("trl", "qlora", "ckpt")] + ([("unsloth", "qlora", "ckpt")] if unsloth_installed() else [])
+    from transformers import AutoConfig
+
+    n_params = _parameters(AutoConfig.from_pretrained(base))
+    print(f"model {base} ({n_params / 1e9:.3f} B parameters); torch {torch.__version__}, cuda {gpu}, "
+          f"{torch.get_num_threads()} CPU threads; {args.steps} steps per configuration")
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        for engine, method, ckpt in configs:
+            out = work / f"{engine}-{method}-{ckpt}-{batch}"
+            if gpu:
                 torch.cuda.reset_peak_memory_stats()
-            record = train(Job(data=str(work / "data"), out=str(out), base_model=str(base), engine=engine, method=method,
-                               max_steps=args.steps, batch_size=args.batch_size, grad_accum=1, logging_steps=5,
-                               eval_steps=10**6, learning_rate=1e-3))
+            try:
+                record = train(Job(data=str(work / "data"), out=str(out), base_model=str(base), engine=engine,
+                                   method="full" if method == "full" else "lora", load_in_4bit=method == "qlora",
+                                   gradient_checkpointing=ckpt == "ckpt", max_steps=args.steps, batch_size=batch,
+                                   grad_accum=1, logging_steps=max(1, args.steps // 6), eval_steps=10**6,
+                                   max_length=args.max_length, learning_rate=1e-4))
+            except Exception as exc:  # one configuration this machine cannot run does not stop the others
+                print(f"{engine:<8} {method:<5} {ckpt:<6} batch {batch:>2}: not run ({type(exc).__name__}: {exc})")
+                continue
             seconds = record["result"]["train_seconds"]
-            tokens = args.steps * args.batch_size * record["data"]["mean_sequence_tokens"]
-            peak = (torch.cuda.max_memory_allocated() / 2**20 if cuda_available()
-                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-            print(f"{engine:<8} {method:<5} {args.steps} steps x batch {args.batch_size}: {seconds:.1f} s, "
-                  f"{args.steps / seconds:.2f} steps/s, {tokens / seconds:.0f} tokens/s, "
-                  f"peak memory {peak:.0f} MiB ({'CUDA allocated' if cuda_available() else 'process max RSS, cumulative'})")
+            steady = steady_tokens_per_s(out / "metrics.csv")
+            peak = (torch.cuda.max_memory_allocated() / 2**30 if gpu
+                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+            share = f", {6 * n_params * steady / (args.peak_tflops * 1e12):.1%} of peak" if gpu and steady else ""
+            print(f"{engine:<8} {method:<5} {ckpt:<6} batch {batch:>2}: {args.steps / seconds:.2f} steps/s, "
+                  f"{steady or 0:.0f} tokens/s steady{share}, peak memory {peak:.1f} GiB "
+                  f"({'CUDA allocated' if gpu else 'process max RSS, cumulative'}); "
+                  f"{record['data']['mean_sequence_tokens']:.0f} tokens per example")
+
+
+def _parameters(config) -> int:
+    with torch.device("meta"):
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_config(config)
+    return sum(p.numel() for p in model.parameters())
 
 
 if __name__ == "__main__":
