@@ -1,12 +1,13 @@
 """python -m harness COMMAND: the harness's own command-line tools (the evaluation itself runs under pytest).
 
     python -m harness merge REPORT_DIR... --out DIR     join the reports of a run split with --shard I/N
+    python -m harness compare RUN_A RUN_B [--out FILE]   paired comparison (McNemar), fixed/broken cases, parity
 """
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"merge": "harness.merge"}
+COMMANDS = {"merge": "harness.merge", "compare": "harness.compare"}
 
 
 def main(argv: list[str] | None = None) -> int:
