@@ -11,7 +11,15 @@ import pytest
 # httpx imports httpcore lazily and keeps a table of its exception classes. pytester's in-process runs drop
 # modules first imported inside them from sys.modules afterwards; if httpcore were first imported there, a
 # later client would import a fresh copy whose exceptions that table no longer maps (they escape as raw
-# httpcore errors). Importing it here, once, keeps one copy for the whole session.
+# httpcore errors). Importing it here, once, keeps one copy for the whole session. matplotlib's pyplot the
+# same way: a second copy of it beside the first copy's figure classes cannot make subplots.
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+except ImportError:  # the [train] extra brings it; the report tests skip without it
+    pass
 
 from harness.cases import Case, load_case_file
 from harness.suite import Suite, resolve_catalogue, resolve_suite
