@@ -3,12 +3,14 @@
     python -m harness merge REPORT_DIR... --out DIR     join the reports of a run split with --shard I/N
     python -m harness compare RUN_A RUN_B [--out FILE]   paired comparison (McNemar), fixed/broken cases, parity
     python -m harness report RUN [RUN_B] [--open]        report.html (plots inline) and report.md
+    python -m harness history [REPORTS_DIR]              the gate metrics over all runs, by model/adapter
 """
 from __future__ import annotations
 
 import sys
 
-COMMANDS = {"merge": "harness.merge", "compare": "harness.compare", "report": "harness.html_report"}
+COMMANDS = {"merge": "harness.merge", "compare": "harness.compare", "report": "harness.html_report",
+            "history": "harness.history"}
 
 
 def main(argv: list[str] | None = None) -> int:

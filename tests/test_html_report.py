@@ -71,3 +71,23 @@ def test_a_linked_training_job_adds_its_loss_curves(pytester, tmp_path):
     page = render_html([run])
     assert "training loss of the adapter" in page and len(images(page)) == 4
     assert "job.json sha256 cdcdcdcd" in page
+
+
+@pytest.mark.skipif(not __import__("shutil").which("chromium"), reason="needs Chromium (Debian: apt-get install chromium)")
+def test_the_page_renders_its_plots_in_a_real_browser(pytester):
+    """Chromium renders report.html headless; the screenshot holds the plots' colours (scripts/check_report_in_browser.py)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from check_report_in_browser import main as check, plot_pixels
+    cases = _golden(pytester)
+    a = _run(pytester, "a", {c["id"]: "I can't." for c in cases})
+    b = _run(pytester, "b", golden_replies())
+    report_main([str(a), str(b)])
+    shot = pytester.path / "shot.png"
+    assert check([str(b / "report.html"), "--out", str(shot)]) == 0
+    # the same page with its images removed has none of those pixels: the count comes from the plots
+    bare = b / "bare.html"
+    bare.write_text(re.sub(r'<img [^>]*>', "", (b / "report.html").read_text()))
+    assert check([str(bare), "--out", str(pytester.path / "bare.png")]) == 1
+    assert plot_pixels(shot)["C0 blue"] > 1000
