@@ -127,6 +127,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--max-unanswered", type=int, default=0, metavar="N",
                     help="cases the backend may leave without a reply (after its retries) before the run counts "
                          "as incomplete and fails the gate (default: 0)")
+    group.addoption("--compare-to", default=None, metavar="REPORT_DIR",
+                    help="after the run, compare it with that run (python -m harness compare REPORT_DIR <this run>)")
+    group.addoption("--repeat", type=int, default=1, metavar="N",
+                    help="ask every case N times: the first reply is the verdict; the summary adds pass^N (every "
+                         "repeat passed) and the cases whose replies differ (at temperature 0: a backend finding)")
     group.addoption("--shard", default=None, metavar="I/N",
                     help="run only shard I of N of the selected cases (a deterministic split, for several machines); "
                          "join the shards' reports with: python -m harness merge REPORT_DIR... --out DIR")
@@ -235,7 +240,10 @@ def pytest_configure(config: pytest.Config) -> None:
         resume=bool(resume),
         max_unanswered=config.getoption("max_unanswered"),
         suite=suite,
+        repeat=config.getoption("repeat"),
     )
+    if run.repeat < 1 or (run.repeat > 1 and resume):
+        raise pytest.UsageError("--repeat N: N >= 1, and a repeated run cannot be resumed (start a new one)")
     config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")),
                                        failure_details=_failure_details(config))
     # Collect the case files instead of the unit tests (node ids `file::case-id` select single cases).
@@ -424,6 +432,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line("latency measured at " + ", ".join(f"{k} {v}" for k, v in conditions.items()))
     for line in format_profiles(summary):
         tr.write_line(line)
+    if "repeat" in summary:
+        rep = summary["repeat"]
+        unstable = rep["unstable"]
+        tr.write_line(f"repeat {rep['n']}: pass^{rep['n']} {rep['pass_all_rate']:.3f} ({rep['counts']['passed']}/"
+                      f"{rep['counts']['of']}) against pass@1 {summary['case_pass_rate']:.3f}; "
+                      + (f"{len(unstable)} case(s) answered differently across repeats ({', '.join(unstable[:5])}): "
+                         "at temperature 0 that is a finding about the backend" if unstable
+                         else "every case answered identically each time"), red=bool(unstable))
     if summary["reasons"]:
         tr.write_line("failure reasons: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
     gate = summary["gate"]
@@ -443,6 +459,17 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if summary["incomplete_pairs"]:
         note += f"; {summary['incomplete_pairs']} contrastive group(s) ran only in part (not in pair_accuracy)"
     tr.write_line(f"gate ({run.gate_on}): {verdict}{note}", green=gate["passed"], red=not gate["passed"], bold=True)
+    reference = terminalreporter.config.getoption("compare_to")
+    if reference:
+        from harness.compare import CompareError, compare_runs, format_comparison, load_run
+
+        tr.section(f"compared with {reference}")
+        try:
+            cmp = compare_runs(load_run(reference), load_run(run.writer.dir), allow_different_cases=True)
+            for line in format_comparison(cmp, limit=10):
+                tr.write_line(line)
+        except CompareError as exc:
+            tr.write_line(f"comparison refused: {exc}", red=True)
     latest = (f"also {run.reports_dir / 'latest'}" if run.latest_replaced
               else "reports/latest not replaced: not a run over whole case files")
     tr.write_line(f"report: {run.writer.dir / 'summary.json'} ({latest})")

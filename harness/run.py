@@ -19,7 +19,7 @@ from harness.cases import Case
 from harness.gate import Threshold
 from harness.hashing import sha256_file
 from harness.match import CaseResult, score
-from harness.metrics import rates_block
+from harness.metrics import rates_block, wilson
 from harness.profiles import PROFILES
 from harness.prompt import build_messages
 from harness.report import FORMAT_VERSION, PARTIAL, RunWriter, atomic_write_text, case_record
@@ -86,6 +86,10 @@ class EvalRun:
     # A shard of a run split across machines (--shard i/n): {"index", "count", "expression", "n_selected"}, the
     # last two describing the selection before sharding; `python -m harness merge` joins the shards.
     shard: dict[str, Any] | None = None
+    # --repeat N: every case is asked N times; the first reply is the case's verdict, and every repeat is scored
+    # too (pass^N, and the cases whose replies differ: at temperature 0 a finding about the backend).
+    repeat: int = 1
+    repeats: dict[str, list[CaseResult]] = field(default_factory=dict)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -153,10 +157,12 @@ class EvalRun:
             attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
         )
 
-    def _record(self, case: Case, reply: Reply) -> CaseResult:
+    def _record(self, case: Case, reply: Reply, again: Sequence[Reply] = ()) -> CaseResult:
         result = self.results[case.id] = self._score(case, reply)
         for name in self.suite.profiles:
             self.profile_results.setdefault(name, {})[case.id] = self._score(case, reply, name)
+        if again:
+            self.repeats[case.id] = [result, *(self._score(case, r) for r in again)]
         assert self.writer is not None
         self.writer.add(self._case_record(result))
         if self.progress is not None:
@@ -165,8 +171,12 @@ class EvalRun:
         return result
 
     def _case_record(self, result: CaseResult) -> dict[str, Any]:
-        """cases.jsonl's line for a result, with its verdict under each named profile."""
+        """cases.jsonl's line for a result, with its verdict under each named profile and its repeats."""
         record = case_record(result)
+        if result.case.id in self.repeats:
+            every = self.repeats[result.case.id]
+            record["repeats"] = {"passed": [r.passed for r in every], "responses": [r.response for r in every],
+                                 "responses_differ": len({r.response for r in every}) > 1}
         for name in self.suite.profiles:
             other = self.profile_results[name][result.case.id]
             record.setdefault("profiles", {})[name] = {"passed": other.passed, "reason": other.reason,
@@ -184,13 +194,17 @@ class EvalRun:
             start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
             chunk = pending[start:start + (self.backend.batch_size or len(pending))] or [case]
             native = self.suite.reply_format == "native"
+            n = self.repeat
             requests = [Request(c.id, tuple(build_messages(c, self.catalogue, self.suite.template)), c.now,
                                 tools=tuple(c.catalogue(self.catalogue).to_function_tools()) if native else None)
-                        for c in chunk]
+                        for c in chunk for _ in range(n)]
+            arrived: dict[int, dict[int, Reply]] = {}
 
             def on_reply(i: int, reply: Reply) -> None:
-                if chunk[i].id not in self.results:
-                    self._record(chunk[i], reply)
+                k = i // n  # requests are case-major: each case's n asks side by side
+                arrived.setdefault(k, {})[i % n] = reply
+                if len(arrived[k]) == n and chunk[k].id not in self.results:
+                    self._record(chunk[k], arrived[k][0], [arrived[k][r] for r in range(1, n)])
 
             try:
                 with self.output_visible():
@@ -203,9 +217,9 @@ class EvalRun:
                 # A crash (a bug, a broken device) is not a model reply: stop, keep the traceback.
                 self.stopped = f"backend crashed: {type(exc).__name__}: {exc}"
                 raise
-            if not self.stopped and len(replies) != len(chunk):
-                self.stopped = f"backend {self.model} returned {len(replies)} replies for {len(chunk)} requests"
-            for i, reply in enumerate(replies[:len(chunk)]):
+            if not self.stopped and len(replies) != len(requests):
+                self.stopped = f"backend {self.model} returned {len(replies)} replies for {len(requests)} requests"
+            for i, reply in enumerate(replies[:len(requests)]):
                 on_reply(i, reply)
         if case.id not in self.results:
             raise BackendError(self.stopped or f"no reply for {case.id}")
@@ -250,6 +264,16 @@ class EvalRun:
                 f"incomplete run: {len(self.refused_files)} case file(s) refused: {', '.join(self.refused_files)}")})
         return why
 
+    def _repeat_block(self, ordered: Sequence[CaseResult]) -> dict[str, Any]:
+        """pass^N (every repeat passed), the pass rate of each repeat, and the cases answered differently."""
+        every = [self.repeats[r.case.id] for r in ordered if r.case.id in self.repeats]
+        all_passed = sum(all(x.passed for x in rs) for rs in every)
+        unstable = [rs[0].case.id for rs in every if len({x.response for x in rs}) > 1]
+        return {"n": self.repeat, "pass_all_rate": all_passed / len(every) if every else None,
+                "counts": {"passed": all_passed, "of": len(every)}, "interval": wilson(all_passed, len(every)),
+                "pass_rate_per_repeat": [sum(rs[i].passed for rs in every) / len(every) for i in range(self.repeat)]
+                if every else [], "unstable": unstable}
+
     def _profile_block(self, name: str) -> dict[str, Any]:
         """A named profile's figures over the same replies: every rate, and the case pass rate per category."""
         scored = self.profile_results.get(name, {})
@@ -275,6 +299,8 @@ class EvalRun:
         if self.shard is not None:
             summary["shard"] = {"index": self.shard["index"], "count": self.shard["count"]}
         summary["profiles"] = {name: self._profile_block(name) for name in self.suite.profiles}
+        if self.repeat > 1:
+            summary["repeat"] = self._repeat_block(ordered)
         summary["refused_files"] = list(self.refused_files)
         unanswered = [r.case.id for r in ordered if r.response is None]
         summary["n_unanswered"] = len(unanswered)

@@ -90,3 +90,12 @@ def test_runs_on_different_case_files_are_refused_unless_asked(pytester):
         compare_runs(load_run(a), load_run(b))
     cmp = compare_runs(load_run(a), load_run(b), allow_different_cases=True)
     assert cmp["only_a"] == [cases[-1]["id"]] and cmp["warnings"] and cmp["n_paired"] == len(cases) - 1
+
+
+def test_compare_to_in_pytest_prints_the_comparison(pytester):
+    cases = _golden(pytester)
+    a = _run(pytester, "ref", {c["id"]: "no" for c in cases})
+    write_jsonl(pytester.path / "g.jsonl", [{"id": i, "response": t} for i, t in golden_replies().items()])
+    result = pytester.runpytest("--model=replay", "--cases", "golden", "--replies", "g.jsonl", "--compare-to", str(a),
+                                "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*compared with*", "A: replay (ref)   B: replay (*", "McNemar (exact, two-sided): *"])
