@@ -148,8 +148,8 @@ def _interval(iv: Sequence[float] | None) -> str:
     return f"[{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""
 
 
-def format_comparison(cmp: Mapping[str, Any], limit: int = 20) -> list[str]:
-    """The comparison as terminal lines."""
+def format_comparison(cmp: Mapping[str, Any], limit: int = 20, confusion: bool = True) -> list[str]:
+    """The comparison as terminal lines (the confusion tables last, unless left out)."""
     out = [f"A: {cmp['a']['model']} ({cmp['a']['run_id']})   B: {cmp['b']['model']} ({cmp['b']['run_id']})   "
            f"{cmp['n_paired']} paired cases"]
     out += [f"warning: {w}" for w in cmp["warnings"]]
@@ -177,7 +177,8 @@ def format_comparison(cmp: Mapping[str, Any], limit: int = 20) -> list[str]:
                   if cmp["parity"] and differ else ""))
     for d in differ[:limit]:
         out.append(f"  {d['id']}: A {d['a'][0]} {','.join(d['a'][1])} | B {d['b'][0]} {','.join(d['b'][1])}")
-    out += _confusions(cmp["confusion"])
+    if confusion:
+        out += _confusions(cmp["confusion"])
     return out
 
 

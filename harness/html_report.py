@@ -240,8 +240,9 @@ def _comparison(cmp: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def render_html(runs: Sequence[Run]) -> str:
-    """The report of one run, or of two side by side (A, then B) with their comparison."""
+def render_html(runs: Sequence[Run], notes: Sequence[str] = ()) -> str:
+    """The report of one run, or of two side by side (A, then B) with their comparison; `notes` are shown first
+    (what the figures cannot say by themselves, e.g. that the model is a toy stand-in)."""
     summaries = [r.summary for r in runs]
     labels = [r.label for r in runs] if len(runs) == 1 else [f"{'AB'[n]}: {r.label}" for n, r in enumerate(runs)]
     last = runs[-1]
@@ -250,6 +251,7 @@ def render_html(runs: Sequence[Run]) -> str:
     out = [f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(last.label)} report</title>"
            f"<style>{CSS}</style></head><body>",
            f"<h1>{html.escape(' vs '.join(r.label for r in runs))}</h1>",
+           *(f"<p class=fail>Note: {html.escape(n)}</p>" for n in notes),
            f"<p>Gate ({gate.get('gate_on')}): <span class={'ok' if gate['passed'] else 'fail'}>{verdict}</span> — "
            f"{last.summary.get('n_passed')}/{last.summary.get('n_cases')} cases passed.</p>"]
     out += [f"<p class=fail>gate failure: {html.escape(f['message'])}</p>" for f in gate.get("failures", [])]
@@ -300,13 +302,13 @@ def render_markdown(runs: Sequence[Run]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(folders: Sequence[str | Path]) -> tuple[Path, Path]:
+def write_report(folders: Sequence[str | Path], notes: Sequence[str] = ()) -> tuple[Path, Path]:
     """report.html and report.md in the (last) run's folder."""
     runs = [load_run(f) for f in folders]
     target = Path(folders[-1])
     page, md = target / "report.html", target / "report.md"
-    page.write_text(render_html(runs), encoding="utf-8")
-    md.write_text(render_markdown(runs), encoding="utf-8")
+    page.write_text(render_html(runs, notes), encoding="utf-8")
+    md.write_text("".join(f"> {n}\n\n" for n in notes) + render_markdown(runs), encoding="utf-8")
     return page, md
 
 
@@ -314,11 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness report", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="a run's report folder; two: the reference (A) and the run (B)")
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
+    parser.add_argument("--note", action="append", default=[], help="a note shown at the top (repeatable)")
     args = parser.parse_args(argv)
     if len(args.runs) > 2:
         parser.error("one run, or two to compare")
     try:
-        page, md = write_report(args.runs)
+        page, md = write_report(args.runs, args.note)
     except (ValueError, RuntimeError) as exc:
         print(f"report refused: {exc}", file=sys.stderr)
         return 2

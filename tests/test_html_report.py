@@ -46,6 +46,9 @@ def test_one_run_gives_a_self_contained_page_and_a_summary(pytester):
     assert failing["id"] in page and failing["reason"] in page
     md = (run / "report.md").read_text()
     assert md.startswith("### replay (r1): gate FAILED") and "| case_pass_rate |" in md
+    assert report_main([str(run), "--note", "a toy stand-in"]) == 0
+    assert "Note: a toy stand-in" in (run / "report.html").read_text()
+    assert (run / "report.md").read_text().startswith("> a toy stand-in")
 
 
 def test_two_runs_side_by_side_with_their_comparison(pytester):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness.tiny import TinySpec, build_tiny_model
 from training.data.build import BuildConfig, build
+from training.data.generate import Composition
 from training.train import Job, main as train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,7 @@ class DemoConfig:
     lora_lr: float = 2e-3
     batch_size: int = 4
     max_new_tokens: int = 128
+    composition: Composition = Composition()
 
 
 def corpus(data: Path) -> list[str]:
@@ -71,7 +73,7 @@ def run(cfg: DemoConfig) -> None:
         return time.perf_counter()
 
     t = stage("1/6 data: python -m training.data build")
-    manifest = build(BuildConfig(out=str(work / "data")))
+    manifest = build(BuildConfig(out=str(work / "data"), composition=cfg.composition))
     print(f"{manifest['counts']['total']} examples; " + ", ".join(f"{k} {v['examples']}" for k, v in manifest["files"].items()))
     times["data"] = time.perf_counter() - t
 
@@ -121,10 +123,20 @@ def run(cfg: DemoConfig) -> None:
     print(f"gate after LoRA: {'PASSED' if after['gate']['passed'] else 'FAILED'} "
           f"({'; '.join(f['message'] for f in after['gate']['failures'][:3]) or 'every threshold holds'})")
     print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {sum(times.values()):.0f} s")
+    caveat = ("A toy: a tiny random-init stand-in trained on one CPU cannot copy names and places it never saw, so "
+              "cases needing them fail whatever it learned; the same commands train and evaluate the real 3B model "
+              "on a GPU (README).")
+    from harness.compare import compare_runs, format_comparison, load_run
+    from harness.html_report import write_report
+
+    print("\n=== paired comparison, untrained (A) vs stage A + LoRA (B): python -m harness compare ===")
+    cmp = compare_runs(load_run(reports / "demo-before"), load_run(reports / "demo-after"))
+    print("\n".join(format_comparison(cmp, limit=6, confusion=False)))
+    page, _ = write_report([reports / "demo-before", reports / "demo-after"], notes=[caveat])
     print(f"reports: {reports}/demo-after/summary.json (and demo-before, demo-stage-a); "
           f"loss plots: {stage_a}/loss.png, {adapter}/loss.png")
-    print("This is a toy: a tiny random-init model cannot copy names and places it never saw; "
-          "the same commands train and evaluate the real 3B model on a GPU (README).")
+    print(caveat)
+    print(f"HTML report (before vs after, plots inline): {page}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,8 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", default=DemoConfig.workdir)
     parser.add_argument("--full-steps", type=int, default=DemoConfig.full_steps)
     parser.add_argument("--lora-steps", type=int, default=DemoConfig.lora_steps)
+    parser.add_argument("--no-tool-fraction", type=float, default=DemoConfig.composition.no_tool_fraction)
     args = parser.parse_args(argv)
-    run(DemoConfig(workdir=args.workdir, full_steps=args.full_steps, lora_steps=args.lora_steps))
+    comp = Composition(no_tool_fraction=args.no_tool_fraction,
+                       general_fraction=DemoConfig.composition.general_fraction)
+    run(DemoConfig(workdir=args.workdir, full_steps=args.full_steps, lora_steps=args.lora_steps, composition=comp))
 
 
 if __name__ == "__main__":
