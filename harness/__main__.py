@@ -4,13 +4,14 @@
     python -m harness compare RUN_A RUN_B [--out FILE]   paired comparison (McNemar), fixed/broken cases, parity
     python -m harness report RUN [RUN_B] [--open]        report.html (plots inline) and report.md
     python -m harness history [REPORTS_DIR]              the gate metrics over all runs, by model/adapter
+    python -m harness program --cases DIR --strategy S   the workout-program task (template, direct, few-shot)
 """
 from __future__ import annotations
 
 import sys
 
 COMMANDS = {"merge": "harness.merge", "compare": "harness.compare", "report": "harness.html_report",
-            "history": "harness.history"}
+            "history": "harness.history", "program": "harness.program.run"}
 
 
 def main(argv: list[str] | None = None) -> int:

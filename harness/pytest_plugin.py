@@ -230,6 +230,9 @@ def pytest_configure(config: pytest.Config) -> None:
                               config.getoption("profile"))
     except ValueError as exc:  # SuiteError, or a catalogue file that is not one
         raise pytest.UsageError(str(exc)) from None
+    if suite.task != "tool_call":
+        raise pytest.UsageError(f"{', '.join(map(str, paths))}: a {suite.task} suite (suite.toml [task] kind); "
+                                f"run it with python -m harness program --cases {paths[0]} --strategy ...")
     run = EvalRun(
         model=model,
         options=BackendOptions({_dest(flag): config.getoption(_dest(flag)) for flag, _ in BACKEND_FLAGS}),

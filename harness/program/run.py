@@ -1,0 +1,175 @@
+"""Running the program task: prompts, strategies, metrics, and the command line.
+
+    python -m harness program --cases suites/program --strategy template            # the floor, no model
+    python -m harness program --cases suites/program --strategy direct --model local-base --base-model DIR
+    python -m harness program --cases suites/program --strategy few-shot --model replay --replies r.jsonl
+
+Strategies (this stop builds three of the five): `direct` asks once; `few-shot` puts complete example programs
+(built for requests that are not in the suite) before the request; `template` builds the program from the request
+with no model. Every reply goes through the same rules (harness.program.core). The summary holds each rule's pass
+rate over the replies it could judge, the case pass rate over all cases, each with its Wilson interval, by goal and
+by days per week, and the calls, tokens and latency the strategy spent.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from harness.backends import Backend, BackendOptions, Reply, Request, create_backend
+from harness.metrics import percentile, wilson
+from harness.program.core import GROUPS, RULES, ProgramCase, ProgramResult, load_program_file, score_program
+from harness.program.template import template_reply
+from harness.report import atomic_write_text
+
+STRATEGIES = ("direct", "few-shot", "template")
+NOW = datetime(2026, 2, 24, 9, 0, tzinfo=timezone.utc)  # programs do not depend on the date; the template wants one
+SYSTEM = (
+    "You are a strength coach. Write the training program the user asks for as one JSON object, in a ```json block:\n"
+    '{"name": str, "days": [{"day_number": 1.., "name": str, "focus": str, "muscle_groups": [str], '
+    '"exercises": [{"name": str, "sets": 1-6, "reps": int or "a-b", "rest_seconds": 30-300}]}]}\n'
+    "Rules: exactly the requested number of days, numbered from 1; only exercises from the available list, spelled "
+    "as listed; upper-body days only Chest, Back, Shoulders, Biceps and Triceps exercises, lower-body days only "
+    "Legs, Quads, Hamstrings, Glutes and Calves (full-body days may mix); when a split is given, name the days as "
+    "it does, in order; 3 to 8 exercises a day, none twice in a day."
+)
+
+
+def request_text(case: ProgramCase) -> str:
+    """The user's request, in the seed's words."""
+    split = f" for a {', '.join(case.split)} split" if case.split else ""
+    user = (f"\nAbout me: {case.user.get('weight_kg')} kg, {case.user.get('age')} years old." if case.user else "")
+    lists = "\n".join(f"{g}: {', '.join(case.exercises[g])}" for g in GROUPS if case.exercises.get(g))
+    return (f"Create a {case.days_per_week}-day {case.goal.replace('_', ' ')} program{split}.{user}\n\n"
+            f"Available exercises:\n{lists}")
+
+
+def few_shot_examples() -> list[ProgramCase]:
+    """Example requests for the few-shot prompt: fixed, and made of exercise names no suite case is built from."""
+    lists = {"Chest": ("Floor Press", "Decline Press", "Pec Deck"), "Back": ("T-Bar Row", "Chest-Supported Row", "Rack Pull"),
+             "Shoulders": ("Push Press", "Upright Row"), "Biceps": ("Spider Curl",), "Triceps": ("Close-Grip Press",),
+             "Quads": ("Goblet Squat", "Sissy Squat"), "Hamstrings": ("Nordic Curl",), "Glutes": ("Step-Up",),
+             "Calves": ("Donkey Calf Raise",), "Legs": ("Belt Squat",)}
+    return [ProgramCase("example-3", 3, "general_fitness", lists),
+            ProgramCase("example-4", 4, "strength", lists, split=("Upper", "Lower", "Upper", "Lower"))]
+
+
+def messages(case: ProgramCase, strategy: str) -> tuple[dict[str, str], ...]:
+    shots: list[dict[str, str]] = []
+    if strategy == "few-shot":
+        for ex in few_shot_examples():
+            shots += [{"role": "user", "content": request_text(ex)},
+                      {"role": "assistant", "content": template_reply(ex)}]
+    return ({"role": "system", "content": SYSTEM}, *shots, {"role": "user", "content": request_text(case)})
+
+
+def run_strategy(cases: Sequence[ProgramCase], strategy: str, backend: Backend | None,
+                 progress: Callable[[int], None] = lambda n: None) -> list[dict[str, Any]]:
+    """One record per case: the result, and what the strategy spent (model calls, tokens, seconds)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"--strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
+    if strategy == "template":
+        return [{"result": score_program(c, template_reply(c)), "calls": 0, "tokens": 0, "latency_s": 0.0} for c in cases]
+    if backend is None:
+        raise ValueError(f"--strategy {strategy} needs --model")
+    requests = [Request(c.id, messages(c, strategy), NOW) for c in cases]
+    replies: list[Reply] = []
+    for start in range(0, len(requests), backend.batch_size or len(requests)):
+        chunk = requests[start:start + (backend.batch_size or len(requests))]
+        replies += backend.generate(chunk)
+        progress(len(chunk))
+    return [{"result": score_program(c, r.text, r.error), "calls": 1,
+             "tokens": sum((r.usage or {}).get(k, 0) for k in ("prompt_tokens", "completion_tokens")),
+             "latency_s": r.latency_s} for c, r in zip(cases, replies)]
+
+
+def _rate(passed: int, of: int) -> dict[str, Any]:
+    return {"rate": passed / of if of else None, "passed": passed, "of": of, "interval": wilson(passed, of)}
+
+
+def rates(results: Sequence[ProgramResult]) -> dict[str, Any]:
+    """The case pass rate over all cases; each rule's over the replies it could judge (None: an earlier rule,
+    JSON or schema, left nothing to read)."""
+    out = {"case_pass_rate": _rate(sum(r.passed for r in results), len(results))}
+    for rule in RULES:
+        judged = [r for r in results if r.rules.get(rule) is not None]
+        out[rule] = _rate(sum(r.rules[rule] is True for r in judged), len(judged) if rule != "json_valid" else len(results))
+    return out
+
+
+def summarize(records: Sequence[dict[str, Any]], strategy: str, model: str | None) -> dict[str, Any]:
+    results = [r["result"] for r in records]
+    latencies = [r["latency_s"] for r in records if r["latency_s"]]
+    return {
+        "task": "program", "strategy": strategy, "model": model or "none (template)", "n_cases": len(results),
+        "rates": rates(results),
+        "by_goal": {g: rates([r for r in results if r.case.goal == g])["case_pass_rate"]
+                    for g in dict.fromkeys(r.case.goal for r in results)},
+        "by_days_per_week": {str(d): rates([r for r in results if r.case.days_per_week == d])["case_pass_rate"]
+                             for d in sorted({r.case.days_per_week for r in results})},
+        "reasons": {k: sum(r.reason == k for r in results) for k in ("backend_error", *RULES)
+                    if any(r.reason == k for r in results)},
+        "cost": {"model_calls_per_program": sum(r["calls"] for r in records) / len(records) if records else None,
+                 "tokens": sum(r["tokens"] for r in records), "latency_p50_s": percentile(latencies, 0.5),
+                 "latency_p95_s": percentile(latencies, 0.95)},
+    }
+
+
+def record_line(rec: dict[str, Any]) -> dict[str, Any]:
+    r: ProgramResult = rec["result"]
+    return {"id": r.case.id, "goal": r.case.goal, "days_per_week": r.case.days_per_week, "response": r.response,
+            "passed": r.passed, "reason": r.reason, "rules": dict(r.rules), "failures": {k: list(v) for k, v in r.failures.items()},
+            "error": r.error, "calls": rec["calls"], "tokens": rec["tokens"], "latency_s": rec["latency_s"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness program", description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", required=True, type=Path, help="a program case file, or a folder of them")
+    parser.add_argument("--strategy", default="direct", choices=STRATEGIES)
+    parser.add_argument("--model", help="the backend (as pytest --model); not for --strategy template")
+    parser.add_argument("--replies", help="replay: recorded replies")
+    parser.add_argument("--base-model")
+    parser.add_argument("--adapter")
+    parser.add_argument("--device")
+    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    parser.add_argument("--run-id")
+    args = parser.parse_args(argv)
+    files = sorted(args.cases.glob("*.jsonl")) if args.cases.is_dir() else [args.cases]
+    try:
+        cases = [c for f in files for c in load_program_file(f)]
+        backend = None
+        if args.strategy != "template":
+            if not args.model:
+                raise ValueError(f"--strategy {args.strategy} needs --model")
+            opts = {k: v for k, v in vars(args).items() if k in ("replies", "base_model", "adapter", "device",
+                                                               "max_new_tokens", "batch_size") and v is not None}
+            backend = create_backend(args.model, BackendOptions(opts))
+    except ValueError as exc:  # CaseFileError and BackendError included
+        print(f"program run refused: {exc}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    records = run_strategy(cases, args.strategy, backend)
+    summary = summarize(records, args.strategy, args.model)
+    run_id = args.run_id or f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-program-{args.strategy}"
+    out = args.reports_dir / run_id
+    atomic_write_text(out / "cases.jsonl", "".join(json.dumps(record_line(r), ensure_ascii=False) + "\n" for r in records))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    print(f"program task, strategy {args.strategy}, {len(cases)} cases, {time.perf_counter() - started:.1f} s")
+    for key, r in summary["rates"].items():
+        iv = r["interval"]
+        value = "—" if r["rate"] is None else f"{r['rate']:.3f}"
+        print(f"  {key:<22} {value:>6} {r['passed']}/{r['of']}" + (f"  [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""))
+    if summary["reasons"]:
+        print("  first failing rule per case: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
+    print(f"report: {out / 'summary.json'}")
+    return 0 if summary["rates"]["case_pass_rate"]["passed"] == len(cases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The workout-program task: case loading, each rule on crafted programs, the template floor, the strategies."""
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import write_jsonl
+from harness.cases import CaseFileError
+from harness.program.core import RULES, ProgramCase, day_region, load_program_file, parse_program, score_program
+from harness.program.run import few_shot_examples, main as program_main, messages, request_text, run_strategy
+from harness.program.template import template_program, template_reply
+
+SUITE = Path(__file__).resolve().parents[1] / "suites" / "program"
+LISTS = {"Chest": ("Bench Press", "Cable Fly"), "Back": ("Row", "Lat Pulldown"), "Shoulders": ("Overhead Press",),
+         "Biceps": ("Curl",), "Triceps": ("Pushdown",), "Quads": ("Squat", "Leg Extension"),
+         "Hamstrings": ("Romanian Deadlift",), "Glutes": ("Hip Thrust",), "Calves": ("Calf Raise",)}
+CASE = ProgramCase("c", 2 + 2, "hypertrophy", LISTS, split=("Upper", "Lower", "Upper", "Lower"))
+
+
+def ex(name, sets=3, reps="8-10", rest=90):
+    return {"name": name, "sets": sets, "reps": reps, "rest_seconds": rest}
+
+
+def good():
+    upper = [ex("Bench Press"), ex("Row"), ex("Overhead Press"), ex("Curl")]
+    lower = [ex("Squat"), ex("Romanian Deadlift"), ex("Hip Thrust"), ex("Calf Raise")]
+    return {"name": "P", "days": [{"day_number": i + 1, "name": n, "exercises": list(upper if n == "Upper" else lower)}
+                                  for i, n in enumerate(CASE.split)]}
+
+
+def verdict(program_or_text):
+    text = program_or_text if isinstance(program_or_text, str) else "```json\n" + json.dumps(program_or_text) + "\n```"
+    return score_program(CASE, text)
+
+
+def test_the_suite_loads_and_the_template_passes_every_case():
+    cases = load_program_file(SUITE / "cases.jsonl")
+    assert len(cases) >= 30 and {c.days_per_week for c in cases} == {3, 4, 5, 6}
+    assert any(c.split for c in cases) and any(not c.split for c in cases) and len({c.goal for c in cases}) == 5
+    assert any(len(c.exercises) < 10 for c in cases)  # a list with no exercise for some group
+    for case in cases:
+        result = score_program(case, template_reply(case))
+        assert result.passed, (case.id, result.failures)
+
+
+def test_a_good_program_passes_and_each_rule_fails_alone():
+    assert verdict(good()).passed and set(verdict(good()).rules) == set(RULES)
+    broken = {
+        "day_count": lambda p: p["days"].pop(),
+        "exercises_available": lambda p: p["days"][0]["exercises"].append(ex("Zercher Squat")),
+        "body_regions": lambda p: p["days"][0]["exercises"].append(ex("Squat")),
+        "split_followed": lambda p: p["days"][0].update(name="Push"),
+        "volumes": lambda p: p["days"][1]["exercises"][0].update(sets=9),
+    }
+    for rule, breaks in broken.items():
+        p = good()
+        breaks(p)
+        r = verdict(p)
+        failed = [k for k, v in r.rules.items() if v is False]
+        assert r.reason == rule and rule in failed and r.failures[rule], (rule, r.failures)
+    assert verdict("Here is your plan: {not json").reason == "json_valid"
+    assert verdict({"name": "P"}).reason == "schema_valid"
+    assert verdict({"name": "P", "days": []}).rules["day_count"] is None  # nothing to judge after a schema failure
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda e: e.update(reps="12-8"), "reps"), (lambda e: e.update(reps="many"), "reps"),
+    (lambda e: e.update(rest_seconds=10), "rest"), (lambda e: e.update(sets=0), "sets"),
+])
+def test_volumes(change, why):
+    p = good()
+    change(p["days"][0]["exercises"][0])
+    r = verdict(p)
+    assert r.reason == "volumes" and why in r.failures["volumes"][0]
+    p = good()
+    p["days"][0]["exercises"] = p["days"][0]["exercises"][:2]
+    assert "2 exercises (3-8)" in verdict(p).failures["volumes"][0]
+    p = good()
+    p["days"][0]["exercises"].append(ex("bench press"))  # the same exercise twice, other case
+    assert "twice" in verdict(p).failures["volumes"][0]
+
+
+def test_parsing_never_raises_and_reads_fenced_or_bare():
+    assert parse_program('Sure!\n```json\n{"name": "x", "days": []}\n```')[0] == {"name": "x", "days": []}
+    assert parse_program('{"name": "y", "days": []} trailing words')[0]["name"] == "y"
+    for junk in (None, "", "no json", "```json\n[1, 2]\n```", "{" * 5000, 42):
+        obj, why = parse_program(junk)
+        assert obj is None and why
+
+
+def test_day_regions():
+    assert day_region({"name": "Push", "muscle_groups": ["chest", "triceps"]}) == "upper"
+    assert day_region({"name": "Anything", "muscle_groups": ["Quads", "Calves"]}) == "lower"
+    assert day_region({"name": "Upper"}) == "upper" and day_region({"name": "Leg Day"}) == "lower"
+    assert day_region({"name": "Mixed", "muscle_groups": ["Chest", "Quads"]}) == "full"
+
+
+@pytest.mark.parametrize("row, where", [
+    ({"id": "a", "task": "program", "request": {"days_per_week": 7, "goal": "strength", "exercises": {"Chest": ["x"]}}},
+     ":1: request.days_per_week"),
+    ({"id": "a", "task": "program", "request": {"days_per_week": 3, "goal": "zen", "exercises": {"Chest": ["x"]}}},
+     ":1: request.goal"),
+    ({"id": "a", "task": "program", "request": {"days_per_week": 3, "goal": "strength", "exercises": {"Wings": ["x"]}}},
+     ":1: request.exercises.Wings"),
+    ({"id": "a", "task": "program", "request": {"days_per_week": 3, "goal": "strength", "split": ["A"],
+                                                 "exercises": {"Chest": ["x"]}}}, ":1: request.split"),
+    ({"id": "a", "task": "tools", "request": {"days_per_week": 3, "goal": "strength", "exercises": {"Chest": ["x"]}}},
+     ":1: task"),
+])
+def test_a_bad_case_is_named_by_file_line_and_field(tmp_path, row, where):
+    write_jsonl(tmp_path / "c.jsonl", [row])
+    with pytest.raises(CaseFileError, match=where):
+        load_program_file(tmp_path / "c.jsonl")
+
+
+def test_strategies_on_scripted_replies(tmp_path, capsys):
+    every = load_program_file(SUITE / "cases.jsonl")
+    cases = every[:4]
+    six_days = next(c for c in every if c.days_per_week == 6)
+    replies = {cases[0].id: template_reply(cases[0]), cases[1].id: "I would rather not.",
+               cases[2].id: template_reply(six_days), cases[3].id: template_reply(cases[3])}
+    write_jsonl(tmp_path / "r.jsonl", [{"id": i, "response": t} for i, t in replies.items()])
+    write_jsonl(tmp_path / "cases.jsonl", [json.loads(x) for x in (SUITE / "cases.jsonl").read_text().splitlines()[:4]])
+    code = program_main(["--cases", str(tmp_path / "cases.jsonl"), "--strategy", "direct", "--model", "replay",
+                         "--replies", str(tmp_path / "r.jsonl"), "--reports-dir", str(tmp_path / "reports"), "--run-id", "d"])
+    s = json.loads((tmp_path / "reports" / "d" / "summary.json").read_text())
+    assert code == 1 and s["rates"]["case_pass_rate"]["passed"] == 2 and s["rates"]["json_valid"]["passed"] == 3
+    assert s["reasons"]["json_valid"] == 1 and s["cost"]["model_calls_per_program"] == 1.0
+    lines = [json.loads(x) for x in (tmp_path / "reports" / "d" / "cases.jsonl").read_text().splitlines()]
+    assert lines[1]["reason"] == "json_valid" and lines[2]["reason"] == "day_count"  # a 6-day program for 3 days
+    assert program_main(["--cases", str(SUITE), "--strategy", "template", "--reports-dir", str(tmp_path / "reports"),
+                         "--run-id", "t"]) == 0
+    t = json.loads((tmp_path / "reports" / "t" / "summary.json").read_text())
+    assert t["rates"]["case_pass_rate"]["rate"] == 1.0 and t["cost"]["model_calls_per_program"] == 0
+    assert program_main(["--cases", str(SUITE), "--strategy", "direct"]) == 2  # no --model
+    assert "needs --model" in capsys.readouterr().err
+
+
+def test_few_shot_prompts_carry_example_programs_not_from_the_suite():
+    case = load_program_file(SUITE / "cases.jsonl")[0]
+    msgs = messages(case, "few-shot")
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert msgs[-1]["content"] == request_text(case)
+    suite_names = {x.casefold() for c in load_program_file(SUITE / "cases.jsonl") for v in c.exercises.values() for x in v}
+    for example in few_shot_examples():
+        program = template_program(example)
+        assert score_program(example, template_reply(example)).passed
+        assert not {e["name"].casefold() for d in program["days"] for e in d["exercises"]} & suite_names
+    assert len(messages(case, "direct")) == 2 and run_strategy([case], "template", None)[0]["result"].passed
+
+
+def test_pytest_points_a_program_suite_to_its_runner(pytester):
+    import shutil
+    shutil.copytree(SUITE, pytester.path / "program")
+    result = pytester.runpytest("--model=replay", "--cases", "program", "--replies", "x.jsonl", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*a program suite*python -m harness program --cases*"])
