@@ -155,3 +155,91 @@ def test_pytest_points_a_program_suite_to_its_runner(pytester):
     result = pytester.runpytest("--model=replay", "--cases", "program", "--replies", "x.jsonl", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*a program suite*python -m harness program --cases*"])
+
+
+class Coach:
+    """A scripted backend for the program strategies: right or wrong per kind of request, and counting asks."""
+
+    name = "coach"
+    batch_size = None
+    measures_latency = False
+
+    def __init__(self, cases, direct="bad", chain="good", malformed_first_day=False):
+        self.by_request = {request_text(c): c for c in cases}
+        self.direct, self.chain, self.malformed_first_day = direct, chain, malformed_first_day
+        self.asked = []
+
+    def _case(self, text):
+        return next(c for t, c in self.by_request.items() if text.startswith(t) or t in text)
+
+    def generate(self, requests, on_reply=None):
+        from harness.backends import Reply
+        out = []
+        for r in requests:
+            text = r.messages[-1]["content"]
+            self.asked.append(text.split("\n")[0][:40])
+            if "First only the split" in text:
+                program = template_program(self._case(text.split("\n\nFirst only")[0]))
+                body = json.dumps([{k: v for k, v in d.items() if k != "exercises"} for d in program["days"]])
+            elif text.startswith("Day "):
+                n = int(text.split(":")[0].split()[1])
+                if self.malformed_first_day and n == 1 and sum(a.startswith("Day 1:") for a in self.asked) == 1:
+                    body = "[{oops"
+                else:
+                    case = self.current
+                    body = json.dumps(template_program(case)["days"][n - 1]["exercises"] if self.chain == "good" else [])
+            else:
+                self.current = self._case(text)
+                body = json.dumps(template_program(self.current)) if self.direct == "good" else "Let me think about it."
+            if "First only the split" in text:
+                self.current = self._case(text.split("\n\nFirst only")[0])
+            out.append(Reply(text=f"```json\n{body}\n```", latency_s=0.01, usage={"prompt_tokens": 10, "completion_tokens": 5}))
+        return out
+
+
+def test_chain_asks_structure_then_each_day_and_retries_a_malformed_step():
+    cases = load_program_file(SUITE / "cases.jsonl")[:3]
+    coach = Coach(cases, malformed_first_day=True)
+    records = run_strategy(cases, "chain", coach)
+    assert all(r["result"].passed for r in records), [r["result"].failures for r in records]
+    first = cases[0]
+    assert records[0]["calls"] == 1 + first.days_per_week + 1  # structure, each day, one retry of day 1
+    assert records[1]["calls"] == 1 + cases[1].days_per_week and records[0]["tokens"] == 15 * records[0]["calls"]
+    broken = run_strategy(cases[:1], "chain", Coach(cases, chain="bad"))
+    assert broken[0]["result"].reason in ("volumes", "json_valid", "schema_valid")  # empty days are not a program
+
+
+def test_hybrid_accepts_the_first_stage_that_passes_every_rule(tmp_path):
+    cases = load_program_file(SUITE / "cases.jsonl")[:4]
+    good = run_strategy(cases, "hybrid", Coach(cases, direct="good"))
+    assert [r["stage"] for r in good] == ["direct"] * 4 and all(r["calls"] == 1 for r in good)
+    fallback = run_strategy(cases, "hybrid", Coach(cases, direct="bad", chain="bad"))
+    assert [r["stage"] for r in fallback] == ["template"] * 4 and all(r["result"].passed for r in fallback)
+    assert fallback[0]["calls"] >= 3  # direct, few-shot, then the chain tried before the template
+    chained = run_strategy(cases, "hybrid", Coach(cases, direct="bad", chain="good"))
+    assert [r["stage"] for r in chained] == ["chain"] * 4
+    from harness.program.run import summarize
+    s = summarize(chained, "hybrid", "coach")
+    assert s["answered_by_stage"] == {"direct": 0, "few-shot": 0, "chain": 4, "template": 0}
+    assert s["cost"]["model_calls_per_program"] > 3
+
+
+@pytest.mark.parametrize("strategy", ["direct", "few-shot", "chain", "hybrid"])
+def test_every_strategy_runs_on_the_tiny_model(tmp_path, strategy):
+    """The real local backend (CPU pinned) under each strategy: a random model writes no program, and the hybrid
+    chain still ends with a valid one from the template."""
+    pytest.importorskip("torch")
+    from harness.tiny import build_tiny_model
+    model = tmp_path / "tiny"
+    if not model.exists():
+        build_tiny_model(model)
+    write_jsonl(tmp_path / "c.jsonl", [json.loads(x) for x in (SUITE / "cases.jsonl").read_text().splitlines()[:2]])
+    code = program_main(["--cases", str(tmp_path / "c.jsonl"), "--strategy", strategy, "--model", "local-base",
+                         "--base-model", str(model), "--device", "cpu", "--max-new-tokens", "8",
+                         "--reports-dir", str(tmp_path / "reports"), "--run-id", "t"])
+    s = json.loads((tmp_path / "reports" / "t" / "summary.json").read_text())
+    assert s["n_cases"] == 2 and s["strategy"] == strategy and s["cost"]["model_calls_per_program"] >= 1
+    if strategy == "hybrid":
+        assert code == 0 and s["answered_by_stage"]["template"] == 2
+    else:
+        assert code == 1 and s["rates"]["case_pass_rate"]["passed"] == 0

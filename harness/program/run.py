@@ -4,9 +4,11 @@
     python -m harness program --cases suites/program --strategy direct --model local-base --base-model DIR
     python -m harness program --cases suites/program --strategy few-shot --model replay --replies r.jsonl
 
-Strategies (this stop builds three of the five): `direct` asks once; `few-shot` puts complete example programs
-(built for requests that are not in the suite) before the request; `template` builds the program from the request
-with no model. Every reply goes through the same rules (harness.program.core). The summary holds each rule's pass
+Strategies: `direct` asks once; `few-shot` puts complete example programs (built for requests that are not in
+the suite) before the request; `chain` asks for the split structure first, then each day's exercises from the list
+filtered to that day's body region (a malformed step is asked again once); `hybrid` tries direct (the fine-tuned
+or adapter backend), then few-shot, then chain, then the template, accepting the first answer that passes every rule
+(the summary counts which stage answered); `template` builds the program from the request with no model. Every reply goes through the same rules (harness.program.core). The summary holds each rule's pass
 rate over the replies it could judge, the case pass rate over all cases, each with its Wilson interval, by goal and
 by days per week, and the calls, tokens and latency the strategy spent.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -22,11 +25,13 @@ from typing import Any, Callable, Sequence
 
 from harness.backends import Backend, BackendOptions, Reply, Request, create_backend
 from harness.metrics import percentile, wilson
-from harness.program.core import GROUPS, RULES, ProgramCase, ProgramResult, load_program_file, score_program
+from harness.program.core import (GROUPS, LOWER, RULES, UPPER, ProgramCase, ProgramResult, day_region,
+                                  load_program_file, score_program)
 from harness.program.template import template_reply
 from harness.report import atomic_write_text
 
-STRATEGIES = ("direct", "few-shot", "template")
+STRATEGIES = ("direct", "few-shot", "chain", "hybrid", "template")
+HYBRID_STAGES = ("direct", "few-shot", "chain", "template")
 NOW = datetime(2026, 2, 24, 9, 0, tzinfo=timezone.utc)  # programs do not depend on the date; the template wants one
 SYSTEM = (
     "You are a strength coach. Write the training program the user asks for as one JSON object, in a ```json block:\n"
@@ -67,24 +72,112 @@ def messages(case: ProgramCase, strategy: str) -> tuple[dict[str, str], ...]:
     return ({"role": "system", "content": SYSTEM}, *shots, {"role": "user", "content": request_text(case)})
 
 
+class Spend:
+    """What one case's strategy spent: model calls, tokens and seconds."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend, self.calls, self.tokens, self.seconds = backend, 0, 0, 0.0
+
+    def ask(self, case_id: str, msgs: Sequence[dict[str, str]]) -> Reply:
+        [reply] = self.backend.generate([Request(case_id, tuple(msgs), NOW)])
+        self.calls += 1
+        self.tokens += sum((reply.usage or {}).get(k, 0) for k in ("prompt_tokens", "completion_tokens"))
+        self.seconds += reply.latency_s or 0.0
+        return reply
+
+
+def _json_value(text: str | None, kind: type) -> Any:
+    """The first JSON value of `kind` in a reply (fenced or bare), or None."""
+    if not isinstance(text, str):
+        return None
+    m = re.search(r"```json *\r?\n(.*?)```", text, re.S)
+    body = m.group(1) if m else text[min((i for i in (text.find("["), text.find("{")) if i >= 0), default=len(text)):]
+    try:
+        value, _ = json.JSONDecoder().raw_decode(body.strip())
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, kind) else None
+
+
+def _ask_twice(spend: Spend, case_id: str, msgs: Sequence[dict[str, str]], kind: type) -> Any:
+    """A chain step: asked again once when its answer does not parse."""
+    for _ in range(2):
+        value = _json_value(spend.ask(case_id, msgs).text, kind)
+        if value is not None:
+            return value
+    return None
+
+
+def chain_reply(case: ProgramCase, spend: Spend) -> str | None:
+    """Structure first, then each day's exercises from the list filtered to its region; None when a step fails."""
+    structure = _ask_twice(spend, case.id, [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": request_text(case) + "\n\nFirst only the split: a JSON list with one object per "
+                                    'day, {"day_number", "name", "focus", "muscle_groups"}; no exercises yet.'}], list)
+    if not structure or not all(isinstance(d, dict) for d in structure):
+        return None
+    days = []
+    for d in structure:
+        region = day_region(d)
+        groups = UPPER if region == "upper" else LOWER if region == "lower" else GROUPS
+        allowed = "\n".join(f"{g}: {', '.join(case.exercises[g])}" for g in groups if case.exercises.get(g))
+        exercises = _ask_twice(spend, case.id, [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"Day {d.get('day_number')}: {d.get('name')} ({d.get('focus', region)}) of a "
+                                        f"{case.goal.replace('_', ' ')} program. Choose 3 to 8 exercises from:\n{allowed}\n"
+                                        'Output a JSON array of {"name", "sets", "reps", "rest_seconds"}. Compound '
+                                        "exercises first."}], list)
+        if exercises is None:
+            return None
+        days.append({**d, "exercises": exercises})
+    program = {"name": f"{case.days_per_week}-Day {case.goal.replace('_', ' ').title()} Program", "days": days}
+    return "```json\n" + json.dumps(program, ensure_ascii=False) + "\n```"
+
+
+def _one(case: ProgramCase, strategy: str, spend: Spend | None) -> tuple[str | None, str | None]:
+    """(the reply, or None; the error when there is no reply) of one non-hybrid strategy for one case."""
+    if strategy == "template":
+        return template_reply(case), None
+    assert spend is not None
+    if strategy == "chain":
+        text = chain_reply(case, spend)
+        return (text, None) if text is not None else ("", None)  # a chain that broke down answers nothing usable
+    reply = spend.ask(case.id, messages(case, strategy))
+    return reply.text, reply.error
+
+
 def run_strategy(cases: Sequence[ProgramCase], strategy: str, backend: Backend | None,
                  progress: Callable[[int], None] = lambda n: None) -> list[dict[str, Any]]:
-    """One record per case: the result, and what the strategy spent (model calls, tokens, seconds)."""
+    """One record per case: the result, what the strategy spent (model calls, tokens, seconds), and for hybrid the
+    stage whose answer was accepted."""
     if strategy not in STRATEGIES:
         raise ValueError(f"--strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
-    if strategy == "template":
-        return [{"result": score_program(c, template_reply(c)), "calls": 0, "tokens": 0, "latency_s": 0.0} for c in cases]
-    if backend is None:
+    if strategy != "template" and backend is None:
         raise ValueError(f"--strategy {strategy} needs --model")
-    requests = [Request(c.id, messages(c, strategy), NOW) for c in cases]
-    replies: list[Reply] = []
-    for start in range(0, len(requests), backend.batch_size or len(requests)):
-        chunk = requests[start:start + (backend.batch_size or len(requests))]
-        replies += backend.generate(chunk)
-        progress(len(chunk))
-    return [{"result": score_program(c, r.text, r.error), "calls": 1,
-             "tokens": sum((r.usage or {}).get(k, 0) for k in ("prompt_tokens", "completion_tokens")),
-             "latency_s": r.latency_s} for c, r in zip(cases, replies)]
+    if strategy in ("direct", "few-shot"):  # one request each: batched
+        requests = [Request(c.id, messages(c, strategy), NOW) for c in cases]
+        replies: list[Reply] = []
+        assert backend is not None
+        for start in range(0, len(requests), backend.batch_size or len(requests)):
+            chunk = requests[start:start + (backend.batch_size or len(requests))]
+            replies += backend.generate(chunk)
+            progress(len(chunk))
+        return [{"result": score_program(c, r.text, r.error), "calls": 1,
+                 "tokens": sum((r.usage or {}).get(k, 0) for k in ("prompt_tokens", "completion_tokens")),
+                 "latency_s": r.latency_s} for c, r in zip(cases, replies)]
+    records = []
+    for case in cases:
+        spend = Spend(backend) if backend is not None else None
+        stages = HYBRID_STAGES if strategy == "hybrid" else (strategy,)
+        for stage in stages:
+            text, error = _one(case, stage, spend)
+            result = score_program(case, text, error)
+            if result.passed:
+                break
+        records.append({"result": result, "calls": spend.calls if spend else 0, "tokens": spend.tokens if spend else 0,
+                        "latency_s": spend.seconds if spend else 0.0, "stage": stage if strategy == "hybrid" else None})
+        progress(1)
+    return records
 
 
 def _rate(passed: int, of: int) -> dict[str, Any]:
@@ -113,6 +206,8 @@ def summarize(records: Sequence[dict[str, Any]], strategy: str, model: str | Non
                              for d in sorted({r.case.days_per_week for r in results})},
         "reasons": {k: sum(r.reason == k for r in results) for k in ("backend_error", *RULES)
                     if any(r.reason == k for r in results)},
+        **({"answered_by_stage": {st: sum(r.get("stage") == st for r in records) for st in HYBRID_STAGES}}
+           if strategy == "hybrid" else {}),
         "cost": {"model_calls_per_program": sum(r["calls"] for r in records) / len(records) if records else None,
                  "tokens": sum(r["tokens"] for r in records), "latency_p50_s": percentile(latencies, 0.5),
                  "latency_p95_s": percentile(latencies, 0.95)},
@@ -123,7 +218,8 @@ def record_line(rec: dict[str, Any]) -> dict[str, Any]:
     r: ProgramResult = rec["result"]
     return {"id": r.case.id, "goal": r.case.goal, "days_per_week": r.case.days_per_week, "response": r.response,
             "passed": r.passed, "reason": r.reason, "rules": dict(r.rules), "failures": {k: list(v) for k, v in r.failures.items()},
-            "error": r.error, "calls": rec["calls"], "tokens": rec["tokens"], "latency_s": rec["latency_s"]}
+            "error": r.error, "calls": rec["calls"], "tokens": rec["tokens"], "latency_s": rec["latency_s"],
+            **({"stage": rec["stage"]} if rec.get("stage") else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         iv = r["interval"]
         value = "—" if r["rate"] is None else f"{r['rate']:.3f}"
         print(f"  {key:<22} {value:>6} {r['passed']}/{r['of']}" + (f"  [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""))
+    if "answered_by_stage" in summary:
+        print("  answered by stage: " + ", ".join(f"{k} {v}" for k, v in summary["answered_by_stage"].items()))
     if summary["reasons"]:
         print("  first failing rule per case: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
     print(f"report: {out / 'summary.json'}")
