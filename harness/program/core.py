@@ -161,6 +161,11 @@ def parse_program(text: Any) -> tuple[dict[str, Any] | None, str | None]:
     return obj, None
 
 
+def schema_errors(program: Any) -> list[str]:
+    """Every way `program` breaks the program schema (empty when it is a program)."""
+    return [e.message for e in _VALIDATOR.iter_errors(program)]
+
+
 def day_region(day: Mapping[str, Any]) -> str:
     """upper, lower or full: by the day's muscle groups when it lists them, else by its name."""
     groups = {g.strip().title() for g in day.get("muscle_groups") or [] if isinstance(g, str)}
@@ -216,10 +221,10 @@ def score_program(case: ProgramCase, response: str | None, error: str | None = N
     rules["json_valid"] = program is not None
     if program is None:
         return ProgramResult(case, response, rules, {"json_valid": (problem or "",)})
-    schema_errors = [e.message for e in _VALIDATOR.iter_errors(program)]
-    rules["schema_valid"] = not schema_errors
-    if schema_errors:
-        return ProgramResult(case, response, rules, {"schema_valid": tuple(schema_errors[:5])})
+    problems = schema_errors(program)
+    rules["schema_valid"] = not problems
+    if problems:
+        return ProgramResult(case, response, rules, {"schema_valid": tuple(problems[:5])})
     days = program["days"]
     numbers = [d["day_number"] for d in days]
     why["day_count"] = ([f"{len(days)} days for days_per_week {case.days_per_week}"] if len(days) != case.days_per_week

@@ -24,7 +24,26 @@ def _suite(args: argparse.Namespace):
 
 
 def _build(args: argparse.Namespace) -> int:
-    """The assistant suite's generated set, or (--suite with --examples) a set written for another suite."""
+    """The assistant suite's generated set, a set written for another suite (--suite with --examples), or the
+    workout-program task's (--task program)."""
+    if args.task == "program":
+        from training.data.program import build_program_set
+
+        golden = [Path(g) for g in args.golden] if args.golden else sorted(Path("suites/program").glob("*.jsonl"))
+        try:
+            manifest = build_program_set(Path(args.out), n=args.n, seed=args.seed, golden=golden,
+                                         seed_files=[Path(f) for f in args.seed_file or ()], holdout=args.holdout,
+                                         val=args.val)
+        except ValueError as exc:
+            print(f"build refused: {exc}", file=sys.stderr)
+            return 1
+        c = manifest["counts"]
+        print(f"built {c['total']} program examples -> {args.out}: "
+              + ", ".join(f"{k} {v['examples']}" for k, v in manifest["files"].items())
+              + f"; dropped {c['decontaminated']} requests identical to golden cases; {c['seed_refused']} seed lines refused")
+        for line in manifest["seed_refused"][:10]:
+            print("  " + line)
+        return 0
     if bool(args.suite) != bool(args.examples):
         print("build refused: --suite DIR and --examples FILE go together (the examples are written for that "
               "suite's tools)", file=sys.stderr)
@@ -117,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--general-fraction", type=float, default=Composition.general_fraction)
     b.add_argument("--golden", action="append",
                    help="case file to decontaminate against (default: golden/*.jsonl, or the --suite folder's)")
+    b.add_argument("--task", choices=("tool_call", "program"), default="tool_call",
+                   help="program: the workout-program task's data (generated requests, rule-valid programs)")
+    b.add_argument("--n", type=int, default=600, help="--task program: requests to generate")
+    b.add_argument("--seed-file", action="append", metavar="FILE",
+                   help="--task program: the seed plan's {prompt, completion} JSONL to convert too")
     b.add_argument("--suite", metavar="DIR", help="build for this suite (its tools.json, suite.toml and case files) "
                                                   "from --examples, instead of the assistant suite's generator")
     b.add_argument("--examples", action="append", metavar="FILE",
