@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from jsonschema import Draft202012Validator
 
 from harness.cases import CaseFileError, Problem
+from harness.parse import iter_blocks
 
 UPPER = ("Chest", "Back", "Shoulders", "Biceps", "Triceps")
 LOWER = ("Legs", "Quads", "Hamstrings", "Glutes", "Calves")
@@ -143,19 +144,30 @@ def _case(raw: Any, bad: Any, source: str, line: int) -> ProgramCase | None:
                        user=user, source=source, line=line)
 
 
-def parse_program(text: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """(the program object, None) or (None, why it is not JSON). Reads a ```json block when there is one, else the
-    reply from its first `{`. Never raises."""
+def first_json(text: Any, openers: str = "{") -> tuple[Any, str | None]:
+    """(the first JSON value of a reply, None) or (None, why there is none): the content of its first closed
+    ```json block (read as harness.parse reads blocks), else the text from the first of `openers`. Never raises."""
     if not isinstance(text, str):
         return None, "no reply"
-    m = re.search(r"```json *\r?\n(.*?)```", text, re.S)
-    body = m.group(1) if m else text[text.find("{"):] if "{" in text else ""
+    body = next((content for content, closed in iter_blocks(text) if closed), None)
+    if body is None:
+        starts = [i for i in (text.find(c) for c in openers) if i >= 0]
+        body = text[min(starts):] if starts else ""
     if not body.strip():
         return None, "no JSON object in the reply"
     try:
-        obj, _ = json.JSONDecoder().raw_decode(body.strip())
+        value, _ = json.JSONDecoder().raw_decode(body.strip())
     except (ValueError, RecursionError) as exc:
         return None, f"not JSON: {str(exc)[:120]}"
+    return value, None
+
+
+def parse_program(text: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(the program object, None) or (None, why it is not one). Reads a ```json block when there is one, else the
+    reply from its first `{`. Never raises."""
+    obj, why = first_json(text)
+    if why is not None:
+        return None, why
     if not isinstance(obj, dict):
         return None, f"JSON {type(obj).__name__}, not a program object"
     return obj, None

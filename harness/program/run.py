@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ from typing import Any, Callable, Sequence
 from harness.backends import Backend, BackendOptions, Reply, Request, create_backend
 from harness.metrics import percentile, wilson
 from harness.program.core import (GROUPS, LOWER, RULES, UPPER, ProgramCase, ProgramResult, day_region,
-                                  load_program_file, score_program)
+                                  first_json, load_program_file, score_program)
 from harness.program.template import template_reply
 from harness.report import atomic_write_text
 
@@ -72,6 +71,11 @@ def messages(case: ProgramCase, strategy: str) -> tuple[dict[str, str], ...]:
     return ({"role": "system", "content": SYSTEM}, *shots, {"role": "user", "content": request_text(case)})
 
 
+def _tokens(reply: Reply) -> int:
+    """Prompt and completion tokens of one reply (0 where the backend reports no usage)."""
+    return sum((reply.usage or {}).get(k, 0) for k in ("prompt_tokens", "completion_tokens"))
+
+
 class Spend:
     """What one case's strategy spent: model calls, tokens and seconds."""
 
@@ -81,21 +85,14 @@ class Spend:
     def ask(self, case_id: str, msgs: Sequence[dict[str, str]]) -> Reply:
         [reply] = self.backend.generate([Request(case_id, tuple(msgs), NOW)])
         self.calls += 1
-        self.tokens += sum((reply.usage or {}).get(k, 0) for k in ("prompt_tokens", "completion_tokens"))
+        self.tokens += _tokens(reply)
         self.seconds += reply.latency_s or 0.0
         return reply
 
 
 def _json_value(text: str | None, kind: type) -> Any:
-    """The first JSON value of `kind` in a reply (fenced or bare), or None."""
-    if not isinstance(text, str):
-        return None
-    m = re.search(r"```json *\r?\n(.*?)```", text, re.S)
-    body = m.group(1) if m else text[min((i for i in (text.find("["), text.find("{")) if i >= 0), default=len(text)):]
-    try:
-        value, _ = json.JSONDecoder().raw_decode(body.strip())
-    except (ValueError, RecursionError):
-        return None
+    """The first JSON value of a reply (fenced or bare) when it is of `kind`, else None."""
+    value, _ = first_json(text, "[{")
     return value if isinstance(value, kind) else None
 
 
@@ -163,7 +160,7 @@ def run_strategy(cases: Sequence[ProgramCase], strategy: str, backend: Backend |
             replies += backend.generate(chunk)
             progress(len(chunk))
         return [{"result": score_program(c, r.text, r.error), "calls": 1,
-                 "tokens": sum((r.usage or {}).get(k, 0) for k in ("prompt_tokens", "completion_tokens")),
+                 "tokens": _tokens(r),
                  "latency_s": r.latency_s} for c, r in zip(cases, replies)]
     records = []
     for case in cases:
