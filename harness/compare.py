@@ -47,12 +47,9 @@ def load_run(folder: str | Path) -> Run:
     try:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         lines = (folder / "cases.jsonl").read_text(encoding="utf-8").splitlines()
-    except (OSError, ValueError) as exc:
+        records = {rec["id"]: rec for rec in map(json.loads, lines)}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CompareError(f"{folder}: not a finished run report ({exc})") from None
-    records = {}
-    for line in lines:
-        rec = json.loads(line)
-        records[rec["id"]] = rec
     return Run(str(folder), summary, records)
 
 
@@ -141,7 +138,7 @@ def compare_runs(a: Run, b: Run, *, allow_different_cases: bool = False, alpha: 
 
 
 def _fmt(v: Any) -> str:
-    return "—" if v is None else f"{v:+.3f}" if isinstance(v, float) and v < 0 else f"{v:.3f}" if isinstance(v, float) else str(v)
+    return "—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def _interval(iv: Sequence[float] | None) -> str:

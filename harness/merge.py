@@ -20,7 +20,7 @@ from harness.backends.base import Backend, BackendError, OnReply, Reply, Request
 from harness.cases import load_case_file
 from harness.gate import Threshold
 from harness.hashing import sha256_file
-from harness.run import RUN_INFO, EvalRun, load_prior_records, reply_from_record
+from harness.run import RUN_FINGERPRINT_KEYS, RUN_INFO, EvalRun, load_prior_records, reply_from_record
 from harness.suite import resolve_suite
 
 
@@ -106,7 +106,7 @@ def merge_runs(folders: Sequence[Path], out: Path) -> dict[str, Any]:
     run.selection = {"expression": expression, "n_selected": n_selected, "n_in_files": n_in_files,
                      "whole_files": n_selected == n_in_files}
     backend = RecordedBackend({k: v for k, v in fingerprint.items()
-                               if k not in ("harness_version", "case_files", "tools_sha256", "reply_format", "tools_path")},
+                               if k not in RUN_FINGERPRINT_KEYS},
                               measured is not None, {k: v for k, v in (measured or {}).items()})
     run.start(cases, backend=backend)
     if run.model_fingerprint != fingerprint:

@@ -19,7 +19,7 @@ from harness.cases import Case
 from harness.gate import Threshold
 from harness.hashing import sha256_file
 from harness.match import CaseResult, score
-from harness.metrics import rates_block, wilson
+from harness.metrics import by_category, rates_block, wilson
 from harness.profiles import PROFILES
 from harness.prompt import build_messages
 from harness.report import FORMAT_VERSION, PARTIAL, RunWriter, atomic_write_text, case_record
@@ -28,6 +28,8 @@ from harness.suite import Suite
 from harness.tools import Catalogue
 
 RUN_INFO = "run.json"
+# The keys a run adds to its backend's fingerprint (the rest is the backend's own).
+RUN_FINGERPRINT_KEYS = ("harness_version", "case_files", "tools_sha256", "reply_format", "tools_path")
 
 
 def load_prior_records(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -139,15 +141,17 @@ class EvalRun:
         return load_prior_records(run_dir)
 
     def fingerprint(self) -> dict[str, Any]:
+        """The backend's fingerprint and what the run adds to it (RUN_FINGERPRINT_KEYS)."""
         fp = self.backend.fingerprint() if self.backend else {"backend": self.model}
-        return {
-            **fp,
+        added = {
             "harness_version": __version__,
             "case_files": [{"path": p, "sha256": h} for p, h in self.case_files.items()],
             "tools_sha256": sha256_file(self.catalogue.source) if self.catalogue.source else None,  # None: per case
             "reply_format": self.suite.reply_format,
             "tools_path": self.catalogue.source or None,
         }
+        assert set(added) == set(RUN_FINGERPRINT_KEYS)
+        return {**fp, **added}
 
     def _score(self, case: Case, reply: Reply, profile: str = "default") -> CaseResult:
         return dataclasses.replace(
@@ -279,9 +283,8 @@ class EvalRun:
         scored = self.profile_results.get(name, {})
         results = [scored[c.id] for c in self.planned if c.id in scored]
         block = rates_block(results, self.suite.disambiguation_tools)
-        categories = dict.fromkeys(r.case.category for r in results)
-        block["by_category"] = {c: rates_block([r for r in results if r.case.category == c],
-                                               self.suite.disambiguation_tools)["case_pass_rate"] for c in categories}
+        block["by_category"] = {c: rates["case_pass_rate"]
+                                for c, rates in by_category(results, self.suite.disambiguation_tools).items()}
         block["about"] = PROFILES[name].about
         return block
 
