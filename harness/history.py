@@ -54,11 +54,9 @@ def table(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> list[str]:
 
 
 def plot(rows: Sequence[dict[str, Any]], metrics: Sequence[str], out: Path) -> None:
-    import matplotlib
+    from harness.html_report import figure_png, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(len(metrics), 1, figsize=(8, 1.9 * len(metrics) + 0.6), sharex=True, squeeze=False)
     groups = list(dict.fromkeys(r["who"] for r in rows))
     for ax, metric in zip(axes[:, 0], metrics):
@@ -71,8 +69,7 @@ def plot(rows: Sequence[dict[str, Any]], metrics: Sequence[str], out: Path) -> N
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xticks(range(len(rows)), [r["run_id"] for r in rows], rotation=45, ha="right", fontsize=7)
     axes[0, 0].legend(fontsize=7, loc="lower left")
-    fig.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    out.write_bytes(figure_png(fig))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,8 @@ pre{white-space:pre-wrap;margin:0;font-size:12px;max-width:520px}img{max-width:1
 """
 
 
-def _png(fig: Any) -> bytes:
+def figure_png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -43,7 +44,8 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display): the one place plots are set up."""
     try:
         import matplotlib
     except ImportError:  # pragma: no cover - the [train] extra brings it
@@ -56,7 +58,7 @@ def _pyplot() -> Any:
 
 def plot_metrics(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> bytes:
     """Each rate as a point with its Wilson interval, one colour per run, thresholds as ticks."""
-    plt = _pyplot()
+    plt = pyplot()
     keys = [k for k in RATE_KEYS if any(s.get(k) is not None for s in summaries)]
     fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(keys) + 1))
     for n, (s, label) in enumerate(zip(summaries, labels)):
@@ -77,11 +79,11 @@ def plot_metrics(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]) 
     ax.set_xlabel("rate (dot), 95 % Wilson interval (bar), threshold (red tick)")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def plot_categories(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     cats = list(dict.fromkeys(c for s in summaries for c in s.get("by_category", {})))
     fig, ax = plt.subplots(figsize=(6.5, 3))
     width = 0.8 / len(summaries)
@@ -92,11 +94,11 @@ def plot_categories(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str
     ax.set_ylim(0, 1)
     ax.set_ylabel("case pass rate")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def plot_confusion(confusion: Mapping[str, Mapping[str, int]], title: str) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     rows = sorted(confusion)
     cols = sorted({c for r in confusion.values() for c in r})
     grid = [[confusion[r].get(c, 0) for c in cols] for r in rows]
@@ -112,29 +114,33 @@ def plot_confusion(confusion: Mapping[str, Mapping[str, int]], title: str) -> by
     ax.set_xlabel("got")
     ax.set_ylabel("expected")
     ax.set_title(title, fontsize=9)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def plot_latency(latencies: Sequence[float]) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 2.6))
     ax.hist(latencies, bins=min(30, max(5, len(latencies) // 3)), color="C0")
     ax.set_xlabel("seconds per reply")
     ax.set_ylabel("cases")
-    return _png(fig)
+    return figure_png(fig)
 
 
-def plot_losses(rows: Sequence[Mapping[str, str]]) -> bytes:
-    plt = _pyplot()
+def plot_losses(rows: Sequence[Mapping[str, Any]], title: str = "") -> bytes:
+    """Train and eval loss by step; rows as training.train's metrics log holds them, in memory (numbers, None) or
+    read back from metrics.csv (strings, "")."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 2.8))
     for key, label in (("train_loss", "train"), ("eval_loss", "eval")):
-        pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+        pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in (None, "")]
         if pts:
             ax.plot(*zip(*pts), marker="o" if key == "eval_loss" else None, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def training_metrics(summary: Mapping[str, Any]) -> list[dict[str, str]] | None:

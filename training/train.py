@@ -250,26 +250,6 @@ def diagnose(rows: list[dict[str, Any]]) -> str:
     return f"healthy: train {last_train:.3f}, eval {last_eval:.3f} (gap {last_gap:+.3f})"
 
 
-def plot_losses(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (("train_loss", "train"), ("eval_loss", "eval")):
-        points = [(r["step"], r[key]) for r in rows if r[key] is not None]
-        if points:
-            ax.plot(*zip(*points), marker="o" if key == "eval_loss" else None, label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 # -- provenance ------------------------------------------------------------------------------------
 
 def git_commit() -> str | None:
@@ -372,7 +352,9 @@ def main(job: Job) -> dict[str, Any]:
     tokenizer.save_pretrained(out)
 
     # 5. loss plot, diagnosis, provenance
-    plot_losses(metrics.rows, out / "loss.png", f"{Path(job.out).name}: {engine} {job.method}")
+    from harness.html_report import plot_losses  # the run report draws the same curves from metrics.csv
+
+    (out / "loss.png").write_bytes(plot_losses(metrics.rows, f"{Path(job.out).name}: {engine} {job.method}"))
     diagnosis = diagnose(metrics.rows)
     (out / "diagnosis.txt").write_text(diagnosis + "\n")
     manifest = data / "manifest.json"
