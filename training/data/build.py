@@ -23,7 +23,7 @@ from training.data.convert import ConvertReport, convert_file
 from training.data.examples import make_example
 from training.data.generate import Composition, Phrasing, phrasings, targets
 from training.data.plain import general_phrasings, no_tool_phrasings
-from training.data.split import SPLITS, GoldenIndex, by_split, decontaminate, dedup, split_groups
+from training.data.split import GoldenIndex, by_split, decontaminate, dedup, invert, split_groups, write_splits
 from training.data.validate import check_examples, final_calls, read_jsonl
 from training.data.vocab import random_now
 from training.data.written import read_examples
@@ -141,15 +141,10 @@ def write_set(everything: list[dict[str, Any]], strata: Mapping[str, str], suite
     """Validate (zero tolerance: nothing is written if one example is bad), split by group within each stratum,
     drop near-copies of the suite's case prompts and duplicates, write train/val/holdout and the manifest."""
     check_examples(everything, "the built set", suite)
-    assignment = split_groups(_invert(strata), holdout, val, seed)
+    assignment = split_groups(invert(strata), holdout, val, seed)
     kept, dropped = decontaminate(everything, GoldenIndex.from_files(golden, suite.catalogue))
     unique = dedup(kept)
-    splits = by_split(unique, assignment)
-    files = {}
-    for name in SPLITS:
-        text = "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in splits[name])
-        atomic_write_text(out / f"{name}.jsonl", text)
-        files[name] = {"examples": len(splits[name]), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    files = write_splits(out, by_split(unique, assignment))
     manifest = {
         "format_version": FORMAT_VERSION,
         "config": dict(config),
@@ -165,13 +160,6 @@ def write_set(everything: list[dict[str, Any]], strata: Mapping[str, str], suite
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return manifest
-
-
-def _invert(strata: Mapping[str, str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = defaultdict(list)
-    for group, stratum in strata.items():
-        out[stratum].append(group)
-    return out
 
 
 def _jsonable(value: Any) -> Any:

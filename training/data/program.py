@@ -22,7 +22,7 @@ from harness.program.core import GOALS, ProgramCase, load_program_file, parse_pr
 from harness.program.run import SYSTEM, request_text
 from harness.program.template import template_program
 from harness.report import atomic_write_text
-from training.data.split import SPLITS, by_split, split_groups
+from training.data.split import by_split, invert, split_groups, write_splits
 
 LIBRARY = {
     "Chest": ["Barbell Bench Press", "Incline Dumbbell Press", "Cable Fly", "Push-Up", "Machine Chest Press", "Dips",
@@ -134,15 +134,7 @@ def build_program_set(out: Path, *, n: int = 600, seed: int = 13, golden: Sequen
         examples += kept
         refused += bad
     strata = {ex["group"]: f"days-{ex['days_per_week']}" for ex in examples}
-    inverted: dict[str, list[str]] = {}
-    for group, stratum in strata.items():
-        inverted.setdefault(stratum, []).append(group)
-    splits = by_split(examples, split_groups(inverted, holdout, val, seed))
-    files = {}
-    for name in SPLITS:
-        text = "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in splits[name])
-        atomic_write_text(out / f"{name}.jsonl", text)
-        files[name] = {"examples": len(splits[name]), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    files = write_splits(out, by_split(examples, split_groups(invert(strata), holdout, val, seed)))
     manifest = {"task": "program", "files": files, "golden_files": [str(g) for g in golden],
                 "counts": {"total": len(examples), "decontaminated": len(dropped), "seed_refused": len(refused)},
                 "decontaminated_examples": dropped, "seed_refused": refused,

@@ -5,6 +5,8 @@ nearly equals a golden prompt is dropped (normalised text; word 3-gram overlap),
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 from collections import defaultdict
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness.cases import load_case_file
+from harness.report import atomic_write_text
 from harness.tools import Catalogue
 
 SPLITS = ("train", "val", "holdout")
@@ -41,6 +44,24 @@ def split_groups(strata: Mapping[str, Sequence[str]], holdout: float, val: float
         for i, g in enumerate(groups):
             out.setdefault(g, "holdout" if i < n_hold else "val" if i < n_hold + n_val else "train")
     return out
+
+
+def invert(strata: Mapping[str, str]) -> dict[str, list[str]]:
+    """group -> stratum as stratum -> groups (what split_groups takes)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for group, stratum in strata.items():
+        out[stratum].append(group)
+    return out
+
+
+def write_splits(out: Path, splits: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """train/val/holdout.jsonl under `out` (each written whole, then renamed); their example counts and sha256."""
+    files = {}
+    for name in SPLITS:
+        text = "".join(json.dumps(ex, ensure_ascii=False) + "\n" for ex in splits[name])
+        atomic_write_text(out / f"{name}.jsonl", text)
+        files[name] = {"examples": len(splits[name]), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+    return files
 
 
 @dataclass(frozen=True)
