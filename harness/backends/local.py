@@ -296,12 +296,16 @@ class LocalBackend(Backend):
                 return [reply for r in batch for reply in self._generate_or_split([r])]
             return [Reply(text=None, error=f"generation failed: out of memory on one prompt: {exc}".splitlines()[0])]
 
-    def _context_problem(self, request: Request) -> str | None:
-        """Why this prompt cannot be generated within the model's context window, or None."""
+    def _prompt_tokens(self, request: Request) -> int:
+        return len(self.tokenizer(self.render(request), add_special_tokens=False)["input_ids"])
+
+    def _context_problem(self, request: Request, n: int | None = None) -> str | None:
+        """Why this prompt (of `n` tokens, counted here when not given) cannot be generated within the model's
+        context window, or None."""
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if not limit:
             return None
-        n = len(self.tokenizer(self.render(request), add_special_tokens=False)["input_ids"])
+        n = self._prompt_tokens(request) if n is None else n
         if n + self.settings.max_new_tokens > limit:
             return (f"generation failed: prompt of {n} tokens + max_new_tokens {self.settings.max_new_tokens} "
                     f"exceeds the model's context of {limit} tokens")
@@ -311,11 +315,12 @@ class LocalBackend(Backend):
         """One untimed generate on the longest prompt (a full batch of it): compiles the decoding step and sizes
         the static cache for every later call (transformers keeps the largest size), so the timed batches that
         follow reuse both."""
-        fits = [r for r in requests if self._context_problem(r) is None]
+        sized = [(self._prompt_tokens(r), r) for r in requests]
+        fits = [(n, r) for n, r in sized if self._context_problem(r, n) is None]
         if not fits:
             self.warmup_s = 0.0
             return
-        longest = max(fits, key=lambda r: len(self.tokenizer(self.render(r), add_special_tokens=False)["input_ids"]))
+        longest = max(fits, key=lambda nr: nr[0])[1]
         started = time.perf_counter()
         try:
             self._generate_batch([longest] * min(self.settings.batch_size, len(requests)))
