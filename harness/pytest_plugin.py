@@ -17,12 +17,13 @@ import pytest
 
 from harness import __version__
 from harness.backends import REGISTRY, BackendError, BackendOptions
+from harness.backends.base import GENERATION_MODES
 from harness.cases import Case, CaseFileError, Problem, load_case_file
 from harness.gate import GATE_ON, Threshold, load_threshold_file, parse_threshold, resolve_thresholds
 from harness.match import CaseResult
 from harness.report import new_run_id
 from harness.run import EvalRun
-from harness.suite import resolve_suite
+from harness.suite import REPLY_FORMATS, resolve_suite
 from harness.summary import format_profiles, format_table
 
 # Options each backend may read, as (flag, argparse kwargs); the plugin hands all of them to the
@@ -39,7 +40,7 @@ BACKEND_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
                                                                "from the adapter's base (shapes are still checked)")),
     ("--batch-size", dict(type=int, help="local: prompts per generate call (default: 8)")),
     ("--max-new-tokens", dict(type=int, help="reply length limit in tokens (default: 384)")),
-    ("--generation-mode", dict(choices=("auto", "dynamic", "static", "compiled"),
+    ("--generation-mode", dict(choices=GENERATION_MODES,
                                help="local: KV cache and compilation: dynamic, static, or compiled (static cache + "
                                     "torch.compile); default auto = compiled on CUDA, dynamic on CPU")),
     ("--merge-adapter", dict(action="store_true", help="local-adapter: merge the LoRA into the base weights before "
@@ -98,7 +99,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "Without it, case files are not run (plain pytest runs the unit tests).")
     group.addoption("--cases", action="append", default=[], metavar="PATH",
                     help="case file or folder of *.jsonl (repeatable; default: golden/, or positional paths)")
-    group.addoption("--reply-format", default=None, choices=("fenced", "native"),
+    group.addoption("--reply-format", default=None, choices=REPLY_FORMATS,
                     help="how replies carry calls: fenced json blocks (the default), or the model's native JSON "
                          "({\"name\", \"parameters\"}); default: the suite's (suite.toml [reply] format)")
     group.addoption("--profile", action="append", default=[], metavar="NAME",

@@ -35,6 +35,10 @@ class Reply:
     redacted: bool = False  # the reply held a secret, which was replaced by ***
 
 
+# The local backend's generation modes (harness.backends.local), here so the CLI can offer them without torch.
+GENERATION_MODES = ("auto", "dynamic", "static", "compiled")
+
+
 class BackendError(RuntimeError):
     """A backend that cannot run at all (bad options, missing files or packages): stops the run."""
 

@@ -23,15 +23,12 @@ from typing import Any, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness.backends.base import Backend, BackendError, BackendOptions, OnReply, Reply, Request
+from harness.backends.base import GENERATION_MODES, Backend, BackendError, BackendOptions, OnReply, Reply, Request
 from harness.chat_format import STOP_TOKENS, distinct_pad, render_chat
 from harness.hashing import model_weights_sha256, safetensors_header, sha256_file
 
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-
-
-GENERATION_MODES = ("auto", "dynamic", "static", "compiled")
 
 
 @dataclass(frozen=True)
