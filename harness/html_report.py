@@ -246,7 +246,12 @@ def _comparison(cmp: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def render_html(runs: Sequence[Run], notes: Sequence[str] = ()) -> str:
+def _pair(runs: Sequence[Run]) -> dict[str, Any] | None:
+    """The comparison of two runs (A, B) as the report shows it; None for one run."""
+    return compare_runs(runs[0], runs[1], allow_different_cases=True) if len(runs) == 2 else None
+
+
+def render_html(runs: Sequence[Run], notes: Sequence[str] = (), cmp: Mapping[str, Any] | None = None) -> str:
     """The report of one run, or of two side by side (A, then B) with their comparison; `notes` are shown first
     (what the figures cannot say by themselves, e.g. that the model is a toy stand-in)."""
     summaries = [r.summary for r in runs]
@@ -279,13 +284,13 @@ def render_html(runs: Sequence[Run], notes: Sequence[str] = ()) -> str:
         plots.append(_img(plot_losses(losses), "training loss of the adapter's job"))
     out.append("<h2>Plots</h2><div class=plots>" + "".join(plots) + "</div>")
     if len(runs) == 2:
-        out.append("<h2>Comparison (A → B)</h2>" + _comparison(compare_runs(runs[0], runs[1], allow_different_cases=True)))
+        out.append("<h2>Comparison (A → B)</h2>" + _comparison(cmp or _pair(runs)))
     out.append(f"<h2>Failing cases ({html.escape(last.label)})</h2>" + _failing_cases(last))
     out.append("</body></html>")
     return "".join(out)
 
 
-def render_markdown(runs: Sequence[Run]) -> str:
+def render_markdown(runs: Sequence[Run], cmp: Mapping[str, Any] | None = None) -> str:
     """A short Markdown summary (a CI job summary): verdict, metrics table, failures by reason."""
     last = runs[-1].summary
     gate = last["gate"]
@@ -302,7 +307,7 @@ def render_markdown(runs: Sequence[Run]) -> str:
     if last.get("reasons"):
         lines.append("- failure reasons: " + ", ".join(f"{k} {v}" for k, v in last["reasons"].items()))
     if len(runs) == 2:
-        cmp = compare_runs(runs[0], runs[1], allow_different_cases=True)
+        cmp = cmp or _pair(runs)
         mc = cmp["mcnemar"]
         lines.append(f"- vs {runs[0].label}: {len(cmp['fixed'])} fixed, {len(cmp['broken'])} broken, McNemar p = {mc['p_value']:.4g}")
     return "\n".join(lines) + "\n"
@@ -313,8 +318,9 @@ def write_report(folders: Sequence[str | Path], notes: Sequence[str] = ()) -> tu
     runs = [load_run(f) for f in folders]
     target = Path(folders[-1])
     page, md = target / "report.html", target / "report.md"
-    page.write_text(render_html(runs, notes), encoding="utf-8")
-    md.write_text("".join(f"> {n}\n\n" for n in notes) + render_markdown(runs), encoding="utf-8")
+    cmp = _pair(runs)  # compared once for both files
+    page.write_text(render_html(runs, notes, cmp), encoding="utf-8")
+    md.write_text("".join(f"> {n}\n\n" for n in notes) + render_markdown(runs, cmp), encoding="utf-8")
     return page, md
 
 
