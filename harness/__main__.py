@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {"merge": "harness.merge", "compare": "harness.compare", "report": "harness.html_report",
-            "history": "harness.history", "program": "harness.program.run"}
+            "history": "harness.history", "program": "harness.program.cli"}
 
 
 def main(argv: list[str] | None = None) -> int:

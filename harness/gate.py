@@ -37,33 +37,37 @@ class Threshold:
 
 
 THRESHOLDS_PATH = Path(str(resources.files("harness") / "spec" / "thresholds.toml"))
+PROGRAM_THRESHOLDS_PATH = Path(str(resources.files("harness") / "spec" / "program_thresholds.toml"))
 
 
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(>=|<=|>|<|=)\s*(\S+)\s*$")
 
 
-def _default_thresholds() -> dict[str, Threshold]:
-    """docs/contract.md's "Default thresholds", from the data file beside the catalogue."""
-    table = tomllib.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))["thresholds"]
+def read_default_thresholds(path: Path) -> dict[str, Threshold]:
+    """A task's default gate, from its data file (docs/contract.md's "Default thresholds" for tool calls)."""
+    table = tomllib.loads(path.read_text(encoding="utf-8"))["thresholds"]
     out = {}
     for metric, spec in table.items():
         m = _SPEC.match(f"{metric}{spec.replace(' ', '')}")
         if not m or m.group(2) == "=":
-            raise ValueError(f"{THRESHOLDS_PATH}: {metric} = {spec!r}: write an operator and a number, e.g. \"> 0.9\"")
+            raise ValueError(f"{path}: {metric} = {spec!r}: write an operator and a number, e.g. \"> 0.9\"")
         out[metric] = Threshold(metric, m.group(2), float(m.group(3)))
     return out
 
 
-DEFAULT_THRESHOLDS: dict[str, Threshold] = _default_thresholds()
+DEFAULT_THRESHOLDS: dict[str, Threshold] = read_default_thresholds(THRESHOLDS_PATH)
 
-def parse_threshold(spec: str, known: Mapping[str, Threshold] = DEFAULT_THRESHOLDS) -> tuple[str, Threshold | None]:
-    """`metric=0.95` keeps the metric's default direction; `metric>=0.8` sets it; `metric=off` drops it."""
+
+def parse_threshold(spec: str, known: Mapping[str, Threshold] = DEFAULT_THRESHOLDS,
+                    gateable: tuple[str, ...] = GATEABLE) -> tuple[str, Threshold | None]:
+    """`metric=0.95` keeps the metric's default direction; `metric>=0.8` sets it; `metric=off` drops it.
+    `known` and `gateable`: the task's defaults and the metrics it reports (the tool-call task's by default)."""
     m = _SPEC.match(spec)
     if not m:
         raise ValueError(f"threshold {spec!r}: write metric=value, metric>=value, metric<value or metric=off")
     metric, op, raw = m.groups()
-    if metric not in GATEABLE:
-        raise ValueError(f"threshold {spec!r}: unknown metric {metric!r}; one of {', '.join(GATEABLE)}")
+    if metric not in gateable:
+        raise ValueError(f"threshold {spec!r}: unknown metric {metric!r}; one of {', '.join(gateable)}")
     if raw.lower() == "off":
         return metric, None
     try:
@@ -75,7 +79,8 @@ def parse_threshold(spec: str, known: Mapping[str, Threshold] = DEFAULT_THRESHOL
     return metric, Threshold(metric, op, value)
 
 
-def load_threshold_file(path: str | Path) -> dict[str, Threshold | None]:
+def load_threshold_file(path: str | Path, known: Mapping[str, Threshold] = DEFAULT_THRESHOLDS,
+                        gateable: tuple[str, ...] = GATEABLE) -> dict[str, Threshold | None]:
     """A TOML file: `[thresholds]` with `metric = 0.95`, `metric = ">= 0.8"` or `metric = "off"`."""
     path = Path(path)
     try:
@@ -89,7 +94,7 @@ def load_threshold_file(path: str | Path) -> dict[str, Threshold | None]:
         if isinstance(value, str) and value.strip().lower() == "off":
             spec = f"{metric}=off"
         try:
-            name, threshold = parse_threshold(spec)
+            name, threshold = parse_threshold(spec, known, gateable)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
         out[name] = threshold
@@ -97,9 +102,9 @@ def load_threshold_file(path: str | Path) -> dict[str, Threshold | None]:
 
 
 def resolve_thresholds(
-    overrides: Mapping[str, Threshold | None] = {},
+    overrides: Mapping[str, Threshold | None] = {}, defaults: Mapping[str, Threshold] = DEFAULT_THRESHOLDS,
 ) -> dict[str, Threshold]:
-    merged: dict[str, Threshold | None] = {**DEFAULT_THRESHOLDS, **overrides}
+    merged: dict[str, Threshold | None] = {**defaults, **overrides}
     return {k: v for k, v in merged.items() if v is not None}
 
 

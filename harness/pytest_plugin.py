@@ -6,9 +6,7 @@ gate's verdict, not "did every case pass" (use `--strict` for that).
 """
 from __future__ import annotations
 
-import json
 import re
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,12 +17,16 @@ from harness import __version__
 from harness.backends import REGISTRY, BackendError, BackendOptions
 from harness.backends.base import GENERATION_MODES
 from harness.cases import Case, CaseFileError, Problem, load_case_file
-from harness.gate import GATE_ON, Threshold, load_threshold_file, parse_threshold, resolve_thresholds
+from harness.gate import GATE_ON, Threshold
 from harness.match import CaseResult
+from harness.program.core import ProgramCase, load_program_file
+from harness.program.run import STRATEGIES
+from harness.program.session import ProgramRun
 from harness.report import new_run_id
 from harness.run import EvalRun
 from harness.suite import REPLY_FORMATS, resolve_suite
 from harness.summary import format_profiles, format_table
+from harness.task import TASKS
 
 # Options each backend may read, as (flag, argparse kwargs); the plugin hands all of them to the
 # chosen backend's factory, which reads only its own.
@@ -69,7 +71,7 @@ def _dest(flag: str) -> str:
 class CaseFailed(Exception):
     """A scored case that did not pass; carries the result for repr_failure."""
 
-    def __init__(self, result: CaseResult) -> None:
+    def __init__(self, result: CaseResult | Any) -> None:
         super().__init__(result.reason)
         self.result = result
 
@@ -78,7 +80,8 @@ class CaseFailed(Exception):
 class HarnessSession:
     """What one pytest session of the harness holds (in config.stash): the run and the pytest-only bits."""
 
-    run: EvalRun
+    run: EvalRun | ProgramRun  # the task's run (harness.task): tool calls, or workout programs
+    task: str
     case_paths: list[Path]
     strict: bool
     failure_details: int | None  # None: every failure, through pytest's own report
@@ -102,6 +105,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reply-format", default=None, choices=REPLY_FORMATS,
                     help="how replies carry calls: fenced json blocks (the default), or the model's native JSON "
                          "({\"name\", \"parameters\"}); default: the suite's (suite.toml [reply] format)")
+    group.addoption("--strategy", default=None, choices=STRATEGIES,
+                    help="program suites (suite.toml [task] kind = \"program\"): how each program is asked for: "
+                         "direct (default), few-shot, chain, hybrid, or template (no model: then --model may be left "
+                         "out). python -m harness program --strategy all compares them")
     group.addoption("--profile", action="append", default=[], metavar="NAME",
                     help="also score the replies under this named profile and show its figures beside the "
                          "default ones: bfcl (BFCL's checker rules; see docs/contract.md). Repeatable; a suite's "
@@ -167,17 +174,11 @@ def _case_paths(config: pytest.Config) -> list[tuple[Path, str]]:
     return paths
 
 
-def _thresholds(config: pytest.Config) -> dict[str, Threshold]:
+def _thresholds(config: pytest.Config, task: str) -> dict[str, Threshold]:
     try:
-        overrides: dict[str, Threshold | None] = {}
-        if config.getoption("thresholds_file"):
-            overrides.update(load_threshold_file(config.getoption("thresholds_file")))
-        for spec in config.getoption("threshold"):
-            name, threshold = parse_threshold(spec)
-            overrides[name] = threshold
+        return TASKS[task].thresholds(config.getoption("threshold"), config.getoption("thresholds_file"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return resolve_thresholds(overrides)
 
 
 def _failure_details(config: pytest.Config) -> int | None:
@@ -214,9 +215,9 @@ def _check_numbers(config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     model = config.getoption("model")
-    if not model:
+    if not model and not config.getoption("strategy"):
         return
-    if model not in REGISTRY:
+    if model and model not in REGISTRY:
         raise pytest.UsageError(f"unknown --model {model!r}; known: {', '.join(sorted(REGISTRY))}")
     _check_numbers(config)
     _shard(config)  # a malformed --shard is a usage error before anything loads
@@ -231,13 +232,16 @@ def pytest_configure(config: pytest.Config) -> None:
                               config.getoption("profile"))
     except ValueError as exc:  # SuiteError, or a catalogue file that is not one
         raise pytest.UsageError(str(exc)) from None
-    if suite.task != "tool_call":
-        raise pytest.UsageError(f"{', '.join(map(str, paths))}: a {suite.task} suite (suite.toml [task] kind); "
-                                f"run it with python -m harness program --cases {paths[0]} --strategy ...")
+    if suite.task == "program":
+        _configure_program(config, model, paths, targets, reports_dir)
+        return
+    if config.getoption("strategy") or not model:
+        raise pytest.UsageError(f"--strategy is for program suites; {', '.join(map(str, paths))} is a {suite.task} suite"
+                                + ("" if model else "; give --model"))
     run = EvalRun(
         model=model,
         options=BackendOptions({_dest(flag): config.getoption(_dest(flag)) for flag, _ in BACKEND_FLAGS}),
-        thresholds=_thresholds(config),
+        thresholds=_thresholds(config, "tool_call"),
         reports_dir=reports_dir,
         run_id=resume or config.getoption("run_id") or new_run_id(model),
         gate_on=config.getoption("gate_on"),
@@ -248,9 +252,35 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if run.repeat < 1 or (run.repeat > 1 and resume):
         raise pytest.UsageError("--repeat N: N >= 1, and a repeated run cannot be resumed (start a new one)")
-    config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")),
+    config.stash[RUN] = HarnessSession(run=run, task="tool_call", case_paths=paths, strict=bool(config.getoption("strict")),
                                        failure_details=_failure_details(config))
     # Collect the case files instead of the unit tests (node ids `file::case-id` select single cases).
+    config.args[:] = [arg for _, arg in targets]
+
+
+# Run options the program task does not have (yet); refused rather than silently ignored.
+TOOL_CALL_ONLY = ("resume", "shard", "compare_to", "profile", "reply_format", "tools")
+
+
+def _configure_program(config: pytest.Config, model: str | None, paths: list[Path], targets: list[tuple[Path, str]],
+                       reports_dir: Path) -> None:
+    """A program suite: each case one test; the strategy asks the backend; the program task's gate decides."""
+    given = [o for o in TOOL_CALL_ONLY if config.getoption(o)] + (["repeat"] if config.getoption("repeat") != 1 else [])
+    if given:
+        raise pytest.UsageError(f"{', '.join('--' + o.replace('_', '-') for o in given)}: not for program suites "
+                                f"({paths[0]} is one)")
+    strategy = config.getoption("strategy") or "direct"
+    if strategy != "template" and not model:
+        raise pytest.UsageError(f"--strategy {strategy} needs --model (only template asks no model)")
+    run = ProgramRun(
+        model=None if strategy == "template" else model, strategy=strategy,
+        options=BackendOptions({_dest(flag): config.getoption(_dest(flag)) for flag, _ in BACKEND_FLAGS}),
+        thresholds=_thresholds(config, "program"), reports_dir=reports_dir,
+        run_id=config.getoption("run_id") or new_run_id(f"program-{strategy}-{model or 'none'}"),
+        gate_on=config.getoption("gate_on"),
+    )
+    config.stash[RUN] = HarnessSession(run=run, task="program", case_paths=paths, strict=bool(config.getoption("strict")),
+                                       failure_details=_failure_details(config))
     config.args[:] = [arg for _, arg in targets]
 
 
@@ -297,9 +327,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if hs is None:
         return []
     run = hs.run
+    resumed = isinstance(run, EvalRun) and run.resume
+    task = f", program task, strategy {run.strategy}" if isinstance(run, ProgramRun) else ""
     return [
-        f"toolcall-harness {__version__}: model={run.model}, gate on {run.gate_on}"
-        f"{', strict' if hs.strict else ''}, run id {run.run_id}{' (resumed)' if run.resume else ''}",
+        f"toolcall-harness {__version__}: model={run.model or 'none'}{task}, gate on {run.gate_on}"
+        f"{', strict' if hs.strict else ''}, run id {run.run_id}{' (resumed)' if resumed else ''}",
         "thresholds: " + "; ".join(str(t) for t in run.thresholds.values()),
     ]
 
@@ -353,7 +385,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     except BackendError as exc:
         raise pytest.UsageError(str(exc)) from None
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    if reporter is not None and isinstance(run, ProgramRun):
+        reporter.write_line(f"backend: {run.backend.describe() if run.backend else 'none (the template strategy)'}")
+        for path, sha in run.case_files.items():
+            reporter.write_line(f"case file: {path} (sha256 {sha[:12]}, {sum(c.source == path for c in cases)} cases)")
+    elif reporter is not None:
         reporter.write_line(f"backend: {run.backend.describe()}")
         reporter.write_line(f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)" if run.catalogue.source
                             else "tools: each case brings its own")
@@ -427,7 +463,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(f"  {result.case.id:<{width}}  {result.reason}")
         for result in shown:
             tr.write_sep("_", f"{result.case.id}", red=True, bold=True)
-            tr.write_line(format_failure(result))
+            tr.write_line(TASKS[hs.task].describe_failure(result))
+    if isinstance(run, ProgramRun):
+        _program_summary(tr, hs, run, summary)
+        return
     tr.section(f"golden suite: {run.model} ({summary['n_passed']}/{summary['n_cases']} cases passed)")
     for line in format_table(summary):
         tr.write_line(line)
@@ -479,11 +518,34 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_line(f"report: {run.writer.dir / 'summary.json'} ({latest})")
 
 
+def _program_summary(tr: Any, hs: HarnessSession, run: ProgramRun, summary: dict[str, Any]) -> None:
+    passed = summary["rates"]["case_pass_rate"]["passed"]
+    tr.section(f"program suite: {run.model or 'no model'}, strategy {run.strategy} ({passed}/{summary['n_cases']} cases passed)")
+    for line in run.summary_lines()[1:]:
+        tr.write_line(line)
+    gate = summary["gate"]
+    for failure in gate["failures"]:
+        tr.write_line(f"  gate failure: {failure['message']}", red=True)
+    for skipped in gate["skipped"]:
+        tr.write_line(f"  not gated: {skipped['metric']}: {skipped['why']}")
+    selection = summary["selection"]
+    note = ("" if selection["whole_files"] else
+            f" -- on a subset: {selection['n_selected']} of {selection['n_in_files']} cases ({selection['expression']})")
+    tr.write_line(f"gate ({run.gate_on}): {'PASSED' if gate['passed'] else 'FAILED'}{note}", green=gate["passed"],
+                  red=not gate["passed"], bold=True)
+    latest = (f"also {run.reports_dir / 'latest'}" if run.latest_replaced
+              else "reports/latest not replaced: not a run over whole case files")
+    tr.write_line(f"report: {run.reports_dir / run.run_id / 'summary.json'} ({latest})")
+
+
 class CaseFileNode(pytest.File):
     """One JSONL case file; loaded whole and validated before any case runs."""
 
     def collect(self) -> Iterator["CaseItem"]:
         hs = self.config.stash[RUN]
+        if isinstance(hs.run, ProgramRun):
+            yield from self._program_cases(hs)
+            return
         try:
             case_file = load_case_file(self.path, hs.run.catalogue, system_messages=hs.run.suite.system_messages)
             clashes = [
@@ -501,6 +563,24 @@ class CaseFileNode(pytest.File):
             hs.seen_ids[case.id] = f"{case.source}:{case.line}"
             yield CaseItem.from_parent(self, name=case.id, case=case)
 
+    def _program_cases(self, hs: HarnessSession) -> Iterator["CaseItem"]:
+        from harness.hashing import sha256_file
+
+        try:
+            cases = load_program_file(self.path)
+            clashes = [Problem(str(self.path), c.line, "id", f"id {c.id!r} is also in {hs.seen_ids[c.id]}")
+                       for c in cases if c.id in hs.seen_ids]
+            if clashes:
+                raise CaseFileError(clashes)
+        except CaseFileError as exc:
+            hs.refused[str(self.path)] = str(exc)
+            raise
+        hs.run.case_files[str(self.path)] = sha256_file(self.path)
+        hs.in_files[str(self.path)] = len(cases)
+        for case in cases:
+            hs.seen_ids[case.id] = f"{case.source}:{case.line}"
+            yield CaseItem.from_parent(self, name=case.id, case=case)
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFileError):
             return str(excinfo.value)
@@ -510,7 +590,7 @@ class CaseFileNode(pytest.File):
 class CaseItem(pytest.Item):
     """One golden case; passes when the reply matches every expectation."""
 
-    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+    def __init__(self, *, case: Case | ProgramCase, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
 
@@ -528,26 +608,12 @@ class CaseItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFailed):
-            return format_failure(excinfo.value.result)
+            return TASKS[self.config.stash[RUN].task].describe_failure(excinfo.value.result)
         if isinstance(excinfo.value, BackendError):
             return f"backend error (the run stops): {excinfo.value}"
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.case.line - 1, f"case {self.case.id} [{self.case.category}]"
-
-
-def format_failure(result: CaseResult) -> str:
-    """A short domain diff: reason, expected calls, what was parsed, and the raw reply."""
-    case = result.case
-    # pytest's short summary shows "FAILED <node id> - <first line>", cut to the terminal width: reason first.
-    head = f"{result.reason}: case {case.id} ({case.category}{', pair ' + case.pair if case.pair else ''}) failed"
-    lines = [head] + [f"  {d}" for d in result.details]
-    lines.append("expected:")
-    lines += [f"  {e.describe()}" for e in case.expected] or ["  no tool call (plain-text answer)"]
-    lines.append(f"got ({result.outcome or 'no reply'}):")
-    lines += [f"  {json.dumps(c.to_json(), ensure_ascii=False)}" for c in result.parsed.calls] or ["  no valid call"]
-    if result.response is not None:
-        lines.append("reply:")
-        lines.append(textwrap.indent(result.response or "(empty)", "  | ", lambda _: True))
-    return "\n".join(lines)
+        case = self.case
+        kind = (f"{case.days_per_week} days, {case.goal}" if isinstance(case, ProgramCase) else case.category)
+        return self.path, case.line - 1, f"case {case.id} [{kind}]"

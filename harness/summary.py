@@ -1,6 +1,8 @@
 """The run summary (docs/contract.md) and its terminal table. Pure."""
 from __future__ import annotations
 
+import json
+import textwrap
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
@@ -103,3 +105,19 @@ def format_profiles(summary: Mapping[str, Any]) -> list[str]:
         lines.append(f"profile {name}: case_pass_rate {_fmt(block['case_pass_rate'])} ({count['passed']}/{count['of']}; "
                      f"default {_fmt(summary['case_pass_rate'])}) -- by category: {cats}")
     return lines
+
+
+def format_failure(result: CaseResult) -> str:
+    """A short domain diff: reason, expected calls, what was parsed, and the raw reply."""
+    case = result.case
+    # pytest's short summary shows "FAILED <node id> - <first line>", cut to the terminal width: reason first.
+    head = f"{result.reason}: case {case.id} ({case.category}{', pair ' + case.pair if case.pair else ''}) failed"
+    lines = [head] + [f"  {d}" for d in result.details]
+    lines.append("expected:")
+    lines += [f"  {e.describe()}" for e in case.expected] or ["  no tool call (plain-text answer)"]
+    lines.append(f"got ({result.outcome or 'no reply'}):")
+    lines += [f"  {json.dumps(c.to_json(), ensure_ascii=False)}" for c in result.parsed.calls] or ["  no valid call"]
+    if result.response is not None:
+        lines.append("reply:")
+        lines.append(textwrap.indent(result.response or "(empty)", "  | ", lambda _: True))
+    return "\n".join(lines)

@@ -7,7 +7,8 @@ import pytest
 from conftest import write_jsonl
 from harness.cases import CaseFileError
 from harness.program.core import RULES, ProgramCase, day_region, load_program_file, parse_program, score_program
-from harness.program.run import few_shot_examples, main as program_main, messages, request_text, run_strategy
+from harness.program.cli import main as program_main
+from harness.program.run import few_shot_examples, messages, request_text, run_strategy
 from harness.program.template import template_program, template_reply
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "program"
@@ -149,12 +150,119 @@ def test_few_shot_prompts_carry_example_programs_not_from_the_suite():
     assert len(messages(case, "direct")) == 2 and run_strategy([case], "template", None)[0]["result"].passed
 
 
-def test_pytest_points_a_program_suite_to_its_runner(pytester):
+def _program_replies(path, cases):
+    """Scripted replies: every 5th program numbers its first day 7, every 7th is not JSON, the rest are right."""
+    rows = []
+    for i, c in enumerate(cases):
+        text = template_reply(c)
+        if i % 5 == 0:
+            text = text.replace('"day_number": 1', '"day_number": 7')
+        if i % 7 == 0:
+            text = "Sure! Here is your plan: {broken"
+        rows.append({"id": c.id, "response": text})
+    write_jsonl(path, rows)
+    return rows
+
+
+def test_pytest_runs_a_program_suite_with_its_own_report_and_gate(pytester):
     import shutil
     shutil.copytree(SUITE, pytester.path / "program")
-    result = pytester.runpytest("--model=replay", "--cases", "program", "--replies", "x.jsonl", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*a program suite*python -m harness program --cases*"])
+    cases = load_program_file(SUITE / "cases.jsonl")
+    _program_replies(pytester.path / "r.jsonl", cases)
+    result = pytester.runpytest("--model=replay", "--cases", "program", "--replies", "r.jsonl", "--run-id", "p",
+                                "-p", "no:cacheprovider")
+    n_json, n_days = len(range(0, 36, 7)), len([i for i in range(0, 36, 5) if i % 7])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # the gate: json_valid 30/36 < 0.95
+    result.stdout.fnmatch_lines(["*program suite: replay, strategy direct (%d/36 cases passed)*" % (36 - n_json - n_days),
+                                 "*gate failure: json_valid value 0.8333 is not >= 0.95*", "*gate (point): FAILED*"])
+    result.stdout.fnmatch_lines(["*day_count: program case*", "*day numbers [7, 2*"])  # a failure shown in full
+    s = json.loads((pytester.path / "reports" / "p" / "summary.json").read_text())
+    assert s["task"] == "program" and s["rates"]["json_valid"]["passed"] == 36 - n_json
+    assert s["rates"]["day_count"] == {**s["rates"]["day_count"], "passed": 36 - n_json - n_days, "of": 36 - n_json}
+    assert s["complete"] and not s["gate"]["passed"] and s["model_fingerprint"]["case_files"][0]["sha256"]
+    lines = [json.loads(x) for x in (pytester.path / "reports" / "p" / "cases.jsonl").read_text().splitlines()]
+    assert [x["id"] for x in lines] == [c.id for c in cases] and lines[0]["reason"] == "json_valid"
+    # the same replies pass a gate the user lowers; a threshold on a tool-call metric is refused for this task
+    ok = pytester.runpytest("--model=replay", "--cases", "program", "--replies", "r.jsonl", "--threshold",
+                            "json_valid=0.8", "--threshold", "case_pass_rate=0.5", "-p", "no:cacheprovider")
+    assert ok.ret == pytest.ExitCode.OK
+    bad = pytester.runpytest("--model=replay", "--cases", "program", "--replies", "r.jsonl", "--threshold",
+                             "no_tool_accuracy=0.9", "-p", "no:cacheprovider")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*unknown metric 'no_tool_accuracy'; one of case_pass_rate, json_valid*"])
+
+
+def test_pytest_program_options(pytester):
+    """template needs no --model and passes the whole suite; options the program task does not have are refused."""
+    import shutil
+    shutil.copytree(SUITE, pytester.path / "program")
+    floor = pytester.runpytest("--strategy", "template", "--cases", "program", "-p", "no:cacheprovider")
+    assert floor.ret == pytest.ExitCode.OK
+    floor.stdout.fnmatch_lines(["*36 passed*"])
+    for args, why in ((["--model=replay", "--shard", "1/2"], "*--shard: not for program suites*"),
+                      (["--strategy", "direct"], "*--strategy direct needs --model*")):
+        r = pytester.runpytest(*args, "--cases", "program", "-p", "no:cacheprovider")
+        assert r.ret == pytest.ExitCode.USAGE_ERROR
+        r.stderr.fnmatch_lines([why])
+    golden = Path(__file__).resolve().parents[1] / "golden"
+    r = pytester.runpytest("--model=replay", "--strategy", "few-shot", "--cases", str(golden), "-p", "no:cacheprovider")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    r.stderr.fnmatch_lines(["*--strategy is for program suites*"])
+
+
+def test_a_backend_that_fails_mid_run_keeps_the_programs_it_wrote(tmp_path):
+    from harness.backends import BackendError, BackendOptions
+    from harness.program.session import ProgramRun
+    from harness.task import TASKS
+
+    cases = load_program_file(SUITE / "cases.jsonl")[:5]
+
+    class Dies(Coach):
+        batch_size = 1
+
+        def fingerprint(self):
+            return {"backend": "dies"}
+
+        def close(self):
+            self.closed = True
+
+        def generate(self, requests, on_reply=None):
+            if len(self.asked) >= 3:
+                raise BackendError("the server went away")
+            return super().generate(requests, on_reply)
+
+    run = ProgramRun(model="dies", strategy="direct", options=BackendOptions(), thresholds=TASKS["program"].thresholds(),
+                     reports_dir=tmp_path, run_id="r")
+    run.start(cases, backend=Dies(cases, direct="good"))
+    done = run.run_all()
+    partial = (tmp_path / "r" / "cases.partial.jsonl").read_text().splitlines()
+    assert len(done) == 3 and len(partial) == 3 and run.stopped == "the server went away"
+    s = run.finish()
+    assert not s["complete"] and not s["gate"]["passed"] and s["n_cases"] == 3 and run.backend.closed
+    assert any("incomplete run: 3 of 5 cases scored (backend stopped: the server went away)" in f["message"]
+               for f in s["gate"]["failures"])
+
+
+def test_strategies_compared_on_the_same_cases(tmp_path, capsys):
+    cases = load_program_file(SUITE / "cases.jsonl")
+    _program_replies(tmp_path / "r.jsonl", cases)
+    code = program_main(["--cases", str(SUITE), "--strategy", "direct,few-shot,chain,template", "--model", "replay",
+                         "--replies", str(tmp_path / "r.jsonl"), "--reports-dir", str(tmp_path), "--run-id", "c"])
+    assert code == 1  # direct and few-shot fail their gate on these replies
+    cmp = json.loads((tmp_path / "c-strategies.json").read_text())
+    assert cmp["strategies"] == ["direct", "few-shot", "chain", "template"]
+    for strategy in cmp["strategies"]:
+        run = json.loads((tmp_path / f"c-{strategy}" / "summary.json").read_text())
+        assert cmp["rates"]["case_pass_rate"][strategy] == run["rates"]["case_pass_rate"]
+        assert cmp["gate"][strategy] == run["gate"]["passed"]
+    assert cmp["rates"]["case_pass_rate"]["template"]["rate"] == 1.0 and cmp["cost"]["template"]["model_calls_per_program"] == 0
+    # replay answers by case id, so few-shot got the same replies as direct; the chain's structure step got a
+    # program object where it asked for a list of days, and each case asked once more before giving up
+    assert cmp["rates"]["case_pass_rate"]["few-shot"] == cmp["rates"]["case_pass_rate"]["direct"]
+    assert cmp["rates"]["case_pass_rate"]["chain"]["passed"] == 0 and cmp["cost"]["chain"]["model_calls_per_program"] == 2
+    md = (tmp_path / "c-strategies.md").read_text()
+    assert "| case_pass_rate |" in md and "| model calls per program | 1.00 | 1.00 | 2.00 | 0.00 |" in md
+    assert "comparison:" in capsys.readouterr().out
 
 
 class Coach:

@@ -234,6 +234,33 @@ def test_the_trainer_trains_and_evaluates_a_suite_of_other_tools(tiny, tmp_path,
     assert summary["model_fingerprint"]["tools_sha256"] is not None
 
 
+def test_the_trainer_trains_on_program_data_and_evaluates_the_program_suite(tiny, tmp_path, monkeypatch):
+    """Program data is checked against the program task's prompt (and refused against the assistant suite), and
+    --eval-golden with a program suite runs the program task's direct strategy on the adapter."""
+    import shutil
+    from pathlib import Path
+
+    from training.data.program import build_program_set
+    root = Path(__file__).resolve().parents[1]
+    suite_dir = tmp_path / "program"
+    suite_dir.mkdir()
+    shutil.copy(root / "suites" / "program" / "suite.toml", suite_dir)
+    lines = (root / "suites" / "program" / "cases.jsonl").read_text().splitlines()[:2]
+    (suite_dir / "cases.jsonl").write_text("\n".join(lines) + "\n")
+    data = tmp_path / "data"
+    build_program_set(data, n=40, golden=[suite_dir / "cases.jsonl"])
+    monkeypatch.chdir(tmp_path)
+    job = dict(data=str(data), base_model=str(tiny), engine="trl", max_steps=2, batch_size=2, grad_accum=1,
+               max_length=4096, logging_steps=1, eval_steps=2, lora_r=4, lora_alpha=8, eval_max_new_tokens=8)
+    with pytest.raises(TrainingSetupError, match="differs from the harness's evaluation prompt for a tool_call suite"):
+        main(Job(out=str(tmp_path / "wrong"), **job))
+    record = main(Job(out=str(tmp_path / "adapter"), golden=str(suite_dir), eval_golden=True, **job))
+    summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
+    assert summary["task"] == "program" and summary["strategy"] == "direct" and summary["n_cases"] == 2
+    assert summary["model"] == "local-adapter" and record["golden"]["run_id"] == summary["run_id"]
+    assert record["golden"]["case_pass_rate"] == summary["rates"]["case_pass_rate"]["rate"]
+
+
 def test_native_examples_render_the_tools_in_the_template(tokenizer, tmp_path):
     import shutil
     from pathlib import Path

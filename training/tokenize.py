@@ -87,15 +87,22 @@ def check_template_parity(tokenizer: Any, examples: Sequence[Mapping[str, Any]],
     for ex in list(examples)[:sample]:
         now = example_now(ex)
         messages = ex["messages"]
-        harness_messages = [{"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}] + list(messages[1:-1])
-        # The local backend passes the tools to the template in the native format only (harness.run).
-        harness_tools = suite.catalogue.to_function_tools() if suite.reply_format == "native" else None
         trained = render_chat(tokenizer, messages[:-1], now, tools=ex.get("tools"))
-        evaluated = render_chat(tokenizer, harness_messages, now, tools=harness_tools)
+        if suite.task == "program":
+            # The program task asks with its own system prompt, at its own fixed date (harness.program.run).
+            from harness.program.run import NOW, SYSTEM
+
+            evaluated = render_chat(tokenizer, [{"role": "system", "content": SYSTEM}, *messages[1:-1]], NOW)
+        else:
+            harness_messages = [{"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}] + list(messages[1:-1])
+            # The local backend passes the tools to the template in the native format only (harness.run).
+            harness_tools = suite.catalogue.to_function_tools() if suite.reply_format == "native" else None
+            evaluated = render_chat(tokenizer, harness_messages, now, tools=harness_tools)
         if trained != evaluated:
             raise TrainingSetupError(
-                f"group {ex.get('group')}: the training prompt differs from the harness's evaluation prompt "
-                "(was the data built with an older system prompt? rebuild it with python -m training.data build)"
+                f"group {ex.get('group')}: the training prompt differs from the harness's evaluation prompt for a "
+                f"{suite.task} suite (was the data built with an older system prompt, or for another suite? rebuild "
+                "it with python -m training.data build, and pass the suite it is for with --golden)"
             )
         if uses_date and f"Today Date: {date_string(now)}" not in trained and date_string(now) not in trained:
             raise TrainingSetupError(f"group {ex.get('group')}: the template did not render the example's date")

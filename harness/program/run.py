@@ -1,8 +1,4 @@
-"""Running the program task: prompts, strategies, metrics, and the command line.
-
-    python -m harness program --cases suites/program --strategy template            # the floor, no model
-    python -m harness program --cases suites/program --strategy direct --model local-base --base-model DIR
-    python -m harness program --cases suites/program --strategy few-shot --model replay --replies r.jsonl
+"""The program task's prompts, strategies and metrics (the command line: harness.program.cli; pytest: the plugin).
 
 Strategies: `direct` asks once; `few-shot` puts complete example programs (built for requests that are not in
 the suite) before the request; `chain` asks for the split structure first, then each day's exercises from the list
@@ -14,20 +10,15 @@ by days per week, and the calls, tokens and latency the strategy spent.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from harness.backends import Backend, BackendOptions, Reply, Request, create_backend
+from harness.backends import Backend, Reply, Request
 from harness.metrics import percentile, wilson
 from harness.program.core import (GROUPS, LOWER, RULES, UPPER, ProgramCase, ProgramResult, day_region,
-                                  first_json, load_program_file, score_program)
+                                  first_json, score_program)
 from harness.program.template import template_reply
-from harness.report import atomic_write_text
 
 STRATEGIES = ("direct", "few-shot", "chain", "hybrid", "template")
 HYBRID_STAGES = ("direct", "few-shot", "chain", "template")
@@ -211,60 +202,56 @@ def summarize(records: Sequence[dict[str, Any]], strategy: str, model: str | Non
     }
 
 
+def gate_view(summary: dict[str, Any]) -> dict[str, Any]:
+    """The flat figures harness.gate reads: each rate by name (case_pass_rate and every rule), its Wilson interval,
+    and the latency percentiles."""
+    rates_ = summary["rates"]
+    return {**{k: r["rate"] for k, r in rates_.items()}, "intervals": {k: r["interval"] for k, r in rates_.items()},
+            "latency_p50_s": summary["cost"]["latency_p50_s"], "latency_p95_s": summary["cost"]["latency_p95_s"]}
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The terminal table of a program run: each rate with its count and interval, the hybrid stages, the first
+    failing rule per case, and what the strategy spent."""
+    lines = []
+    for key, r in summary["rates"].items():
+        iv = r["interval"]
+        value = "—" if r["rate"] is None else f"{r['rate']:.3f}"
+        lines.append(f"  {key:<22} {value:>6} {r['passed']}/{r['of']}" + (f"  [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""))
+    if "answered_by_stage" in summary:
+        lines.append("  answered by stage: " + ", ".join(f"{k} {v}" for k, v in summary["answered_by_stage"].items()))
+    if summary["reasons"]:
+        lines.append("  first failing rule per case: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
+    cost = summary["cost"]
+    calls = cost["model_calls_per_program"]
+    p50 = cost["latency_p50_s"]
+    lines.append(f"  cost: {'—' if calls is None else f'{calls:.2f}'} model calls per program, {cost['tokens']} tokens"
+                 + (f", latency p50 {p50:.2f} s per program" if p50 is not None else ""))
+    return lines
+
+
+def format_program_failure(result: ProgramResult) -> str:
+    """A failed program case for pytest: the first failing rule first, then every failing rule's findings and the
+    reply."""
+    case = result.case
+    head = (f"{result.reason}: program case {case.id} ({case.days_per_week} days, {case.goal}"
+            f"{', split ' + '/'.join(case.split) if case.split else ''}) failed")
+    lines = [head]
+    if result.response is None:
+        lines.append(f"  no reply: {result.error}")
+    for rule, findings in result.failures.items():
+        lines.append(f"  {rule}:")
+        lines += [f"    {f}" for f in findings[:8]] + ([f"    ... {len(findings) - 8} more"] if len(findings) > 8 else [])
+    if result.response is not None:
+        text = result.response if len(result.response) <= 2000 else result.response[:2000] + " ..."
+        lines.append("reply:")
+        lines.append("\n".join("  | " + line for line in (text or "(empty)").splitlines()))
+    return "\n".join(lines)
+
+
 def record_line(rec: dict[str, Any]) -> dict[str, Any]:
     r: ProgramResult = rec["result"]
     return {"id": r.case.id, "goal": r.case.goal, "days_per_week": r.case.days_per_week, "response": r.response,
             "passed": r.passed, "reason": r.reason, "rules": dict(r.rules), "failures": {k: list(v) for k, v in r.failures.items()},
             "error": r.error, "calls": rec["calls"], "tokens": rec["tokens"], "latency_s": rec["latency_s"],
             **({"stage": rec["stage"]} if rec.get("stage") else {})}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness program", description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", required=True, type=Path, help="a program case file, or a folder of them")
-    parser.add_argument("--strategy", default="direct", choices=STRATEGIES)
-    parser.add_argument("--model", help="the backend (as pytest --model); not for --strategy template")
-    parser.add_argument("--replies", help="replay: recorded replies")
-    parser.add_argument("--base-model")
-    parser.add_argument("--adapter")
-    parser.add_argument("--device")
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    parser.add_argument("--run-id")
-    args = parser.parse_args(argv)
-    files = sorted(args.cases.glob("*.jsonl")) if args.cases.is_dir() else [args.cases]
-    try:
-        cases = [c for f in files for c in load_program_file(f)]
-        backend = None
-        if args.strategy != "template":
-            if not args.model:
-                raise ValueError(f"--strategy {args.strategy} needs --model")
-            opts = {k: v for k, v in vars(args).items() if k in ("replies", "base_model", "adapter", "device",
-                                                               "max_new_tokens", "batch_size") and v is not None}
-            backend = create_backend(args.model, BackendOptions(opts))
-    except ValueError as exc:  # CaseFileError and BackendError included
-        print(f"program run refused: {exc}", file=sys.stderr)
-        return 2
-    started = time.perf_counter()
-    records = run_strategy(cases, args.strategy, backend)
-    summary = summarize(records, args.strategy, args.model)
-    run_id = args.run_id or f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-program-{args.strategy}"
-    out = args.reports_dir / run_id
-    atomic_write_text(out / "cases.jsonl", "".join(json.dumps(record_line(r), ensure_ascii=False) + "\n" for r in records))
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    print(f"program task, strategy {args.strategy}, {len(cases)} cases, {time.perf_counter() - started:.1f} s")
-    for key, r in summary["rates"].items():
-        iv = r["interval"]
-        value = "—" if r["rate"] is None else f"{r['rate']:.3f}"
-        print(f"  {key:<22} {value:>6} {r['passed']}/{r['of']}" + (f"  [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""))
-    if "answered_by_stage" in summary:
-        print("  answered by stage: " + ", ".join(f"{k} {v}" for k, v in summary["answered_by_stage"].items()))
-    if summary["reasons"]:
-        print("  first failing rule per case: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
-    print(f"report: {out / 'summary.json'}")
-    return 0 if summary["rates"]["case_pass_rate"]["passed"] == len(cases) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
