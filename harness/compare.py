@@ -50,6 +50,9 @@ def load_run(folder: str | Path) -> Run:
         records = {rec["id"]: rec for rec in map(json.loads, lines)}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CompareError(f"{folder}: not a finished run report ({exc})") from None
+    if summary.get("task") == "program":
+        raise CompareError(f"{folder}: a program-task run; compare, report and history read tool-call runs (compare "
+                           "program strategies with python -m harness program --strategy all)")
     return Run(str(folder), summary, records)
 
 

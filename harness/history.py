@@ -30,6 +30,8 @@ def collect(reports: Path) -> list[dict[str, Any]]:
             s = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        if s.get("task") == "program":  # another task's metrics: python -m harness program compares those runs
+            continue
         fp = s.get("model_fingerprint") or {}
         adapter = (fp.get("adapter") or {}).get("sha256")
         who = s.get("model", "?") + (f" + adapter {adapter[:8]}" if adapter else "")

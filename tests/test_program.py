@@ -351,3 +351,33 @@ def test_every_strategy_runs_on_the_tiny_model(tmp_path, strategy):
         assert code == 0 and s["answered_by_stage"]["template"] == 2
     else:
         assert code == 1 and s["rates"]["case_pass_rate"]["passed"] == 0
+
+
+def test_pytest_runs_a_program_suite_on_the_tiny_model(pytester, tmp_path):
+    """pytest --model=local-base on a program suite: the real local backend (CPU pinned), one test per case, the
+    program gate's verdict as the exit status, the run's fingerprint naming the model and the strategy."""
+    pytest.importorskip("torch")
+    from harness.tiny import build_tiny_model
+    model = build_tiny_model(tmp_path / "tiny")
+    (pytester.path / "program").mkdir()
+    (pytester.path / "program" / "suite.toml").write_text((SUITE / "suite.toml").read_text())
+    write_jsonl(pytester.path / "program" / "c.jsonl",
+                [json.loads(x) for x in (SUITE / "cases.jsonl").read_text().splitlines()[:2]])
+    result = pytester.runpytest("--model=local-base", f"--base-model={model}", "--device", "cpu", "--max-new-tokens",
+                                "8", "--cases", "program", "--strategy", "few-shot", "--run-id", "t", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*program suite: local-base, strategy few-shot (0/2 cases passed)*", "*2 failed*"])
+    s = json.loads((pytester.path / "reports" / "t" / "summary.json").read_text())
+    assert s["model_fingerprint"]["strategy"] == "few-shot" and s["model_fingerprint"]["backend"] == "local-base"
+    assert s["cost"]["tokens"] > 0 and s["cost"]["model_calls_per_program"] == 1.0
+
+
+
+def test_tool_call_comparisons_refuse_a_program_run_and_history_leaves_it_out(tmp_path):
+    from harness.compare import CompareError, load_run
+    from harness.history import collect
+
+    assert program_main(["--cases", str(SUITE), "--strategy", "template", "--reports-dir", str(tmp_path), "--run-id", "t"]) == 0
+    with pytest.raises(CompareError, match="a program-task run"):
+        load_run(tmp_path / "t")
+    assert collect(tmp_path) == []

@@ -178,6 +178,27 @@ def test_stale_data_stops_the_run_before_training(tiny, data, tmp_path):
     assert not (tmp_path / "x" / "adapter_model.safetensors").exists()
 
 
+def test_the_demo_curriculum_trains_without_the_system_prompt_only_when_told(tiny, data, tmp_path):
+    """Stage A1 of the demo: the same conversations without the system message. The parity check refuses them
+    unless the job says prompt_check=False (recorded in job.json), and such a job cannot evaluate the suite."""
+    from training.demo import without_system_prompt
+
+    plain = without_system_prompt(data, tmp_path / "plain")
+    rows = [json.loads(x) for x in (plain / "train.jsonl").read_text().splitlines()]
+    originals = [json.loads(x) for x in (data / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == len(originals) and all(m["role"] != "system" for r in rows for m in r["messages"])
+    assert [r["messages"] for r in rows] == [o["messages"][1:] for o in originals]
+    job = dict(data=str(plain), base_model=str(tiny), engine="trl", method="full", max_steps=1, batch_size=2,
+               grad_accum=1, logging_steps=1, eval_steps=10**6)
+    with pytest.raises(TrainingSetupError, match="differs from the harness's evaluation prompt"):
+        main(Job(out=str(tmp_path / "checked"), **job))
+    with pytest.raises(TrainingRefused, match="cannot --eval-golden"):
+        main(Job(out=str(tmp_path / "evaluated"), prompt_check=False, eval_golden=True, **job))
+    main(Job(out=str(tmp_path / "a1"), prompt_check=False, **job))
+    record = json.loads((tmp_path / "a1" / "job.json").read_text())
+    assert record["job"]["prompt_check"] is False and record["result"]["steps"] == 1
+
+
 def test_cli_prints_a_refusal_but_keeps_the_traceback_of_a_crash(monkeypatch, tmp_path, capsys):
     """A refusal is one line and exit 1; a RuntimeError mid-training (a CUDA failure) is not dressed up as one."""
     import training.train as train

@@ -4,6 +4,11 @@
     language and the chat format, which the real Instruct model already knows) -> golden suite ->
     stage B: LoRA, the real recipe -> golden suite on the adapter
 
+Stage A is a curriculum in two steps: A1 on chat without the system prompt (the same builder's conversations, with
+more plain replies: short, so many more of them fit the budget; the stand-in learns to read the user's turn and that
+most turns are answered in text, as an Instruct model knows), then A2 on the training data with the prompt. Trained on the full ~1,000-token prompt from the start, a random-init stand-in never learned to read
+the user turn in this budget (the system prompt is 900 of those tokens): it gave every golden case the same reply.
+
 Every stage is the product's own code: training.data, harness.tiny, training.train and
 `pytest --model=local-...`. The golden suite is only measured, never trained on (decontamination on).
 """
@@ -30,14 +35,20 @@ class DemoConfig:
     workdir: str = "demo"
     spec: TinySpec = TinySpec(vocab_size=2048, hidden_size=96, intermediate_size=384, num_hidden_layers=3,
                               num_attention_heads=4, num_key_value_heads=2, seed=0)
-    # Every example is ~1,000 tokens (the system prompt is most of it), so a step costs ~0.5 s on 2 cores.
-    full_steps: int = 450
+    # A1: conversations without the system prompt (~120 tokens), batch 16; A2: with it (~1,000 tokens: the system
+    # prompt is 900 of them), batch 4, ~0.8 s a step on 2 cores.
+    plain_steps: int = 450
+    plain_batch_size: int = 16
+    full_steps: int = 150
     full_lr: float = 4e-3
     lora_steps: int = 50
     lora_lr: float = 2e-3
     batch_size: int = 4
     max_new_tokens: int = 128
     composition: Composition = Composition()
+    # A1's mix: the same builder with more plain replies, standing in for the chat prior of an Instruct model (which
+    # has answered far more turns in text than with a tool); A2 and B train on `composition`, the plan's mix.
+    chat_composition: Composition = Composition(no_tool_fraction=0.30, general_fraction=0.25)
 
 
 def corpus(data: Path) -> list[str]:
@@ -46,6 +57,16 @@ def corpus(data: Path) -> list[str]:
     for line in (data / "train.jsonl").read_text().splitlines():
         texts += [m["content"] for m in json.loads(line)["messages"]]
     return texts
+
+
+def without_system_prompt(data: Path, out: Path) -> Path:
+    """Stage A1's data: the training and validation conversations with the system message left out."""
+    out.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines() if line.strip()]
+        rows = [{**r, "messages": [m for m in r["messages"] if m["role"] != "system"]} for r in rows]
+        (out / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return out
 
 
 def golden(label: str, model_args: list[str], reports: Path, max_new_tokens: int) -> dict:
@@ -91,12 +112,22 @@ def run(cfg: DemoConfig) -> None:
     before = golden("before", ["--model=local-base", f"--base-model={base}"], reports, cfg.max_new_tokens)
     times["golden before"] = time.perf_counter() - t
 
-    t = stage("4/6 stage A: full training of the stand-in (python -m training.train --method full)")
+    t = stage("4/6 stage A1: full training on chat without the system prompt "
+              "(python -m training.data build, then python -m training.train --method full --no-prompt-check)")
+    build(BuildConfig(out=str(work / "data-chat"), composition=cfg.chat_composition))
+    stage_a1 = work / "tiny-read"
+    train(Job(data=str(without_system_prompt(work / "data-chat", work / "data-no-system")), out=str(stage_a1),
+              base_model=str(base), method="full", engine="trl", max_steps=cfg.plain_steps, learning_rate=cfg.full_lr,
+              batch_size=cfg.plain_batch_size, grad_accum=1, logging_steps=50, eval_steps=10**6, warmup_ratio=0.05,
+              lr_scheduler="cosine", seed=1, prompt_check=False))
+    times["stage A1"] = time.perf_counter() - t
+
+    t = stage("stage A2: full training with the system prompt (python -m training.train --method full)")
     stage_a = work / "tiny-trained"
-    train(Job(data=str(work / "data"), out=str(stage_a), base_model=str(base), method="full", engine="trl",
+    train(Job(data=str(work / "data"), out=str(stage_a), base_model=str(stage_a1), method="full", engine="trl",
               max_steps=cfg.full_steps, learning_rate=cfg.full_lr, batch_size=cfg.batch_size, grad_accum=1,
               logging_steps=25, eval_steps=10**6, warmup_ratio=0.05, lr_scheduler="cosine", seed=1))
-    times["stage A (full)"] = time.perf_counter() - t
+    times["stage A2"] = time.perf_counter() - t
 
     t = stage("golden suite on the stage-A model (pytest --model=local-base)")
     middle = golden("stage-a", ["--model=local-base", f"--base-model={stage_a}"], reports, cfg.max_new_tokens)
@@ -142,13 +173,15 @@ def run(cfg: DemoConfig) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=DemoConfig.workdir)
+    parser.add_argument("--plain-steps", type=int, default=DemoConfig.plain_steps)
     parser.add_argument("--full-steps", type=int, default=DemoConfig.full_steps)
     parser.add_argument("--lora-steps", type=int, default=DemoConfig.lora_steps)
     parser.add_argument("--no-tool-fraction", type=float, default=DemoConfig.composition.no_tool_fraction)
     args = parser.parse_args(argv)
     comp = Composition(no_tool_fraction=args.no_tool_fraction,
                        general_fraction=DemoConfig.composition.general_fraction)
-    run(DemoConfig(workdir=args.workdir, full_steps=args.full_steps, lora_steps=args.lora_steps, composition=comp))
+    run(DemoConfig(workdir=args.workdir, plain_steps=args.plain_steps, full_steps=args.full_steps,
+                   lora_steps=args.lora_steps, composition=comp))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,9 @@ class Job:
     dtype: str | None = None        # default: bfloat16 on CUDA, float32 on CPU
     device: str | None = None       # default: cuda when available
     gradient_checkpointing: bool | None = None  # default: on for CUDA, off on CPU (30 % slower there, no memory need)
+    # False only for a curriculum stage whose data is deliberately not the suite's prompt (the demo's stand-in first
+    # reads conversations without the system prompt); job.json records it, and nothing is evaluated after it.
+    prompt_check: bool = True
     eval_golden: bool = False
     golden: str = "golden"          # the suite (folder of case files) the data was built for, and --eval-golden runs
     eval_max_new_tokens: int = 256
@@ -301,7 +304,10 @@ def main(job: Job) -> dict[str, Any]:
 
     # 2. refuse what would train something else than the harness evaluates
     ensure_pad(tokenizer)
-    check_template_parity(tokenizer, train_examples, resolve_suite([suite_folder(job)]))  # the suite the data is for
+    if job.prompt_check:
+        check_template_parity(tokenizer, train_examples, resolve_suite([suite_folder(job)]))  # the suite the data is for
+    elif job.eval_golden:
+        raise TrainingRefused("--no-prompt-check trains on prompts the harness never sends: it cannot --eval-golden")
     from harness.backends.local import stop_token_ids
 
     stop_ids = stop_token_ids(tokenizer, model)

@@ -68,6 +68,8 @@ def comparison_markdown(cmp: Mapping[str, Any], n_cases: int) -> str:
     lines.append("| tokens (all cases) | " + " | ".join(str(cmp["cost"][s]["tokens"]) for s in names) + " |")
     lines.append("| latency p50 s per program | " + " | ".join(num(cmp["cost"][s]["latency_p50_s"], ".2f") for s in names) + " |")
     lines.append("| gate | " + " | ".join("passed" if cmp["gate"][s] else "FAILED" for s in names) + " |")
+    lines += ["", "Latency is each model call's time as the backend reports it; a local backend batches the one-request "
+              "strategies (direct, few-shot), so their calls carry a whole batch's time: compare with --batch-size 1."]
     for s, stages in cmp["answered_by_stage"].items():
         lines += ["", f"{s}: answered by stage: " + ", ".join(f"{k} {v}" for k, v in stages.items())]
     return "\n".join(lines) + "\n"

@@ -55,7 +55,7 @@ FACTS = (
     ("How many minutes are in a day?", "There are 1,440 minutes in a day."),
     ("Who was the first person to walk on the moon?", "Neil Armstrong, in July 1969."),
 )
-ADVICE = (
+ADVICE_FIXED = (
     ("Give me a tip for sleeping better.", "Keep a regular bedtime, and put screens away for the last half hour before sleep."),
     ("How do I stay productive in the afternoon?", "Take a short walk after lunch, work in focused blocks, and tackle easy tasks when energy dips."),
     ("Suggest a name for a grey cat.", "How about Pebble, Smokey or Ash?"),
@@ -135,15 +135,94 @@ def _after_result(index: int):
     return build
 
 
+# Families whose wording is composed from parts, so the no-tool side of the data is as varied as the tool side: a
+# model should learn that what is not a request for a tool is answered in text, not memorise a few sentences.
+# Each family is one phrasing form; its fills vary per example. (Written for the data; the golden suite is the
+# measure and decontamination drops any example too close to one of its cases.)
+GREETINGS = (("Hello", "Hi there", "Good evening", "Morning", "Howdy", "Hiya", "Greetings", "Evening"),
+             ("", "!", ", how are you today?", ", how's your day been?", ", what's new?", ", anybody there?", " :)"),
+             "Hello! I'm here. What can I do for you?")
+CLOSINGS = (("Thank you", "Thanks a lot", "Many thanks", "Much appreciated", "Perfect", "Awesome", "Nice work",
+             "Brilliant", "Lovely"),
+            ("", "!", ", that helps", ", see you later", ", I'm all set", ", nothing else needed", ", good night"),
+            "You're welcome! Just ask whenever you need something.")
+CAPABILITY = (
+    ("What are you able to do?", "I can add tasks, put events on your calendar, check the weather and send emails for you."),
+    ("How can you help me?", "I can manage your tasks and calendar, check the weather, and send emails. Just tell me what you need."),
+    ("What sort of requests do you handle?", "Tasks, calendar events, weather and emails: ask me to add, change, check or send."),
+    ("Are you able to read my emails?", "No. I can send emails for you, but I can't read your inbox."),
+    ("Can you browse the web?", "No, I can't browse the web. I can check the weather, manage tasks and your calendar, and send emails."),
+    ("Do you remember what we talked about last week?", "I only see this conversation, not earlier ones."),
+    ("Are you a real person?", "No, I'm an AI assistant. I can help with your tasks, calendar, weather and email."),
+    ("What can't you do?", "I can't make calls, place orders, browse the web or control devices. I can do tasks, calendar, weather and email."),
+)
+KNOWLEDGE = (
+    ("Who invented the telephone?", "Alexander Graham Bell is credited with inventing the telephone, in 1876."),
+    ("Who discovered penicillin?", "Alexander Fleming discovered penicillin in 1928."),
+    ("Who composed the Moonlight Sonata?", "Ludwig van Beethoven composed it."),
+    ("Who directed the film Jaws?", "Steven Spielberg directed Jaws."),
+    ("Who painted The Starry Night?", "Vincent van Gogh painted The Starry Night, in 1889."),
+    ("What is the tallest mountain on Earth?", "Mount Everest, at about 8,849 metres."),
+    ("What is the chemical symbol for gold?", "Au."),
+    ("Why is the sky blue?", "Air scatters blue light more than red light, so the sky looks blue."),
+    ("When did the Berlin Wall fall?", "On 9 November 1989."),
+    ("How far is the Moon from Earth?", "About 384,400 km on average."),
+    ("What's the square root of 144?", "12."),
+    ("How many legs does a spider have?", "Eight."),
+)
+CREATIVE_FORMS = ("Write a short poem about {t}.", "Tell me a fun fact about {t}.", "Describe {t} in one sentence.",
+                  "Give me a riddle about {t}.", "Make up a two-line story about {t}.")
+CREATIVE_TOPICS = ("the ocean", "autumn", "coffee", "cats", "mountains", "trains", "the moon", "rain")
+CREATIVE_ANSWERS = ("Here's a short one about {t}:\n{T}, quiet and wide,\nyou carry the day on your side.",
+                    "A fun fact about {t}: people have written about {t} for thousands of years.",
+                    "{T}: simple, familiar, and somehow new every time.",
+                    "Here's a riddle: what is {t}, but never the same twice? (Answer: {t}.)",
+                    "{T} waited all morning. By evening, everyone had a story about it.")
+ADVICE_FORMS = ("How can I {x}?", "Any advice on how to {x}?", "What's the best way to {x}?", "I want to {x}. Ideas?")
+ADVICE = (("learn a new language", "Practise a little every day, speak from the start, and use spaced-repetition flashcards."),
+          ("save money on groceries", "Plan meals for the week, shop with a list, and buy staples in bulk."),
+          ("get better at public speaking", "Rehearse out loud, record yourself, and start with small audiences."),
+          ("keep houseplants alive", "Check the soil before watering, give them the right light, and don't overwater."),
+          ("run my first 5k", "Build up with run-walk intervals three times a week for about eight weeks."),
+          ("read more books", "Keep a book with you, read a few pages at set times, and drop books you don't enjoy."))
+
+
+def _composed(first: tuple[str, ...], second: tuple[str, ...], answer: str):
+    def build(rng: random.Random, now: datetime) -> Turns:
+        return [("user", rng.choice(first) + rng.choice(second)), ("assistant", answer)]
+    return build
+
+
+def _creative(index: int):
+    def build(rng: random.Random, now: datetime) -> Turns:
+        topic = rng.choice(CREATIVE_TOPICS)
+        answer = CREATIVE_ANSWERS[index].format(t=topic, T=topic[0].upper() + topic[1:])
+        return [("user", rng.choice(OPENERS) + CREATIVE_FORMS[index].format(t=topic)), ("assistant", answer)]
+    return build
+
+
+def _advice(index: int):
+    def build(rng: random.Random, now: datetime) -> Turns:
+        goal, answer = ADVICE[index]
+        return [("user", rng.choice(OPENERS) + rng.choice(ADVICE_FORMS).format(x=goal)), ("assistant", answer)]
+    return build
+
+
 def no_tool_phrasings() -> list[Phrasing]:
-    sets = {"smalltalk": SMALL_TALK, "outofscope": OUT_OF_SCOPE, "vague": VAGUE, "toolq": _tool_questions()}
+    sets = {"smalltalk": SMALL_TALK, "outofscope": OUT_OF_SCOPE, "vague": VAGUE, "toolq": _tool_questions(),
+            "capability": CAPABILITY}
     out = [Phrasing(f"notool-{name}", i, "no_tool", _fixed(pairs, i)) for name, pairs in sets.items() for i in range(len(pairs))]
+    out += [Phrasing("notool-greeting", 0, "no_tool", _composed(*GREETINGS)),
+            Phrasing("notool-closing", 0, "no_tool", _composed(*CLOSINGS))]
     return out + [Phrasing("notool-after", i, "no_tool", _after_result(i)) for i in range(len(AFTER_RESULT))]
 
 
 def general_phrasings() -> list[Phrasing]:
     out = [Phrasing("general-facts", i, "general", _fixed(FACTS, i)) for i in range(len(FACTS))]
-    out += [Phrasing("general-advice", i, "general", _fixed(ADVICE, i)) for i in range(len(ADVICE))]
+    out += [Phrasing("general-advice", i, "general", _fixed(ADVICE_FIXED, i)) for i in range(len(ADVICE_FIXED))]
+    out += [Phrasing("general-knowledge", i, "general", _fixed(KNOWLEDGE, i)) for i in range(len(KNOWLEDGE))]
+    out += [Phrasing("general-creative", i, "general", _creative(i)) for i in range(len(CREATIVE_FORMS))]
+    out += [Phrasing("general-howto", i, "general", _advice(i)) for i in range(len(ADVICE))]
     out += [Phrasing("general-math", i, "general", _arithmetic(i)) for i in range(3)]
     out += [Phrasing("general-units", i, "general", _conversion(i)) for i in range(3)]
     return out
