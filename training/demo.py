@@ -4,9 +4,9 @@
     language and the chat format, which the real Instruct model already knows) -> golden suite ->
     stage B: LoRA, the real recipe -> golden suite on the adapter
 
-Stage A is a curriculum in two steps: A1 on chat without the system prompt (the same builder's conversations, with
-more plain replies: short, so many more of them fit the budget; the stand-in learns to read the user's turn and that
-most turns are answered in text, as an Instruct model knows), then A2 on the training data with the prompt. Trained on the full ~1,000-token prompt from the start, a random-init stand-in never learned to read
+Stage A is a curriculum in two steps: A1 on the training conversations without the system prompt (short, so many
+more of them fit the budget: the stand-in learns to read the user's turn and answer it), then A2 on the same data
+with the prompt. Trained on the full ~1,000-token prompt from the start, a random-init stand-in never learned to read
 the user turn in this budget (the system prompt is 900 of those tokens): it gave every golden case the same reply.
 
 Every stage is the product's own code: training.data, harness.tiny, training.train and
@@ -37,7 +37,7 @@ class DemoConfig:
                               num_attention_heads=4, num_key_value_heads=2, seed=0)
     # A1: conversations without the system prompt (~120 tokens), batch 16; A2: with it (~1,000 tokens: the system
     # prompt is 900 of them), batch 4, ~0.8 s a step on 2 cores.
-    plain_steps: int = 450
+    plain_steps: int = 350
     plain_batch_size: int = 16
     full_steps: int = 150
     full_lr: float = 4e-3
@@ -46,9 +46,6 @@ class DemoConfig:
     batch_size: int = 4
     max_new_tokens: int = 128
     composition: Composition = Composition()
-    # A1's mix: the same builder with more plain replies, standing in for the chat prior of an Instruct model (which
-    # has answered far more turns in text than with a tool); A2 and B train on `composition`, the plan's mix.
-    chat_composition: Composition = Composition(no_tool_fraction=0.30, general_fraction=0.25)
 
 
 def corpus(data: Path) -> list[str]:
@@ -112,11 +109,10 @@ def run(cfg: DemoConfig) -> None:
     before = golden("before", ["--model=local-base", f"--base-model={base}"], reports, cfg.max_new_tokens)
     times["golden before"] = time.perf_counter() - t
 
-    t = stage("4/6 stage A1: full training on chat without the system prompt "
-              "(python -m training.data build, then python -m training.train --method full --no-prompt-check)")
-    build(BuildConfig(out=str(work / "data-chat"), composition=cfg.chat_composition))
+    t = stage("4/6 stage A1: full training on the conversations without the system prompt "
+              "(python -m training.train --method full --no-prompt-check)")
     stage_a1 = work / "tiny-read"
-    train(Job(data=str(without_system_prompt(work / "data-chat", work / "data-no-system")), out=str(stage_a1),
+    train(Job(data=str(without_system_prompt(work / "data", work / "data-no-system")), out=str(stage_a1),
               base_model=str(base), method="full", engine="trl", max_steps=cfg.plain_steps, learning_rate=cfg.full_lr,
               batch_size=cfg.plain_batch_size, grad_accum=1, logging_steps=50, eval_steps=10**6, warmup_ratio=0.05,
               lr_scheduler="cosine", seed=1, prompt_check=False))
