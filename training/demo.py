@@ -151,8 +151,9 @@ def run(cfg: DemoConfig) -> None:
           f"({'; '.join(f['message'] for f in after['gate']['failures'][:3]) or 'every threshold holds'})")
     print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()) + f"; total {sum(times.values()):.0f} s")
     caveat = ("A toy: a tiny random-init stand-in trained on one CPU cannot copy names and places it never saw, so "
-              "cases needing them fail whatever it learned; the same commands train and evaluate the real 3B model "
-              "on a GPU (README).")
+              "cases needing them fail whatever it learned, and in this budget it does not learn when not to call "
+              "(behind the ~900-token tool list it starts a call on nearly every no-tool turn); the same commands "
+              "train and evaluate the real 3B model on a GPU (README).")
     from harness.compare import compare_runs, format_comparison, load_run
     from harness.html_report import write_report
 
