@@ -61,6 +61,11 @@ def _block_to_call(content: str) -> Call | str:
     return Call(tool=obj["tool"], params=obj["params"])
 
 
+def fence(value: Any) -> str:
+    """`value` as one fenced json block, as iter_blocks reads it back (the writer of the format it parses)."""
+    return "```json\n" + json.dumps(value, ensure_ascii=False) + "\n```"
+
+
 def iter_blocks(text: str) -> list[tuple[str, bool]]:
     """The contents of the fenced json blocks, in order, each with whether it was closed."""
     blocks: list[tuple[str, bool]] = []

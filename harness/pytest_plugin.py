@@ -521,7 +521,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 def _program_summary(tr: Any, hs: HarnessSession, run: ProgramRun, summary: dict[str, Any]) -> None:
     passed = summary["rates"]["case_pass_rate"]["passed"]
     tr.section(f"program suite: {run.model or 'no model'}, strategy {run.strategy} ({passed}/{summary['n_cases']} cases passed)")
-    for line in run.summary_lines()[1:]:
+    for line in run.summary_lines():
         tr.write_line(line)
     gate = summary["gate"]
     for failure in gate["failures"]:

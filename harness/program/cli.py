@@ -23,7 +23,7 @@ from harness.backends import BackendError, BackendOptions
 from harness.cases import CaseFileError
 from harness.gate import GATE_ON
 from harness.program.core import RULES, load_program_file
-from harness.program.run import STRATEGIES
+from harness.program.run import STRATEGIES, model_missing
 from harness.program.session import ProgramRun
 from harness.report import atomic_write_text
 from harness.task import TASKS
@@ -99,8 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategies = strategies_from(args.strategy)
         cases = [c for f in files for c in load_program_file(f)]
         thresholds = TASKS["program"].thresholds(args.threshold, args.thresholds_file)
-        if any(s != "template" for s in strategies) and not args.model:
-            raise ValueError(f"--strategy {args.strategy} needs --model (only template asks no model)")
+        missing = next(filter(None, (model_missing(s, args.model) for s in strategies)), None)
+        if missing:
+            raise ValueError(missing)
     except (ValueError, CaseFileError) as exc:
         print(f"program run refused: {exc}", file=sys.stderr)
         return 2
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.run_all()
         summary = summaries[strategy] = run.finish()
         print(f"program task, strategy {strategy}, {len(cases)} cases, {time.perf_counter() - started:.1f} s")
-        for line in run.summary_lines()[1:]:
+        for line in run.summary_lines():
             print(line)
         gate = summary["gate"]
         print(f"  gate: {'PASSED' if gate['passed'] else 'FAILED'}"

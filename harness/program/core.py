@@ -65,6 +65,11 @@ class ProgramCase:
         return next((g for g, names in self.exercises.items() if any(n.casefold() == key for n in names)), None)
 
 
+def program_name(case: ProgramCase) -> str:
+    """The name a generated program gets: "4-Day Fat Loss Program"."""
+    return f"{case.days_per_week}-Day {case.goal.replace('_', ' ').title()} Program"
+
+
 def load_program_file(path: str | Path) -> list[ProgramCase]:
     """Every case of a program case file; CaseFileError lists every problem as file:line: field: why."""
     path = Path(path)

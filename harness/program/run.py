@@ -10,14 +10,14 @@ by days per week, and the calls, tokens and latency the strategy spent.
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from harness.backends import Backend, Reply, Request
 from harness.metrics import percentile, wilson
+from harness.parse import fence
 from harness.program.core import (GROUPS, LOWER, RULES, UPPER, ProgramCase, ProgramResult, day_region,
-                                  first_json, score_program)
+                                  first_json, program_name, score_program)
 from harness.program.template import template_reply
 
 STRATEGIES = ("direct", "few-shot", "chain", "hybrid", "template")
@@ -118,8 +118,12 @@ def chain_reply(case: ProgramCase, spend: Spend) -> str | None:
         if exercises is None:
             return None
         days.append({**d, "exercises": exercises})
-    program = {"name": f"{case.days_per_week}-Day {case.goal.replace('_', ' ').title()} Program", "days": days}
-    return "```json\n" + json.dumps(program, ensure_ascii=False) + "\n```"
+    return fence({"name": program_name(case), "days": days})
+
+
+def model_missing(strategy: str, model: Any) -> str | None:
+    """Why `strategy` cannot run without a model or backend (None when it has one, or is the template)."""
+    return None if strategy == "template" or model else f"--strategy {strategy} needs --model (only template asks no model)"
 
 
 def _one(case: ProgramCase, strategy: str, spend: Spend | None) -> tuple[str | None, str | None]:
@@ -140,8 +144,9 @@ def run_strategy(cases: Sequence[ProgramCase], strategy: str, backend: Backend |
     stage whose answer was accepted."""
     if strategy not in STRATEGIES:
         raise ValueError(f"--strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
-    if strategy != "template" and backend is None:
-        raise ValueError(f"--strategy {strategy} needs --model")
+    missing = model_missing(strategy, backend)
+    if missing:
+        raise ValueError(missing)
     if strategy in ("direct", "few-shot"):  # one request each: batched
         requests = [Request(c.id, messages(c, strategy), NOW) for c in cases]
         replies: list[Reply] = []

@@ -17,7 +17,7 @@ from harness import __version__
 from harness.backends import Backend, BackendError, BackendOptions, create_backend
 from harness.gate import Threshold, evaluate
 from harness.program.core import ProgramCase, ProgramResult
-from harness.program.run import (SYSTEM, format_program_failure, gate_view, record_line, run_strategy, summarize,
+from harness.program.run import (SYSTEM, gate_view, model_missing, record_line, run_strategy, summarize,
                                  summary_lines)
 from harness.report import FORMAT_VERSION, RunWriter, atomic_write_text
 
@@ -49,9 +49,10 @@ class ProgramRun:
 
     def start(self, cases: Sequence[ProgramCase], backend: Backend | None = None) -> None:
         self.planned = list(cases)
+        missing = model_missing(self.strategy, self.model)
+        if missing:
+            raise BackendError(missing)
         if self.strategy != "template":
-            if not self.model:
-                raise BackendError(f"--strategy {self.strategy} needs --model (only template asks no model)")
             with self.output_visible():
                 self.backend = backend or create_backend(self.model, self.options)
         self.writer = RunWriter(self.reports_dir, self.run_id)
@@ -86,9 +87,6 @@ class ProgramRun:
                 assert self.writer is not None
                 self.writer.add(record_line(rec))
         return self.records[case.id]["result"]
-
-    def describe_failure(self, result: ProgramResult) -> str:
-        return format_program_failure(result)
 
     def discard(self) -> None:
         if self.writer is not None:
@@ -127,7 +125,7 @@ class ProgramRun:
 
     def summary_lines(self) -> list[str]:
         assert self.summary is not None
-        return [f"program task, strategy {self.strategy}: {self.summary['n_cases']} cases scored"] + summary_lines(self.summary)
+        return summary_lines(self.summary)
 
     def run_all(self) -> list[ProgramResult]:
         """Score every planned case (outside pytest); a BackendError stops early, keeping what was scored."""

@@ -2,10 +2,10 @@
 every model must beat (it passes every rule), and the last stage of the hybrid chain."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from harness.program.core import LOWER, UPPER, ProgramCase
+from harness.parse import fence
+from harness.program.core import LOWER, UPPER, ProgramCase, program_name
 
 # Day layouts per days per week (used when the request names no split): (day name, region).
 LAYOUTS = {
@@ -45,11 +45,11 @@ def template_program(case: ProgramCase) -> dict[str, Any]:
                 chosen.append({"name": x, "sets": sets, "reps": reps, "rest_seconds": rest})
                 seen.add(x.casefold())
         used = sorted({g for g, x in pool if x.casefold() in seen}, key=(UPPER + LOWER).index)
-        days.append({"day_number": i, "name": name if region != "full" or _region_of(name) == "full" else f"{name}",
+        days.append({"day_number": i, "name": name,
                      "focus": {"upper": "upper body", "lower": "lower body", "full": "full body"}[region],
                      "muscle_groups": used, "exercises": chosen})
-    return {"name": f"{case.days_per_week}-Day {case.goal.replace('_', ' ').title()} Program", "days": days}
+    return {"name": program_name(case), "days": days}
 
 
 def template_reply(case: ProgramCase) -> str:
-    return "```json\n" + json.dumps(template_program(case), ensure_ascii=False) + "\n```"
+    return fence(template_program(case))

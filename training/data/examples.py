@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 from harness.isotime import parse_now
+from harness.parse import fence
 from harness.prompt import build_system_prompt
 from harness.suite import resolve_suite as assistant_suite
 from harness.suite import Suite
@@ -36,10 +37,6 @@ def call(tool: str, **params: Any) -> dict[str, Any]:
     """A call with its params in the schema's order (stable text, whatever order the caller used)."""
     order = list(assistant_suite().catalogue.get(tool).params_schema.get("properties", {}))
     return {"tool": tool, "params": {k: params[k] for k in sorted(params, key=order.index)}}
-
-
-def fence(c: Mapping[str, Any]) -> str:
-    return "```json\n" + json.dumps(c, ensure_ascii=False) + "\n```"
 
 
 def reply(*calls: Mapping[str, Any], ack: str | None = None) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from harness.program.core import GOALS, ProgramCase, load_program_file, parse_program, schema_errors, score_program
 from harness.program.run import SYSTEM, request_text
 from harness.program.template import template_program
+from harness.parse import fence
 from harness.report import atomic_write_text
 from training.data.split import by_split, invert, split_groups, write_splits
 
@@ -123,7 +124,7 @@ def build_program_set(out: Path, *, n: int = 600, seed: int = 13, golden: Sequen
         if key in seen:
             continue
         seen.add(key)
-        answer = "```json\n" + json.dumps(varied_program(case, rng), ensure_ascii=False) + "\n```"
+        answer = fence(varied_program(case, rng))
         result = score_program(case, answer)
         if not result.passed:  # zero tolerance: a generator bug, never training data
             raise ValueError(f"generated program for gen-{i} breaks {result.reason}: {result.failures}")
