@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import pytest
 
@@ -20,11 +20,11 @@ from harness.cases import Case, CaseFileError, Problem, load_case_file
 from harness.gate import GATE_ON, Threshold
 from harness.match import CaseResult
 from harness.program.core import ProgramCase, load_program_file
-from harness.program.run import STRATEGIES
+from harness.program.run import STRATEGIES, model_missing
 from harness.program.session import ProgramRun
 from harness.report import new_run_id
 from harness.run import EvalRun
-from harness.suite import REPLY_FORMATS, resolve_suite
+from harness.suite import REPLY_FORMATS, Suite, resolve_suite
 from harness.summary import format_profiles, format_table
 from harness.task import TASKS
 
@@ -81,7 +81,6 @@ class HarnessSession:
     """What one pytest session of the harness holds (in config.stash): the run and the pytest-only bits."""
 
     run: EvalRun | ProgramRun  # the task's run (harness.task): tool calls, or workout programs
-    task: str
     case_paths: list[Path]
     strict: bool
     failure_details: int | None  # None: every failure, through pytest's own report
@@ -89,6 +88,11 @@ class HarnessSession:
     refused: dict[str, str] = field(default_factory=dict)  # case file -> why it was refused
     in_files: dict[str, int] = field(default_factory=dict)  # case file -> how many cases it holds
     stops: list[tuple[str, str]] = field(default_factory=list)  # (title, message or traceback) of what stopped the run
+
+    @property
+    def task(self) -> str:
+        """The suite's task (harness.task.TASKS), as the run that was made for it says."""
+        return "program" if isinstance(self.run, ProgramRun) else "tool_call"
 
 
 RUN = pytest.StashKey[HarnessSession]()
@@ -226,21 +230,35 @@ def pytest_configure(config: pytest.Config) -> None:
     reports_dir = Path(config.getoption("reports_dir"))
     if not reports_dir.is_absolute():
         reports_dir = Path(config.invocation_params.dir) / reports_dir
-    resume = config.getoption("resume")
     try:
         suite = resolve_suite(paths, config.getoption("tools"), config.getoption("reply_format"),
                               config.getoption("profile"))
     except ValueError as exc:  # SuiteError, or a catalogue file that is not one
         raise pytest.UsageError(str(exc)) from None
     if suite.task == "program":
-        _configure_program(config, model, paths, targets, reports_dir)
-        return
+        run: EvalRun | ProgramRun = _program_run(config, model, paths, reports_dir)
+    else:
+        run = _tool_call_run(config, model, paths, reports_dir, suite)
+    config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")),
+                                       failure_details=_failure_details(config))
+    # Collect the case files instead of the unit tests (node ids `file::case-id` select single cases).
+    config.args[:] = [arg for _, arg in targets]
+
+
+def _backend_options(config: pytest.Config) -> BackendOptions:
+    """Every backend flag's value; the chosen backend reads its own."""
+    return BackendOptions({_dest(flag): config.getoption(_dest(flag)) for flag, _ in BACKEND_FLAGS})
+
+
+def _tool_call_run(config: pytest.Config, model: str | None, paths: list[Path], reports_dir: Path,
+                   suite: Suite) -> EvalRun:
+    resume = config.getoption("resume")
     if config.getoption("strategy") or not model:
         raise pytest.UsageError(f"--strategy is for program suites; {', '.join(map(str, paths))} is a {suite.task} suite"
                                 + ("" if model else "; give --model"))
     run = EvalRun(
         model=model,
-        options=BackendOptions({_dest(flag): config.getoption(_dest(flag)) for flag, _ in BACKEND_FLAGS}),
+        options=_backend_options(config),
         thresholds=_thresholds(config, "tool_call"),
         reports_dir=reports_dir,
         run_id=resume or config.getoption("run_id") or new_run_id(model),
@@ -252,36 +270,30 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if run.repeat < 1 or (run.repeat > 1 and resume):
         raise pytest.UsageError("--repeat N: N >= 1, and a repeated run cannot be resumed (start a new one)")
-    config.stash[RUN] = HarnessSession(run=run, task="tool_call", case_paths=paths, strict=bool(config.getoption("strict")),
-                                       failure_details=_failure_details(config))
-    # Collect the case files instead of the unit tests (node ids `file::case-id` select single cases).
-    config.args[:] = [arg for _, arg in targets]
+    return run
 
 
 # Run options the program task does not have (yet); refused rather than silently ignored.
 TOOL_CALL_ONLY = ("resume", "shard", "compare_to", "profile", "reply_format", "tools")
 
 
-def _configure_program(config: pytest.Config, model: str | None, paths: list[Path], targets: list[tuple[Path, str]],
-                       reports_dir: Path) -> None:
+def _program_run(config: pytest.Config, model: str | None, paths: list[Path], reports_dir: Path) -> ProgramRun:
     """A program suite: each case one test; the strategy asks the backend; the program task's gate decides."""
     given = [o for o in TOOL_CALL_ONLY if config.getoption(o)] + (["repeat"] if config.getoption("repeat") != 1 else [])
     if given:
         raise pytest.UsageError(f"{', '.join('--' + o.replace('_', '-') for o in given)}: not for program suites "
                                 f"({paths[0]} is one)")
     strategy = config.getoption("strategy") or "direct"
-    if strategy != "template" and not model:
-        raise pytest.UsageError(f"--strategy {strategy} needs --model (only template asks no model)")
-    run = ProgramRun(
+    missing = model_missing(strategy, model)
+    if missing:
+        raise pytest.UsageError(missing)
+    return ProgramRun(
         model=None if strategy == "template" else model, strategy=strategy,
-        options=BackendOptions({_dest(flag): config.getoption(_dest(flag)) for flag, _ in BACKEND_FLAGS}),
+        options=_backend_options(config),
         thresholds=_thresholds(config, "program"), reports_dir=reports_dir,
         run_id=config.getoption("run_id") or new_run_id(f"program-{strategy}-{model or 'none'}"),
         gate_on=config.getoption("gate_on"),
     )
-    config.stash[RUN] = HarnessSession(run=run, task="program", case_paths=paths, strict=bool(config.getoption("strict")),
-                                       failure_details=_failure_details(config))
-    config.args[:] = [arg for _, arg in targets]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -385,17 +397,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     except BackendError as exc:
         raise pytest.UsageError(str(exc)) from None
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and isinstance(run, ProgramRun):
+    if reporter is not None:
         reporter.write_line(f"backend: {run.backend.describe() if run.backend else 'none (the template strategy)'}")
+        if isinstance(run, EvalRun):
+            reporter.write_line(f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)" if run.catalogue.source
+                                else "tools: each case brings its own")
         for path, sha in run.case_files.items():
             reporter.write_line(f"case file: {path} (sha256 {sha[:12]}, {sum(c.source == path for c in cases)} cases)")
-    elif reporter is not None:
-        reporter.write_line(f"backend: {run.backend.describe()}")
-        reporter.write_line(f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)" if run.catalogue.source
-                            else "tools: each case brings its own")
-        for path, sha in run.case_files.items():
-            reporter.write_line(f"case file: {path} (sha256 {sha[:12]}, {sum(c.source == path for c in cases)} cases)")
-        if run.results:
+        if isinstance(run, EvalRun) and run.results:
             reporter.write_line(f"resumed: {len(run.results)} cases already have replies")
 
 
@@ -465,7 +474,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_sep("_", f"{result.case.id}", red=True, bold=True)
             tr.write_line(TASKS[hs.task].describe_failure(result))
     if isinstance(run, ProgramRun):
-        _program_summary(tr, hs, run, summary)
+        _program_summary(tr, run, summary)
         return
     tr.section(f"golden suite: {run.model} ({summary['n_passed']}/{summary['n_cases']} cases passed)")
     for line in format_table(summary):
@@ -486,22 +495,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if summary["reasons"]:
         tr.write_line("failure reasons: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
     gate = summary["gate"]
-    for failure in gate["failures"]:
-        tr.write_line(f"  gate failure: {failure['message']}", red=True)
-    for skipped in gate["skipped"]:
-        tr.write_line(f"  not gated: {skipped['metric']}: {skipped['why']}")
     note = ""
     if gate["passed"] and summary["n_passed"] < summary["n_cases"]:
         note = " (single cases failed; the exit status follows the gate" + (
             ", but --strict is on)" if hs.strict else "; add --strict to fail on any case)")
-    verdict = "PASSED" if gate["passed"] else "FAILED"
-    selection = summary["selection"]
-    if not selection["whole_files"]:
-        note += (f" -- on a subset: {selection['n_selected']} of {selection['n_in_files']} cases"
-                 f" ({selection['expression'] or 'selected by a plugin'})")
+    note += _subset_note(summary["selection"])
     if summary["incomplete_pairs"]:
         note += f"; {summary['incomplete_pairs']} contrastive group(s) ran only in part (not in pair_accuracy)"
-    tr.write_line(f"gate ({run.gate_on}): {verdict}{note}", green=gate["passed"], red=not gate["passed"], bold=True)
+    _write_gate(tr, gate, run.gate_on, note)
     reference = terminalreporter.config.getoption("compare_to")
     if reference:
         from harness.compare import CompareError, compare_runs, format_comparison, load_run
@@ -513,29 +514,40 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 tr.write_line(line)
         except CompareError as exc:
             tr.write_line(f"comparison refused: {exc}", red=True)
-    latest = (f"also {run.reports_dir / 'latest'}" if run.latest_replaced
-              else "reports/latest not replaced: not a run over whole case files")
-    tr.write_line(f"report: {run.writer.dir / 'summary.json'} ({latest})")
+    _write_report_path(tr, run)
 
 
-def _program_summary(tr: Any, hs: HarnessSession, run: ProgramRun, summary: dict[str, Any]) -> None:
+def _program_summary(tr: Any, run: ProgramRun, summary: dict[str, Any]) -> None:
     passed = summary["rates"]["case_pass_rate"]["passed"]
     tr.section(f"program suite: {run.model or 'no model'}, strategy {run.strategy} ({passed}/{summary['n_cases']} cases passed)")
     for line in run.summary_lines():
         tr.write_line(line)
-    gate = summary["gate"]
+    _write_gate(tr, summary["gate"], run.gate_on, _subset_note(summary["selection"]))
+    _write_report_path(tr, run)
+
+
+def _subset_note(selection: dict[str, Any]) -> str:
+    """What the verdict line adds for a run over part of its case files (nothing for whole files)."""
+    if selection["whole_files"]:
+        return ""
+    return (f" -- on a subset: {selection['n_selected']} of {selection['n_in_files']} cases"
+            f" ({selection['expression'] or 'selected by a plugin'})")
+
+
+def _write_gate(tr: Any, gate: dict[str, Any], gate_on: str, note: str) -> None:
+    """The gate's failures, what it could not judge, and its verdict line."""
     for failure in gate["failures"]:
         tr.write_line(f"  gate failure: {failure['message']}", red=True)
     for skipped in gate["skipped"]:
         tr.write_line(f"  not gated: {skipped['metric']}: {skipped['why']}")
-    selection = summary["selection"]
-    note = ("" if selection["whole_files"] else
-            f" -- on a subset: {selection['n_selected']} of {selection['n_in_files']} cases ({selection['expression']})")
-    tr.write_line(f"gate ({run.gate_on}): {'PASSED' if gate['passed'] else 'FAILED'}{note}", green=gate["passed"],
+    tr.write_line(f"gate ({gate_on}): {'PASSED' if gate['passed'] else 'FAILED'}{note}", green=gate["passed"],
                   red=not gate["passed"], bold=True)
+
+
+def _write_report_path(tr: Any, run: EvalRun | ProgramRun) -> None:
     latest = (f"also {run.reports_dir / 'latest'}" if run.latest_replaced
               else "reports/latest not replaced: not a run over whole case files")
-    tr.write_line(f"report: {run.reports_dir / run.run_id / 'summary.json'} ({latest})")
+    tr.write_line(f"report: {run.writer.dir / 'summary.json'} ({latest})")
 
 
 class CaseFileNode(pytest.File):
@@ -543,43 +555,32 @@ class CaseFileNode(pytest.File):
 
     def collect(self) -> Iterator["CaseItem"]:
         hs = self.config.stash[RUN]
-        if isinstance(hs.run, ProgramRun):
-            yield from self._program_cases(hs)
-            return
         try:
-            case_file = load_case_file(self.path, hs.run.catalogue, system_messages=hs.run.suite.system_messages)
+            path, sha256, cases = self._load(hs.run)
             clashes = [
                 Problem(str(self.path), c.line, "id", f"id {c.id!r} is also in {hs.seen_ids[c.id]}")
-                for c in case_file.cases if c.id in hs.seen_ids
+                for c in cases if c.id in hs.seen_ids
             ]
             if clashes:
                 raise CaseFileError(clashes)
         except CaseFileError as exc:
             hs.refused[str(self.path)] = str(exc)
             raise
-        hs.run.case_files[case_file.path] = case_file.sha256
-        hs.in_files[case_file.path] = len(case_file.cases)
-        for case in case_file.cases:
-            hs.seen_ids[case.id] = f"{case.source}:{case.line}"
-            yield CaseItem.from_parent(self, name=case.id, case=case)
-
-    def _program_cases(self, hs: HarnessSession) -> Iterator["CaseItem"]:
-        from harness.hashing import sha256_file
-
-        try:
-            cases = load_program_file(self.path)
-            clashes = [Problem(str(self.path), c.line, "id", f"id {c.id!r} is also in {hs.seen_ids[c.id]}")
-                       for c in cases if c.id in hs.seen_ids]
-            if clashes:
-                raise CaseFileError(clashes)
-        except CaseFileError as exc:
-            hs.refused[str(self.path)] = str(exc)
-            raise
-        hs.run.case_files[str(self.path)] = sha256_file(self.path)
-        hs.in_files[str(self.path)] = len(cases)
+        hs.run.case_files[path] = sha256
+        hs.in_files[path] = len(cases)
         for case in cases:
             hs.seen_ids[case.id] = f"{case.source}:{case.line}"
             yield CaseItem.from_parent(self, name=case.id, case=case)
+
+    def _load(self, run: EvalRun | ProgramRun) -> tuple[str, str, Sequence[Case | ProgramCase]]:
+        """This file's cases as the run's task reads them, and the path and sha256 its report names the file by."""
+        if isinstance(run, ProgramRun):
+            from harness.hashing import sha256_file
+
+            cases = load_program_file(self.path)
+            return str(self.path), sha256_file(self.path), cases
+        case_file = load_case_file(self.path, run.catalogue, system_messages=run.suite.system_messages)
+        return case_file.path, case_file.sha256, case_file.cases
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFileError):
