@@ -113,10 +113,7 @@ def merge_runs(folders: Sequence[Path], out: Path) -> dict[str, Any]:
         raise MergeError("the merged run's fingerprint differs from the shards' (another harness version or catalogue)")
     for case in cases:
         if case.id in records:
-            run._record(case, reply_from_record(records[case.id]) if isinstance(records[case.id].get("response"), str)
-                        else Reply(text=None, error=records[case.id].get("error") or "no reply in the shard",
-                                   attempts=records[case.id].get("attempts") or 1,
-                                   faults=tuple(records[case.id].get("faults") or ())))
+            run._record(case, reply_from_record(records[case.id], missing="no reply in the shard"))
     summary = run.finish()
     info = json.loads((out / RUN_INFO).read_text(encoding="utf-8"))
     info["merged_from"] = [str(s["folder"]) for s in sorted(shards, key=lambda s: s["info"]["shard"]["index"])]

@@ -50,8 +50,12 @@ def load_prior_records(run_dir: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
-def reply_from_record(rec: dict[str, Any]) -> Reply:
-    return Reply(text=rec["response"], latency_s=rec.get("latency_s"), usage=rec.get("usage"),
+def reply_from_record(rec: dict[str, Any], missing: str = "no reply recorded") -> Reply:
+    """The reply a case record holds; a record without one gives a failed reply with its error (`missing` when
+    it names none)."""
+    text = rec["response"] if isinstance(rec.get("response"), str) else None
+    return Reply(text=text, latency_s=rec.get("latency_s"), usage=rec.get("usage"),
+                 error=None if text is not None else rec.get("error") or missing,
                  truncated=rec.get("truncated") is True, redacted=rec.get("redacted") is True,
                  attempts=rec.get("attempts") or 1, faults=tuple(rec.get("faults") or ()))
 

@@ -192,7 +192,6 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), corpus: I
     if spec.llama_special_ids:
         tokenizer = fill_to_llama_ids(tokenizer, spec.vocab_size)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    stop = [ids[EOS_TEXT], ids[EOM], ids[EOT]]
     config = stand_in_config(spec, ids, len(tokenizer))
     torch.manual_seed(spec.seed)
     dtype = getattr(torch, spec.dtype)
@@ -203,7 +202,7 @@ def build_tiny_model(out_dir: str | Path, spec: TinySpec = TinySpec(), corpus: I
     finally:
         torch.set_default_dtype(previous)
     model.generation_config = GenerationConfig(
-        bos_token_id=ids[BOS], eos_token_id=stop, pad_token_id=ids[PAD], do_sample=False
+        bos_token_id=ids[BOS], eos_token_id=config.eos_token_id, pad_token_id=ids[PAD], do_sample=False
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

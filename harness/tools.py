@@ -47,12 +47,15 @@ class Tool:
     params_schema: Mapping[str, Any]
 
     @cached_property
-    def validator(self) -> Draft202012Validator:
-        return Draft202012Validator(self.params_schema)
-
-    @cached_property
     def _validators(self) -> dict[tuple[bool, bool], Any]:
+        """One compiled validator per (strict_integers, enums), made on first use."""
         return {}
+
+    def validator(self, strict_integers: bool = False, enums: bool = True) -> Draft202012Validator:
+        key = (strict_integers, enums)
+        if key not in self._validators:
+            self._validators[key] = VALIDATOR_CLASSES[key](self.params_schema)
+        return self._validators[key]
 
     @property
     def param_names(self) -> frozenset[str]:
@@ -65,14 +68,7 @@ class Tool:
     def schema_errors(self, params: Any, strict_integers: bool = False, enums: bool = True) -> list[str]:
         """Every JSON Schema violation of `params`, as short readable strings (empty when valid);
         `strict_integers`: an integer written with a fraction (10.0) is not one; `enums`: enforce `enum`."""
-        if not strict_integers and enums:
-            validator = self.validator
-        else:
-            validator = self._validators.get((strict_integers, enums))
-            if validator is None:
-                validator = self._validators[(strict_integers, enums)] = \
-                    VALIDATOR_CLASSES[(strict_integers, enums)](self.params_schema)
-        errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+        errors = sorted(self.validator(strict_integers, enums).iter_errors(params), key=lambda e: list(e.absolute_path))
         return [_describe(e) for e in errors]
 
 

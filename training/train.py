@@ -284,6 +284,8 @@ def main(job: Job) -> dict[str, Any]:
     started = datetime.now(timezone.utc)
     out, data = Path(job.out), Path(job.data)
     engine = pick_engine(job.engine, job.method)
+    if job.eval_golden and not job.prompt_check:  # refused before any model is loaded
+        raise TrainingRefused("--no-prompt-check trains on prompts the harness never sends: it cannot --eval-golden")
     if engine == "unsloth" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise TrainingRefused("the unsloth engine trains on one GPU; with accelerate launch / torchrun use --engine trl")
     if engine == "unsloth":
@@ -306,8 +308,6 @@ def main(job: Job) -> dict[str, Any]:
     ensure_pad(tokenizer)
     if job.prompt_check:
         check_template_parity(tokenizer, train_examples, resolve_suite([suite_folder(job)]))  # the suite the data is for
-    elif job.eval_golden:
-        raise TrainingRefused("--no-prompt-check trains on prompts the harness never sends: it cannot --eval-golden")
     from harness.backends.local import stop_token_ids
 
     stop_ids = stop_token_ids(tokenizer, model)
