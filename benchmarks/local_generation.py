@@ -24,15 +24,14 @@ from pathlib import Path
 
 import torch
 
-from harness.backends.base import Request
+from harness.backends.base import ask
 from harness.backends.local import GenerationSettings, LocalBackend
 from harness.cases import load_case_file
 from harness.gate import DEFAULT_THRESHOLDS
 from harness.hashing import model_weights_sha256
-from harness.match import score
 from harness.metrics import percentile
-from harness.prompt import build_messages
 from harness.report import RunWriter, case_record
+from harness.run import case_request, score_reply
 from harness.summary import build_summary
 from harness.suite import resolve_suite
 from harness.tiny import build_tiny_model
@@ -66,8 +65,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     base = args.base_model or str(build_tiny_model(tmp / "tiny"))
     suite = resolve_suite([Path(args.cases)])
-    cases = load_case_file(args.cases, suite.catalogue).cases
-    requests = [Request(c.id, tuple(build_messages(c, suite.catalogue, suite.template)), c.now) for c in cases]
+    cases = load_case_file(args.cases, suite.catalogue, system_messages=suite.system_messages).cases
+    requests = [case_request(c, suite) for c in cases]
 
     def backend(batch_size: int) -> LocalBackend:
         settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=batch_size, mode=args.mode,
@@ -81,7 +80,7 @@ def main() -> None:
     weight_bytes = sum(p.numel() * p.element_size() for p in one.model.parameters())
 
     # batch 1: per-reply latency (the backend's own clock; its warm-up happens inside the first generate, untimed)
-    replies = one.generate(requests[:args.n_cases])
+    replies = ask(one, requests[:args.n_cases])
     lat = [r.latency_s for r in replies if r.latency_s]
     steps = [r.latency_s / r.usage["completion_tokens"] for r in replies if r.latency_s and r.usage["completion_tokens"]]
     tokens_1 = sum(r.usage["completion_tokens"] for r in replies) / sum(lat)
@@ -90,10 +89,10 @@ def main() -> None:
 
     # batch N: throughput and the harness's own overhead against raw generate, both after warm-up
     many = backend(args.batch_size)
-    many.generate(requests[:args.batch_size])  # warm-up (and, for the static modes, the compile and cache)
+    ask(many, requests[:args.batch_size])  # warm-up (and, for the static modes, the compile and cache)
     started = time.perf_counter()
-    batch_replies = many.generate(requests)
-    results = [score(c, r.text, suite.catalogue, error=r.error, latency_s=r.latency_s) for c, r in zip(cases, batch_replies)]
+    batch_replies = ask(many, requests)
+    results = [score_reply(c, r, suite) for c, r in zip(cases, batch_replies, strict=True)]
     summary = build_summary(results, run_id="bench", model=many.name, fingerprint={"benchmark": True},
                             thresholds=DEFAULT_THRESHOLDS, disambiguation_tools=suite.disambiguation_tools)
     RunWriter(tmp / "reports", "bench").finish(summary, (case_record(r) for r in results))

@@ -13,11 +13,11 @@ import math
 import time
 from pathlib import Path
 
-from harness.backends.base import Request
+from harness.backends.base import ask
 from harness.backends.http import Secret
 from harness.backends.remote import CloudflareBackend
 from harness.cases import load_case_file
-from harness.prompt import build_messages
+from harness.run import case_request
 from harness.suite import resolve_suite
 from harness.testing.fake_cloudflare import Fault, FakeCloudflare
 
@@ -29,12 +29,12 @@ def main() -> None:
     suite = resolve_suite([GOLDEN])
     catalogue = suite.catalogue
     cases = load_case_file(GOLDEN, catalogue).cases[:N]
-    requests = [Request(c.id, tuple(build_messages(c, catalogue, suite.template)), c.now) for c in cases]
+    requests = [case_request(c, suite) for c in cases]
     with FakeCloudflare(reply=lambda body: "ok", delay_s=DELAY) as fake:
         backend = CloudflareBackend("@cf/meta/llama-3.2-3b-instruct", fake.account_id, Secret(fake.token),
                                     api_base=fake.api_base, concurrency=CONCURRENCY, requests_per_minute=300)
         t0 = time.perf_counter()
-        replies = backend.generate(requests)
+        replies = ask(backend, requests)
         wall = time.perf_counter() - t0
         ideal = math.ceil(N / CONCURRENCY) * DELAY
         print(f"{N} cases, concurrency {CONCURRENCY}, {DELAY * 1000:.0f} ms per reply: {wall:.2f} s, "
@@ -46,7 +46,7 @@ def main() -> None:
                             match=c.messages[-1]["content"], times=1) for i, c in enumerate(faulty)))
         backend.retries = 0
         t0 = time.perf_counter()
-        replies = backend.generate(requests)
+        replies = ask(backend, requests)
         wall = time.perf_counter() - t0
         ok = sum(r.text == "ok" for r in replies)
         print(f"with {len(faulty)} of {N} requests failed once (429/500): {ok}/{N} cases got a reply, "

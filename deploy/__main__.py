@@ -8,16 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import BackendError, BackendOptions, Reply, Request
+from harness.backends.base import BackendError, BackendOptions, Reply, ask
 from harness.backends.http import RetryPolicy
 from harness.backends.remote import CLOUDFLARE_API, CloudflareBackend
 from harness.cases import CATEGORIES, Case, load_case_file
-from harness.match import CaseResult, score
+from harness.match import CaseResult
 from harness.metrics import rates_block
-from harness.prompt import build_messages
 from harness.report import atomic_write_text
-from harness.suite import resolve_suite
-from harness.tools import Catalogue
+from harness.run import case_request, score_reply
+from harness.suite import Suite, resolve_suite
 from deploy.check import CONFIG, MAX_RANK, WEIGHTS, CheckFailed, export, run_checks
 from deploy.cloudflare import CloudflareAPI, is_lora_capable
 
@@ -146,31 +145,32 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def probe_cases(path: Path, n: int, catalogue: Catalogue) -> list[Case]:
-    """n cases spread over the categories (the first of each, then in file order)."""
+def probe_cases(path: Path, n: int, suite: Suite) -> list[Case]:
+    """n cases spread over the categories (the first of each, then in file order), loaded as a run of the
+    suite loads them."""
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    cases = [c for f in files for c in load_case_file(f, catalogue).cases]
+    cases = [c for f in files for c in load_case_file(f, suite.catalogue, system_messages=suite.system_messages).cases]
     firsts = [next(c for c in cases if c.category == cat) for cat in CATEGORIES if any(c.category == cat for c in cases)]
     rest = [c for c in cases if c not in firsts]
     return (firsts + rest)[:n]
 
 
-def _score(cases: list[Case], replies: list[Any], catalogue: Catalogue) -> list[CaseResult]:
-    return [score(c, r.text, catalogue, error=r.error) for c, r in zip(cases, replies)]
+def _score(cases: list[Case], replies: list[Any], suite: Suite) -> list[CaseResult]:
+    """The replies scored as a run of the suite scores them (`ask` has put them in the cases' order by key)."""
+    return [score_reply(c, r, suite) for c, r in zip(cases, replies, strict=True)]
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     suite = resolve_suite([Path(args.cases)])
-    catalogue = suite.catalogue
-    cases = probe_cases(Path(args.cases), args.probes, catalogue)
-    requests = [Request(c.id, tuple(build_messages(c, catalogue, suite.template)), c.now) for c in cases]
+    cases = probe_cases(Path(args.cases), args.probes, suite)
+    requests = [case_request(c, suite) for c in cases]
     # The same factory as `pytest --model=cloudflare-base/-lora`: credentials from the environment, same options.
     options = BackendOptions({"cf_model": args.cf_model, "lora": args.lora, "cf_api_base": args.cf_api_base,
                               "raw": args.raw, "max_new_tokens": args.max_new_tokens, "max_attempts": args.max_attempts})
     echo(f"verifying {args.lora!r} on {args.cf_model} with {len(cases)} probe cases")
     try:
-        base = CloudflareBackend.from_options("cloudflare-base", options).generate(requests)
-        lora = CloudflareBackend.from_options("cloudflare-lora", options).generate(requests)
+        base = ask(CloudflareBackend.from_options("cloudflare-base", options), requests)
+        lora = ask(CloudflareBackend.from_options("cloudflare-lora", options), requests)
     except BackendError as exc:
         echo(f"  FAIL  Cloudflare: {exc}")
         return 1
@@ -180,15 +180,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
              "message above")
         return 1
     differ = [c.id for c, b, lo in zip(cases, base, lora) if b.text != lo.text]
-    sides = {"cloudflare-base": _score(cases, base, catalogue), "cloudflare-lora": _score(cases, lora, catalogue)}
+    sides = {"cloudflare-base": _score(cases, base, suite), "cloudflare-lora": _score(cases, lora, suite)}
     local_failed = None
     if args.local_adapter:
         from harness.backends.local import GenerationSettings, LocalBackend
 
         local = LocalBackend(None, args.local_adapter, settings=GenerationSettings(max_new_tokens=args.max_new_tokens))
-        local_replies = local.generate(requests)
+        local_replies = ask(local, requests)
         local_failed = _unanswered({"local adapter": local_replies}, len(cases))
-        sides["local-adapter"] = _score(cases, local_replies, catalogue)
+        sides["local-adapter"] = _score(cases, local_replies, suite)
     keys = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "no_tool_accuracy")
     echo(f"  {'metric':<26}" + "".join(f"{name:>17}" for name in sides))
     blocks = {name: rates_block(results, suite.disambiguation_tools) for name, results in sides.items()}

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness import jsonl
 from harness.cases import CaseFileError, load_case_file
 from harness.suite import resolve_suite
 
@@ -112,7 +113,7 @@ def to_case(entry: dict[str, Any], answer: dict[str, Any] | None) -> dict[str, A
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return jsonl.read_records(path)
 
 
 def import_suite(data: Path, answers: Path | None, out: Path) -> dict[str, Any]:

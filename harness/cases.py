@@ -6,13 +6,13 @@ and field, because a half-loaded suite gives numbers that look real and are not.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
+from harness import jsonl
 from harness.isotime import parse_now
 from harness.matchers import Matcher, MatcherError, compile_matcher
 from harness.tools import Catalogue, catalogue_from_json
@@ -100,10 +100,14 @@ def load_case_file(path: str | Path, catalogue: Catalogue, *, system_messages: b
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CaseFileError([Problem(str(path), 0, "", f"not UTF-8: {exc}")]) from exc
-    if _looks_like_replies(text):
+    if _every_line(text, lambda row: "response" in row and "messages" not in row):
         raise CaseFileError([Problem(str(path), 0, "", "this is a replay file (lines with 'response' and no "
                                      "'messages'), not a case file: pass it with --replies, not --cases")])
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    if _every_line(text, lambda row: row.get("task") == "program"):
+        raise CaseFileError([Problem(str(path), 0, "", "these are workout-program cases (\"task\": \"program\"), not "
+                                     "tool-call cases: put the file in a folder whose suite.toml says [task] kind = "
+                                     "\"program\" and pass the folder (e.g. --cases suites/program)")])
+    for lineno, line in enumerate(jsonl.split_lines(text), start=1):
         if not line.strip():
             continue
         case = _parse_line(line, str(path), lineno, catalogue, problems, pairs, system_messages)
@@ -119,18 +123,18 @@ def load_case_file(path: str | Path, catalogue: Catalogue, *, system_messages: b
     return CaseFile(path=str(path), sha256=hashlib.sha256(data).hexdigest(), cases=tuple(cases))
 
 
-def _looks_like_replies(text: str) -> bool:
-    """Every line is a JSON object with `response` and no `messages`: recorded replies (or a run's cases.jsonl).
-    A case file answers no at its first line, so loading does not parse the file twice."""
+def _every_line(text: str, test: Any) -> bool:
+    """Every line is a JSON object that passes `test` (a replay file, a file of another task's cases). A case
+    file answers no at its first line, so loading does not parse the file twice."""
     seen = False
-    for line in text.splitlines():
+    for line in jsonl.split_lines(text):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = jsonl.loads(line)
         except ValueError:
             return False
-        if not isinstance(row, dict) or "response" not in row or "messages" in row:
+        if not isinstance(row, dict) or not test(row):
             return False
         seen = True
     return seen
@@ -144,9 +148,9 @@ def _parse_line(
         problems.append(Problem(path, lineno, field, message))
 
     try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        bad("", f"not valid JSON ({exc.msg} at column {exc.colno})")
+        raw = jsonl.loads(line)
+    except jsonl.JsonValueError as exc:
+        bad("", str(exc))
         return None
     if not isinstance(raw, dict):
         bad("", "a case must be a JSON object")

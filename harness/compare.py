@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness import jsonl
 from harness.metrics import RATE_KEYS
 
 ALPHA = 0.05
@@ -46,8 +47,7 @@ def load_run(folder: str | Path) -> Run:
     folder = Path(folder)
     try:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        lines = (folder / "cases.jsonl").read_text(encoding="utf-8").splitlines()
-        records = {rec["id"]: rec for rec in map(json.loads, lines)}
+        records = {rec["id"]: rec for rec in jsonl.read_records(folder / "cases.jsonl", jsonl.RECORD_DEPTH)}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CompareError(f"{folder}: not a finished run report ({exc})") from None
     if summary.get("task") == "program":

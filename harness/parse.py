@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from harness import jsonl
+
 Outcome = Literal["call", "malformed", "abstention"]
 
 _OPEN = re.compile(r"```json *\r?\n")
@@ -42,15 +44,11 @@ class ParsedReply:
     outcome: Outcome = "abstention"
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _block_to_call(content: str) -> Call | str:
     """A Call, or the reason the block is not one."""
     try:
-        obj = json.loads(content.strip(), parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+        obj = jsonl.loads(content.strip())
+    except jsonl.JsonValueError as exc:
         return f"not JSON: {str(exc)[:120]}"
     if not isinstance(obj, dict):
         return f"JSON {type(obj).__name__}, not an object"

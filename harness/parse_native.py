@@ -13,16 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any, Collection
 
+from harness import jsonl
 from harness.parse import Call, InvalidBlock, Outcome, ParsedReply
 
 PYTHON_TAG = "<|python_tag|>"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _objects(text: str) -> tuple[list[Any], str | None]:
@@ -35,8 +29,8 @@ def _objects(text: str) -> tuple[list[Any], str | None]:
         if pos >= len(text):
             return values, None
         try:
-            value, pos = _DECODER.raw_decode(text, pos)
-        except (ValueError, RecursionError) as exc:
+            value, pos = jsonl.raw_decode(text, pos)
+        except jsonl.JsonValueError as exc:
             return values, f"not JSON: {str(exc)[:120]}"
         values.extend(value if isinstance(value, list) else [value])
 
@@ -52,8 +46,8 @@ def to_call(obj: Any, known: Collection[str]) -> Call | tuple[str, bool]:
     args = obj["parameters"] if "parameters" in obj else obj.get("arguments", {})
     if isinstance(args, str):
         try:
-            args = _DECODER.decode(args)
-        except (ValueError, RecursionError):
+            args = jsonl.loads(args)
+        except jsonl.JsonValueError:
             return "arguments are not valid JSON", False
     if not isinstance(args, dict):
         return "parameters are not an object", False

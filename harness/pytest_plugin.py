@@ -22,7 +22,7 @@ from harness.match import CaseResult
 from harness.program.core import ProgramCase, load_program_file
 from harness.program.run import STRATEGIES, model_missing
 from harness.program.session import ProgramRun
-from harness.report import new_run_id
+from harness.report import RunFolderError, check_run_folder, new_run_id
 from harness.run import EvalRun
 from harness.suite import REPLY_FORMATS, Suite, resolve_suite
 from harness.summary import format_profiles, format_table
@@ -270,7 +270,16 @@ def _tool_call_run(config: pytest.Config, model: str | None, paths: list[Path], 
     )
     if run.repeat < 1 or (run.repeat > 1 and resume):
         raise pytest.UsageError("--repeat N: N >= 1, and a repeated run cannot be resumed (start a new one)")
+    _check_run_folder(run.reports_dir, run.run_id, run.resume)
     return run
+
+
+def _check_run_folder(reports_dir: Path, run_id: str, resume: bool) -> None:
+    """A bad or taken run id is a usage error before any model loads."""
+    try:
+        check_run_folder(reports_dir, run_id, resume)
+    except RunFolderError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 # Run options the program task does not have (yet); refused rather than silently ignored.
@@ -287,13 +296,15 @@ def _program_run(config: pytest.Config, model: str | None, paths: list[Path], re
     missing = model_missing(strategy, model)
     if missing:
         raise pytest.UsageError(missing)
-    return ProgramRun(
+    run = ProgramRun(
         model=None if strategy == "template" else model, strategy=strategy,
         options=_backend_options(config),
         thresholds=_thresholds(config, "program"), reports_dir=reports_dir,
         run_id=config.getoption("run_id") or new_run_id(f"program-{strategy}-{model or 'none'}"),
         gate_on=config.getoption("gate_on"),
     )
+    _check_run_folder(reports_dir, run.run_id, False)
+    return run
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -394,11 +405,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         run.output_visible = capture.global_and_fixture_disabled
     try:
         run.start(cases)
-    except BackendError as exc:
+    except (BackendError, RunFolderError) as exc:
         raise pytest.UsageError(str(exc)) from None
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"backend: {run.backend.describe() if run.backend else 'none (the template strategy)'}")
+        for note in run.backend.notes() if run.backend else ():
+            reporter.write_line(f"note: {note}")
         if isinstance(run, EvalRun):
             reporter.write_line(f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)" if run.catalogue.source
                                 else "tools: each case brings its own")
@@ -585,7 +598,7 @@ class CaseFileNode(pytest.File):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFileError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)  # a Collector's takes no style (pytest 8 and 9)
 
 
 class CaseItem(pytest.Item):

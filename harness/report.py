@@ -6,7 +6,7 @@ dies midway keeps every reply it got; the final files appear whole (temp file, t
 from __future__ import annotations
 
 import contextlib
-import json
+import fcntl
 import os
 import re
 import secrets
@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from harness import jsonl
 from harness.match import CaseResult
 
 FORMAT_VERSION = 1
@@ -29,6 +30,47 @@ def new_run_id(model: str, now: datetime | None = None) -> str:
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{slug}-{secrets.token_hex(2)}"
 
 
+RUN_ID_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+RUN_FILES = ("run.json", "cases.jsonl", "summary.json", PARTIAL)
+LOCK = ".lock"
+
+
+class RunFolderError(ValueError):
+    """A run id or run folder that cannot be used (unsafe name, a folder another run holds or already wrote)."""
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is one path component of safe characters, and not `latest` (the mirror of the last whole run):
+    anything else could write outside the reports folder or over another run."""
+    if not isinstance(run_id, str) or not RUN_ID_RULE.fullmatch(run_id) or run_id == "latest" or ".." in run_id:
+        raise RunFolderError(f"run id {run_id!r}: one name of letters, digits and . _ + - (up to 128, not 'latest', "
+                             "no '..', no '/'), e.g. 20261201-my-adapter")
+    return run_id
+
+
+def check_run_folder(reports_dir: Path, run_id: str, resume: bool = False) -> Path:
+    """The folder a run with this id writes; refused when the id is unsafe, or when a run is already there and
+    this one does not continue it (a rerun with the same id would overwrite it), or when a resume finds none."""
+    folder = Path(reports_dir) / check_run_id(run_id)
+    there = any((folder / name).exists() for name in RUN_FILES)
+    if there and not resume:
+        raise RunFolderError(f"{folder}: a run with id {run_id!r} is already there; pick another --run-id, or "
+                             f"continue it with --resume {run_id}")
+    return folder
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _honour_umask(path: Path, mode: int = 0o666) -> None:
+    """mkstemp/mkdtemp make 0600/0700 files: give report files the mode any other file here would get."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode & ~_umask())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -37,6 +79,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        _honour_umask(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,37 +117,61 @@ def case_record(result: CaseResult) -> dict[str, Any]:
 
 
 def _jsonl(records: Iterable[Mapping[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return "".join(jsonl.dumps(r) + "\n" for r in records)
+
+
+def lock_run_folder(folder: Path) -> Any:
+    """Hold `folder/.lock` (an advisory lock the OS drops when the process ends) for the life of a run, so two
+    runs with one id cannot interleave their records; a second run is refused with the holder's pid."""
+    handle = open(folder / LOCK, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunFolderError(f"{folder}: another run is writing this run folder (pid {holder}); wait for it, or "
+                             "pick another --run-id") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 class RunWriter:
     """Writes one run's directory; `add` as cases finish, `finish` once at the end."""
 
-    def __init__(self, reports_dir: str | Path, run_id: str, keep: Iterable[Mapping[str, Any]] = ()) -> None:
+    def __init__(self, reports_dir: str | Path, run_id: str, keep: Iterable[Mapping[str, Any]] = (),
+                 resume: bool = False) -> None:
         """`keep`: records a resumed run already has and will not score again; the partial file starts with
-        them (written whole, then renamed), so no reply is lost if this run is killed too."""
+        them (written whole, then renamed), so no reply is lost if this run is killed too. A folder that already
+        holds a run is refused unless `resume` says this run continues it."""
         self.root = Path(reports_dir)
         self.run_id = run_id
-        self.dir = self.root / run_id
+        self.dir = check_run_folder(self.root, run_id, resume)
         self.dir.mkdir(parents=True, exist_ok=True)
+        _honour_umask(self.dir, 0o777)
+        self._lock = lock_run_folder(self.dir)
         atomic_write_text(self.dir / PARTIAL, _jsonl(keep))
         self._partial = open(self.dir / PARTIAL, "a", encoding="utf-8")
 
     def add(self, record: Mapping[str, Any]) -> None:
-        self._partial.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._partial.write(jsonl.dumps(record) + "\n")
         self._partial.flush()
 
     def finish(self, summary: Mapping[str, Any], records: Iterable[Mapping[str, Any]], replace_latest: bool = True) -> Path:
         """Write cases.jsonl then summary.json (last: its presence means the run is complete); then, for a
         run over whole case files, reports/latest/."""
         cases_text = _jsonl(records)
-        summary_text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+        summary_text = jsonl.dumps(summary, indent=2) + "\n"
         atomic_write_text(self.dir / "cases.jsonl", cases_text)
         atomic_write_text(self.dir / "summary.json", summary_text)
         self._partial.close()
         (self.dir / PARTIAL).unlink(missing_ok=True)
         if replace_latest:
             self._replace_latest(cases_text, summary_text)
+        self.close()
         return self.dir / "summary.json"
 
     def remove(self) -> None:
@@ -118,6 +185,7 @@ class RunWriter:
     def _replace_latest(self, cases_text: str, summary_text: str) -> None:
         """Swap in a complete reports/latest/ by renames, so readers never see a mix of two runs."""
         fresh = Path(tempfile.mkdtemp(dir=self.root, prefix=".latest-new-"))
+        _honour_umask(fresh, 0o777)
         atomic_write_text(fresh / "cases.jsonl", cases_text)
         atomic_write_text(fresh / "summary.json", summary_text)
         (fresh / "RUN_ID").write_text(self.run_id + "\n", encoding="utf-8")
@@ -136,3 +204,7 @@ class RunWriter:
     def close(self) -> None:
         if not self._partial.closed:
             self._partial.close()
+        if not self._lock.closed:
+            with contextlib.suppress(OSError):
+                (self.dir / LOCK).unlink()
+            self._lock.close()

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
-from harness import __version__
-from harness.backends import Backend, BackendError, BackendOptions, Reply, Request, create_backend
+from harness import __version__, jsonl
+from harness.backends import Backend, BackendError, BackendOptions, Reply, Request, ask, create_backend
 from harness.cases import Case
 from harness.gate import Threshold
 from harness.hashing import sha256_file
@@ -39,9 +39,9 @@ def load_prior_records(run_dir: Path) -> dict[str, dict[str, Any]]:
         path = run_dir / name
         if not path.is_file():
             continue
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in jsonl.split_lines(path.read_text(encoding="utf-8")):
             try:
-                rec = json.loads(line)
+                rec = jsonl.loads(line, jsonl.RECORD_DEPTH)
             except ValueError:
                 continue  # a line cut off when the run was killed
             if isinstance(rec, dict) and isinstance(rec.get("id"), str):
@@ -58,6 +58,24 @@ def reply_from_record(rec: dict[str, Any], missing: str = "no reply recorded") -
                  error=None if text is not None else rec.get("error") or missing,
                  truncated=rec.get("truncated") is True, redacted=rec.get("redacted") is True,
                  attempts=rec.get("attempts") or 1, faults=tuple(rec.get("faults") or ()))
+
+
+def case_request(case: Case, suite: Suite, key: str = "") -> Request:
+    """The request a run of `suite` sends for `case`: the suite's prompt and, in the native format, the case's
+    functions (the one place that knows "native => send the tools"; deploy verify asks through it too)."""
+    native = suite.reply_format == "native"
+    return Request(case.id, tuple(build_messages(case, suite.catalogue, suite.template)), case.now,
+                   tools=tuple(case.catalogue(suite.catalogue).to_function_tools()) if native else None, key=key)
+
+
+def score_reply(case: Case, reply: Reply, suite: Suite, profile: str = "default") -> CaseResult:
+    """`reply` scored for `case` as a run of `suite` scores it (its catalogue and reply format)."""
+    return dataclasses.replace(
+        score(case, reply.text, suite.catalogue, error=reply.error, latency_s=reply.latency_s,
+              usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
+              reply_format=suite.reply_format, profile=PROFILES[profile]),
+        attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
+    )
 
 
 @dataclass
@@ -121,7 +139,7 @@ class EvalRun:
             # A resume over a subset (-k, --lf) keeps every reply it is not asked about, untouched.
             self.kept = [r for i, r in records.items() if i not in planned]
         # Every earlier record stays in the partial file until this run has written its own.
-        self.writer = RunWriter(self.reports_dir, self.run_id, keep=records.values())
+        self.writer = RunWriter(self.reports_dir, self.run_id, keep=records.values(), resume=self.resume)
         atomic_write_text(run_dir / RUN_INFO, json.dumps(info, indent=2) + "\n")
         for case in self.planned:
             if case.id in prior:
@@ -158,12 +176,7 @@ class EvalRun:
         return {**fp, **added}
 
     def _score(self, case: Case, reply: Reply, profile: str = "default") -> CaseResult:
-        return dataclasses.replace(
-            score(case, reply.text, self.catalogue, error=reply.error, latency_s=reply.latency_s,
-                  usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
-                  reply_format=self.suite.reply_format, profile=PROFILES[profile]),
-            attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
-        )
+        return score_reply(case, reply, self.suite, profile)
 
     def _record(self, case: Case, reply: Reply, again: Sequence[Reply] = ()) -> CaseResult:
         result = self.results[case.id] = self._score(case, reply)
@@ -201,34 +214,38 @@ class EvalRun:
             pending = [c for c in self.planned if c.id not in self.results]
             start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
             chunk = pending[start:start + (self.backend.batch_size or len(pending))] or [case]
-            native = self.suite.reply_format == "native"
             n = self.repeat
-            requests = [Request(c.id, tuple(build_messages(c, self.catalogue, self.suite.template)), c.now,
-                                tools=tuple(c.catalogue(self.catalogue).to_function_tools()) if native else None)
-                        for c in chunk for _ in range(n)]
-            arrived: dict[int, dict[int, Reply]] = {}
+            # Each ask has its own key (the case id, then `id#2`, `id#3` for repeats); a reply is found by it.
+            asks: dict[str, tuple[Case, int]] = {}
+            requests = []
+            for c in chunk:
+                for k in range(n):
+                    key = c.id if k == 0 else f"{c.id}#{k + 1}"
+                    asks[key] = (c, k)
+                    requests.append(case_request(c, self.suite, key))
+            arrived: dict[str, dict[int, Reply]] = {}
 
-            def on_reply(i: int, reply: Reply) -> None:
-                k = i // n  # requests are case-major: each case's n asks side by side
-                arrived.setdefault(k, {})[i % n] = reply
-                if len(arrived[k]) == n and chunk[k].id not in self.results:
-                    self._record(chunk[k], arrived[k][0], [arrived[k][r] for r in range(1, n)])
+            def on_reply(reply: Reply) -> None:
+                case, k = asks[reply.key]
+                got = arrived.setdefault(case.id, {})
+                got[k] = reply
+                if len(got) == n and case.id not in self.results:
+                    self._record(case, got[0], [got[r] for r in range(1, n)])
 
             try:
                 with self.output_visible():
-                    replies = self.backend.generate(requests, on_reply)
+                    replies = ask(self.backend, requests, on_reply)
             except BackendError as exc:
                 # Replies that arrived before the failure are kept; the cases after it stop the run.
                 self.stopped = str(exc)
                 replies = []
             except Exception as exc:
-                # A crash (a bug, a broken device) is not a model reply: stop, keep the traceback.
+                # A crash (a bug, a broken device, a backend whose replies do not match its requests) is not a
+                # model reply: stop, keep the traceback.
                 self.stopped = f"backend crashed: {type(exc).__name__}: {exc}"
                 raise
-            if not self.stopped and len(replies) != len(requests):
-                self.stopped = f"backend {self.model} returned {len(replies)} replies for {len(requests)} requests"
-            for i, reply in enumerate(replies[:len(requests)]):
-                on_reply(i, reply)
+            for reply in replies:
+                on_reply(reply)
         if case.id not in self.results:
             raise BackendError(self.stopped or f"no reply for {case.id}")
         return self.results[case.id]

@@ -117,6 +117,8 @@ def format_failure(result: CaseResult) -> str:
     lines += [f"  {e.describe()}" for e in case.expected] or ["  no tool call (plain-text answer)"]
     lines.append(f"got ({result.outcome or 'no reply'}):")
     lines += [f"  {json.dumps(c.to_json(), ensure_ascii=False)}" for c in result.parsed.calls] or ["  no valid call"]
+    if result.redacted:
+        lines.append("note: the reply held a secret (an API token or account id), replaced by *** before scoring")
     if result.response is not None:
         lines.append("reply:")
         lines.append(textwrap.indent(result.response or "(empty)", "  | ", lambda _: True))

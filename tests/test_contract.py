@@ -53,7 +53,7 @@ class Echo(Backend):
     name = "echo"
 
     def generate(self, requests, on_reply=None):
-        return [Reply(text="Hello!", latency_s=0.1) for _ in requests]
+        return [r.bind(Reply(text="Hello!", latency_s=0.1)) for r in requests]
 
 
 def test_a_summary_has_every_key_the_contract_names(make_cases, tmp_path):

@@ -301,7 +301,8 @@ class Coach:
                 body = json.dumps(template_program(self.current)) if self.direct == "good" else "Let me think about it."
             if "First only the split" in text:
                 self.current = self._case(text.split("\n\nFirst only")[0])
-            out.append(Reply(text=f"```json\n{body}\n```", latency_s=0.01, usage={"prompt_tokens": 10, "completion_tokens": 5}))
+            out.append(r.bind(Reply(text=f"```json\n{body}\n```", latency_s=0.01,
+                                    usage={"prompt_tokens": 10, "completion_tokens": 5})))
         return out
 
 

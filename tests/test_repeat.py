@@ -21,11 +21,12 @@ class Flaky(Backend):
 
     def generate(self, requests, on_reply=None):
         out = []
-        for i, r in enumerate(requests):
+        for r in requests:
             n = self.asked[r.case_id] = self.asked.get(r.case_id, 0) + 1
-            reply = Reply(text="No." if r.case_id in self.flaky and n == 3 else self.right[r.case_id], latency_s=0.01)
+            reply = r.bind(Reply(text="No." if r.case_id in self.flaky and n == 3 else self.right[r.case_id],
+                                 latency_s=0.01))
             if on_reply:
-                on_reply(i, reply)
+                on_reply(reply)
             out.append(reply)
         return out
 

@@ -21,7 +21,7 @@ class Crashing(Backend):
         self.calls += 1
         if self.calls > 1:
             raise KeyError("logits")
-        return [Reply(text="Hello!", latency_s=0.1) for _ in requests]
+        return [r.bind(Reply(text="Hello!", latency_s=0.1)) for r in requests]
 
 
 def test_a_crash_stops_the_run_with_its_traceback_and_the_run_is_incomplete(make_cases, tmp_path: Path):

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import jsonl
 from harness.tiny import TinySpec, build_tiny_model
 from training.data.build import BuildConfig, build
 from training.data.generate import Composition
@@ -51,8 +53,8 @@ class DemoConfig:
 def corpus(data: Path) -> list[str]:
     """Tokenizer training text: the training split's turns (never the golden suite)."""
     texts = []
-    for line in (data / "train.jsonl").read_text().splitlines():
-        texts += [m["content"] for m in json.loads(line)["messages"]]
+    for row in jsonl.read_records(data / "train.jsonl"):
+        texts += [m["content"] for m in row["messages"]]
     return texts
 
 
@@ -60,7 +62,7 @@ def without_system_prompt(data: Path, out: Path) -> Path:
     """Stage A1's data: the training and validation conversations with the system message left out."""
     out.mkdir(parents=True, exist_ok=True)
     for split in ("train", "val"):
-        rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines() if line.strip()]
+        rows = jsonl.read_records(data / f"{split}.jsonl")
         rows = [{**r, "messages": [m for m in r["messages"] if m["role"] != "system"]} for r in rows]
         (out / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return out
@@ -69,6 +71,7 @@ def without_system_prompt(data: Path, out: Path) -> Path:
 def golden(label: str, model_args: list[str], reports: Path, max_new_tokens: int) -> dict:
     """The golden suite through pytest, as a user runs it; returns its summary."""
     run_id = f"demo-{label}"
+    shutil.rmtree(reports / run_id, ignore_errors=True)  # the demo's own run of an earlier `make demo`
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), *model_args,
            "--cases", str(ROOT / "golden"), "--reports-dir", str(reports), "--run-id", run_id,
            "--max-new-tokens", str(max_new_tokens), "--tb=no", "--no-header"]

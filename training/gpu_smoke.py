@@ -17,7 +17,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("gpu-smoke: no CUDA device here; nothing to prove (the unsloth engine and 4-bit loading need one)")
         return 2
-    from harness.backends.base import Request
+    from harness.backends.base import Request, ask
     from harness.backends.local import GenerationSettings, LocalBackend
     from harness.isotime import parse_now
     from harness.prompt import build_system_prompt
@@ -45,7 +45,7 @@ def main() -> int:
     now = parse_now("2026-02-24T09:00:00Z")
     suite = resolve_suite()
     msgs = ({"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}, {"role": "user", "content": "weather in Oslo?"})
-    replies = backend.generate([Request("a", msgs, now), Request("b", msgs, now)])
+    replies = ask(backend, [Request("a", msgs, now), Request("b", msgs, now)])
     fp = backend.fingerprint()
     print(f"4-bit local backend: load_in_4bit={fp['load_in_4bit']}, dtype {fp['dtype']}, device {fp['device']}; "
           f"replies identical across the batch: {replies[0].text == replies[1].text}; first: {replies[0].text!r}")

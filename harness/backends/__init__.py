@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from harness.backends.base import Backend, BackendError, BackendOptions, Reply, Request
+from harness.backends.base import (Backend, BackendError, BackendOptions, Reply, ReplyMismatch, Request, ask,
+                                   bind_replies)
 
 # name -> (module, factory, pip extra that provides its packages)
 REGISTRY: dict[str, tuple[str, str, str | None]] = {
@@ -29,4 +30,5 @@ def create_backend(name: str, options: BackendOptions) -> Backend:
     return getattr(module, factory).from_options(name, options)
 
 
-__all__ = ["Backend", "BackendError", "BackendOptions", "Reply", "Request", "REGISTRY", "create_backend"]
+__all__ = ["Backend", "BackendError", "BackendOptions", "Reply", "ReplyMismatch", "Request", "REGISTRY", "ask",
+           "bind_replies", "create_backend"]

@@ -1,12 +1,17 @@
-"""The backend interface: one required method, `generate`, over a whole batch of conversations."""
+"""The backend interface: one required method, `generate`, over a whole batch of conversations.
+
+A reply is bound to its request by the request's `key`, never by its place in a list: a backend that drops,
+repeats or reorders a reply cannot make the run score one case with another's reply (`ask` checks it).
+"""
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
-OnReply = Callable[[int, "Reply"], None]
+OnReply = Callable[["Reply"], None]
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,16 @@ class Request:
     # The functions, in the function-tools form, for a native request: the server (or the local chat
     # template) renders them its own way and may answer with structured tool calls.
     tools: tuple[Mapping[str, Any], ...] | None = None
+    # Unique among the requests of one `generate` call (default: the case id; a repeat adds its number).
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.case_id)
+
+    def bind(self, reply: "Reply") -> "Reply":
+        """`reply` as this request's answer."""
+        return dataclasses.replace(reply, key=self.key)
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,7 @@ class Reply:
     attempts: int = 1  # requests sent for this reply, retries included
     faults: tuple[str, ...] = ()  # what went wrong on the attempts before (HTTP 429, timeout, ...)
     redacted: bool = False  # the reply held a secret, which was replaced by ***
+    key: str | None = None  # the key of the request it answers (Request.bind)
 
 
 # The local backend's generation modes (harness.backends.local), here so the CLI can offer them without torch.
@@ -41,6 +57,48 @@ GENERATION_MODES = ("auto", "dynamic", "static", "compiled")
 
 class BackendError(RuntimeError):
     """A backend that cannot run at all (bad options, missing files or packages): stops the run."""
+
+
+class ReplyMismatch(RuntimeError):
+    """A backend answered a request it was not asked, answered one twice, or left one out: a bug in the backend,
+    which crashes the run (its replies cannot be trusted to belong to their cases)."""
+
+
+def bind_replies(requests: Sequence[Request], replies: Sequence["Reply"], backend: str = "backend") -> list["Reply"]:
+    """The replies in the order of `requests`, each found by its key; ReplyMismatch unless every request has
+    exactly one reply and every reply a request."""
+    keys = [r.key for r in requests]
+    if len(set(keys)) != len(keys):
+        raise ValueError("two requests of one batch share a key")
+    by_key: dict[str, Reply] = {}
+    for reply in replies:
+        if reply.key not in keys:
+            raise ReplyMismatch(f"{backend} returned a reply for {reply.key!r}, which it was not asked for")
+        if reply.key in by_key:
+            raise ReplyMismatch(f"{backend} returned two replies for {reply.key!r}")
+        by_key[reply.key] = reply
+    missing = [k for k in keys if k not in by_key]
+    if missing:
+        raise ReplyMismatch(f"{backend} returned {len(replies)} replies for {len(requests)} requests; none for "
+                            f"{', '.join(map(repr, missing[:5]))}")
+    return [by_key[k] for k in keys]
+
+
+def ask(backend: "Backend", requests: Sequence[Request], on_reply: OnReply | None = None) -> list["Reply"]:
+    """Every caller's way to a backend's replies: `generate`, then each reply bound to its request by key (see
+    bind_replies). `on_reply` sees each reply once, as it arrives, and only replies to these requests."""
+    pending = {r.key for r in requests}
+    seen: set[str] = set()
+
+    def checked(reply: Reply) -> None:
+        if reply.key not in pending or reply.key in seen:
+            raise ReplyMismatch(f"{backend.name} reported a reply for {reply.key!r}, which it was not asked for "
+                                "or had already answered")
+        seen.add(reply.key)
+        if on_reply is not None:
+            on_reply(reply)
+
+    return bind_replies(requests, backend.generate(requests, checked), backend.name)
 
 
 class Backend(ABC):
@@ -56,10 +114,11 @@ class Backend(ABC):
 
     @abstractmethod
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
-        """One reply per request, in order. Must not raise for a single failed request: return
-        a Reply with `text=None` and `error` set instead, so the rest of the run goes on. Raise
-        BackendError only when nothing further can succeed. `on_reply(i, reply)`, when given, is
-        called as each reply is ready, so the run can record it before the batch ends."""
+        """One reply per request, each bound to it (`request.bind(reply)`: the run matches them by key, never
+        by position). Must not raise for a single failed request: return a Reply with `text=None` and `error`
+        set instead, so the rest of the run goes on. Raise BackendError only when nothing further can succeed.
+        `on_reply(reply)`, when given, is called as each reply is ready, so the run can record it before the
+        batch ends. Callers go through `ask`, which checks the binding."""
 
     def fingerprint(self) -> dict[str, Any]:
         """What exactly is being evaluated (model and adapter hashes, generation settings)."""
@@ -68,6 +127,11 @@ class Backend(ABC):
     def describe(self) -> str:
         """One line for pytest's header."""
         return self.name
+
+    def notes(self) -> list[str]:
+        """What the user should know about how this backend runs, said once at the start (e.g. a key too short
+        to be redacted)."""
+        return []
 
     def latency_conditions(self) -> dict[str, Any]:
         """Settings under which `latency_s` was measured (concurrency, batch size): the latency gate means

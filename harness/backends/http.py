@@ -18,6 +18,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import httpx
 
+from harness import jsonl
 from harness.backends.base import Backend, BackendError, OnReply, Reply, Request
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
@@ -25,7 +26,10 @@ FIRST_FAILURES_TO_STOP = 3  # identical failures, before any success, that stop 
 
 
 class Secret:
-    """A credential. Its repr and str are masked, so it cannot leak through tracebacks or locals."""
+    """A credential. Its repr and str are masked, so it cannot leak through tracebacks, locals or exception
+    args; `reveal()` is the one way to the value, used only where a header or URL is built."""
+
+    __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
@@ -41,18 +45,65 @@ class Secret:
     def __bool__(self) -> bool:
         return bool(self._value)
 
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret is not pickled")
+
+    @property
+    def short(self) -> bool:
+        """Too short to be a real credential (a dummy key for a local server): never searched for in replies."""
+        return 0 < len(self._value) < SHORT_SECRET
+
 
 SECRET_RUN = 6  # this many characters of a secret in a row are a leak: a cut-off token still identifies it
+SHORT_SECRET = 8  # a value shorter than this is no credential: substring redaction would corrupt replies
 
 
-def redact_secrets(text: str, secrets: Sequence[Secret]) -> str:
+def header_safe(value: str) -> bool:
+    """Whether `value` can go into an HTTP header as it is: printable ASCII, no spaces or control characters."""
+    return all(33 <= ord(c) <= 126 for c in value)
+
+
+def public_url(url: str) -> str:
+    """`url` as it may be printed or recorded: a user name and password in it become `user:***@`."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@?#]*)@", lambda m: f"{m.group(1)}{m.group(2).split(':')[0]}:***@",
+                  url)
+
+
+def check_base_url(url: str, flag: str, *, own_auth: bool) -> Secret:
+    """Refuse a base URL that cannot work (no http(s) scheme, no host, a port outside 1..65535) with the flag's
+    name, before any request; and one with a user name or password in it when the API's own auth header
+    (`own_auth`) would be replaced by it (httpx sends Basic auth from the URL instead). Returns the URL's password
+    as a Secret (empty without one), so that redaction covers it."""
+    shown = public_url(url)
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise BackendError(f"{flag} {shown}: not a valid URL ({public_url(str(exc))})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BackendError(f"{flag} {shown}: give an http:// or https:// URL with a host")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise BackendError(f"{flag} {shown}: invalid port {parsed.port} (1..65535)")
+    if parsed.userinfo and own_auth:
+        raise BackendError(f"{flag} {shown}: a user name or password in the URL would replace the API token's "
+                           "Authorization header; leave them out")
+    return Secret(parsed.password or "")
+
+
+def redact_secrets(text: str, secrets: Sequence[Secret], reply: bool = False) -> str:
     """Every run of SECRET_RUN or more characters of any secret, in any place of `text`, becomes `***`
     (a secret shorter than that only whole). Runs are found through each secret's windows of that length,
-    so a prefix, a suffix or a piece of a token cut off by some length limit is caught too."""
+    so a prefix, a suffix or a piece of a token cut off by some length limit is caught too. In a reply
+    (`reply=True`) a short secret (a dummy key like `k`) is left alone: it is no credential, and replacing every
+    `k` would change what is scored; elsewhere it is replaced only where it stands as a whole word."""
     marked = [False] * len(text)
     for secret in secrets:
         value = secret.reveal()
         if not value:
+            continue
+        if secret.short:
+            if not reply:
+                for m in re.finditer(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", text):
+                    marked[m.start():m.end()] = [True] * (m.end() - m.start())
             continue
         width = min(SECRET_RUN, len(value))
         for window in {value[i:i + width] for i in range(len(value) - width + 1)}:
@@ -141,8 +192,10 @@ def classify_http(status: int, body: Any, headers: httpx.Headers) -> Failure:
 
 
 def _read_body(response: httpx.Response, redact: Callable[[str], str]) -> tuple[Any, bool]:
-    """The response body as JSON (or text) with every secret already redacted, so that whatever later cuts,
-    prints or raises with it cannot leak one; and whether anything was redacted."""
+    """The response body as strict JSON (or text) with every secret already redacted, so that whatever later
+    cuts, prints or raises with it cannot leak one; and whether anything was redacted. A body that is not strict
+    JSON (NaN, nesting past harness.jsonl's limit, a huge integer) is read as text: no reply in it. Reading can
+    still fail (a body sent as gzip that is not): the caller makes that a failed attempt."""
     changed = False
 
     def clean(value: Any) -> Any:
@@ -157,10 +210,11 @@ def _read_body(response: httpx.Response, redact: Callable[[str], str]) -> tuple[
             return {clean(str(k)): clean(v) for k, v in value.items()}
         return value
 
+    text = response.text
     try:
-        body: Any = response.json()
+        body: Any = jsonl.loads(text, jsonl.RECORD_DEPTH)
     except ValueError:
-        body = response.text
+        body = text
     return clean(body), changed
 
 
@@ -172,6 +226,20 @@ def _classify_safely(classify: Callable[[int, Any, httpx.Headers], Failure], res
     except Exception as exc:  # noqa: BLE001 -- a reply we cannot read is a failed attempt, not a crash
         return Failure("retry" if response.status_code >= 500 else "case",
                        f"HTTP {response.status_code}: unreadable error reply ({type(exc).__name__})")
+
+
+def send_failure(exc: Exception, timeout_s: float) -> Failure:
+    """What an exception raised while sending a request or reading its response means for that attempt:
+    timeouts, lost connections and bodies that do not decode (a gzip header on a body that is not) may heal;
+    anything else fails this request only, named by its type. It never escapes: an exception that escaped would
+    leave its request without a reply."""
+    if isinstance(exc, httpx.TimeoutException):
+        return Failure("retry", f"timeout after {timeout_s:g} s ({type(exc).__name__})")
+    if isinstance(exc, httpx.TransportError):
+        return Failure("retry", f"connection error: {type(exc).__name__}: {exc}")
+    if isinstance(exc, httpx.DecodingError):
+        return Failure("retry", f"undecodable response body ({type(exc).__name__}: {str(exc)[:200]})")
+    return Failure("case", f"request failed: {type(exc).__name__}: {str(exc)[:300]}")
 
 
 class RequestFailed(BackendError):
@@ -196,10 +264,8 @@ def request_sync(
     for attempt in range(1, retry.max_attempts + 1):
         try:
             response = client.request(method, url, **kwargs)
-        except httpx.TimeoutException as exc:
-            failure = Failure("retry", f"timeout after {retry.timeout_s:g} s ({type(exc).__name__})")
-        except httpx.TransportError as exc:
-            failure = Failure("retry", f"connection error: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 -- classified: every failure to get a response is one attempt's
+            failure = send_failure(exc, retry.timeout_s)
         else:
             body, _ = _read_body(response, redact)
             if response.is_success and not (isinstance(body, dict) and body.get("success") is False):
@@ -285,11 +351,19 @@ class HttpBackend(Backend):
     def redact(self, text: str) -> str:
         return redact_secrets(text, self.secrets)
 
+    def notes(self) -> list[str]:
+        return [f"a credential of {len(s.reveal())} character(s) is too short to be treated as a secret: replies are "
+                "not searched for it (error messages still are)" for s in self.secrets if s.short]
+
+    def redact_reply(self, text: str) -> str:
+        """Redaction for what the model said: a dummy key too short to be a secret is not searched for."""
+        return redact_secrets(text, self.secrets, reply=True)
+
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
         return asyncio.run(self._generate_all(requests, on_reply))
 
     async def _generate_all(self, requests: Sequence[Request], on_reply: OnReply | None) -> list[Reply]:
-        replies: list[Reply | None] = [None] * len(requests)
+        replies: dict[str, Reply] = {}
         limiter = RateLimiter(self.requests_per_minute)
         gate = asyncio.Semaphore(self.concurrency)
         fatal: list[FatalBackendError] = []
@@ -299,26 +373,40 @@ class HttpBackend(Backend):
             timeout=self.retry.timeout_s, limits=limits, transport=self.transport, headers=self.headers()
         ) as client:
 
-            async def one(i: int, request: Request) -> None:
+            async def one(request: Request) -> None:
                 async with gate:
                     try:
-                        replies[i] = await self._ask(client, limiter, request)
-                        self._watch_first_failures(replies[i])
+                        reply = request.bind(await self._ask(client, limiter, request))
                     except FatalBackendError as exc:
-                        # Nothing more can succeed: stop every request in flight or backing off, now.
                         fatal.append(exc)
+                    except Exception as exc:  # noqa: BLE001 -- anything else is this case's failure, not a shift
+                        reply = request.bind(Reply(text=None, error=self.redact(
+                            f"{type(exc).__name__} while asking: {str(exc)[:300]}")))
+                    if not fatal:
+                        replies[request.key] = reply
+                        try:
+                            self._watch_first_failures(reply)
+                        except FatalBackendError as exc:
+                            fatal.append(exc)
+                    if fatal:
+                        # Nothing more can succeed: stop every request in flight or backing off, now.
                         for task in tasks:
                             if task is not asyncio.current_task():
                                 task.cancel()
                         return
-                    if on_reply is not None:
-                        on_reply(i, replies[i])
+                if on_reply is not None:
+                    on_reply(reply)
 
-            tasks.extend(asyncio.create_task(one(i, r)) for i, r in enumerate(requests))
-            await asyncio.gather(*tasks, return_exceptions=True)
+            tasks.extend(asyncio.create_task(one(r)) for r in requests)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         if fatal:
             raise fatal[0]
-        return [r for r in replies if r is not None]
+        # An exception outside the request (in on_reply: the run's own recording) is not lost in gather.
+        raised = next((o for o in outcomes if isinstance(o, BaseException)
+                       and not isinstance(o, asyncio.CancelledError)), None)
+        if raised is not None:
+            raise raised
+        return [replies[r.key] for r in requests if r.key in replies]
 
     def latency_conditions(self) -> dict[str, Any]:
         return {"concurrency": self.concurrency,
@@ -366,11 +454,9 @@ class HttpBackend(Backend):
         a reply that cannot be read becomes a Failure (so no traceback ever holds a response body)."""
         try:
             response = await client.post(self.endpoint(request), json=self.payload(request))
-        except httpx.TimeoutException as exc:
-            return Failure("retry", f"timeout after {self.retry.timeout_s:g} s ({type(exc).__name__})")
-        except httpx.TransportError as exc:
-            return Failure("retry", f"connection error: {type(exc).__name__}: {exc}")
-        body, redacted = _read_body(response, self.redact)
+        except Exception as exc:  # noqa: BLE001 -- classified: every failure to get a response is one attempt's
+            return send_failure(exc, self.retry.timeout_s)
+        body, redacted = _read_body(response, self.redact_reply if response.is_success else self.redact)
         if response.is_success and not (isinstance(body, dict) and body.get("success") is False):
             try:
                 reply = self.extract(body)

@@ -269,10 +269,10 @@ class LocalBackend(Backend):
         replies: list[Reply] = []
         for start in range(0, len(requests), self.settings.batch_size):
             batch = requests[start:start + self.settings.batch_size]
-            done = self._generate_or_split(batch)
-            for i, reply in enumerate(done, start=start):
+            done = [request.bind(reply) for request, reply in zip(batch, self._generate_or_split(batch), strict=True)]
+            for reply in done:
                 if on_reply is not None:
-                    on_reply(i, reply)
+                    on_reply(reply)
             replies += done
         return replies
 

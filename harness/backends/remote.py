@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from harness.backends.base import BackendError, BackendOptions, Reply, Request
-from harness.backends.http import Failure, HttpBackend, RetryPolicy, Secret, classify_http, parse_retry_after
+from harness.backends.http import (Failure, HttpBackend, RetryPolicy, Secret, check_base_url, classify_http, header_safe,
+                                   parse_retry_after, public_url)
 from harness.chat_format import BOS, EOT, date_string, render_llama3
 
 CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
@@ -55,9 +56,16 @@ def classify_cloudflare(status: int, body: Any, headers: httpx.Headers) -> Failu
 
 
 def _env_secret(var: str, backend: str, required: bool = True) -> Secret:
+    """A credential from the environment. One that cannot be sent as a header (a non-ASCII character, a space,
+    a line break: a copy-paste accident) is refused here, named by its variable and never echoed, before any
+    request: httpx would fail building the header with the whole value in its exception."""
     value = os.environ.get(var, "")
     if required and not value:
         raise BackendError(f"--model={backend} needs the environment variable {var}")
+    if value and not header_safe(value):
+        raise BackendError(f"--model={backend}: the environment variable {var} holds a character that cannot go "
+                           "into an HTTP header (non-ASCII, a space or a control character); set it to the token "
+                           "exactly (its value is not shown)")
     return Secret(value)
 
 
@@ -103,7 +111,8 @@ class CloudflareBackend(HttpBackend):
         seed: int = 0,
         **http: Any,
     ) -> None:
-        super().__init__(secrets=[token, Secret(account_id)], seed=seed, **http)
+        url_password = check_base_url(api_base, "--cf-api-base", own_auth=True)
+        super().__init__(secrets=[token, Secret(account_id), url_password], seed=seed, **http)
         self.model, self.account_id, self.token = model, account_id, token
         self.lora, self.raw, self.max_tokens, self.seed = lora, raw, max_tokens, seed
         self.raw_keep_bos = raw_keep_bos
@@ -147,14 +156,14 @@ class CloudflareBackend(HttpBackend):
 
     def fingerprint(self) -> dict[str, Any]:
         return {
-            "backend": self.name, "cf_model": self.model, "lora": self.lora, "api_base": self.api_base,
+            "backend": self.name, "cf_model": self.model, "lora": self.lora, "api_base": public_url(self.api_base),
             "generation": {"temperature": 0, "seed": self.seed, "max_tokens": self.max_tokens,
                            "mode": "raw prompt (Llama 3 template rendered by the harness)" if self.raw else "messages",
                            **_raw_or_chat_date(self.raw, self.raw_keep_bos, chat_date=None)},
         }
 
     def describe(self) -> str:
-        return f"{self.name}: {self.model}{' + lora ' + self.lora if self.lora else ''} at {self.api_base}" + (
+        return f"{self.name}: {self.model}{' + lora ' + self.lora if self.lora else ''} at {public_url(self.api_base)}" + (
             " (raw prompt)" if self.raw else "")
 
     @classmethod
@@ -196,7 +205,8 @@ class OpenAIBackend(HttpBackend):
         seed: int = 0,
         **http: Any,
     ) -> None:
-        super().__init__(secrets=[api_key], seed=seed, **http)
+        url_password = check_base_url(base_url, "--base-url", own_auth=bool(api_key))
+        super().__init__(secrets=[api_key, url_password], seed=seed, **http)
         self.base_url, self.served_model, self.api_key = base_url.rstrip("/"), served_model, api_key
         self.raw, self.raw_keep_bos, self.max_tokens, self.seed = raw, raw_keep_bos, max_tokens, seed
 
@@ -238,7 +248,7 @@ class OpenAIBackend(HttpBackend):
 
     def fingerprint(self) -> dict[str, Any]:
         return {
-            "backend": self.name, "base_url": self.base_url, "served_model": self.served_model,
+            "backend": self.name, "base_url": public_url(self.base_url), "served_model": self.served_model,
             "generation": {"temperature": 0, "seed": self.seed, "max_tokens": self.max_tokens,
                            "mode": "completions with the Llama 3 template rendered by the harness" if self.raw
                            else "chat completions",
@@ -247,7 +257,7 @@ class OpenAIBackend(HttpBackend):
         }
 
     def describe(self) -> str:
-        return f"openai: {self.served_model} at {self.base_url}{' (raw prompt)' if self.raw else ''}"
+        return f"openai: {self.served_model} at {public_url(self.base_url)}{' (raw prompt)' if self.raw else ''}"
 
     @classmethod
     def from_options(cls, name: str, options: BackendOptions) -> "OpenAIBackend":

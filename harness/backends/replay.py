@@ -6,17 +6,17 @@ a failed request, `error`), so any run can be re-scored offline.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness import jsonl
 from harness.backends.base import Backend, BackendError, BackendOptions, OnReply, Reply, Request
 
 
 def load_replies(path: Path) -> dict[str, Reply]:
     """Read a replay file; a malformed line stops the run with file:line and the field."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = jsonl.split_lines(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise BackendError(f"cannot read replies file {path}: {exc}") from exc
     replies: dict[str, Reply] = {}
@@ -26,9 +26,9 @@ def load_replies(path: Path) -> dict[str, Reply]:
             continue
         where = f"{path}:{lineno}"
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BackendError(f"{where}: not valid JSON ({exc.msg})") from None
+            rec = jsonl.loads(line, jsonl.RECORD_DEPTH)
+        except jsonl.JsonValueError as exc:
+            raise BackendError(f"{where}: {exc}") from None
         if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
             raise BackendError(f"{where}: id: each line needs a string 'id'")
         case_id = rec["id"]
@@ -70,10 +70,14 @@ class ReplayBackend(Backend):
         return cls(options.require("replies", "--replies FILE (recorded replies, one JSON line per case)", name))
 
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
-        return [
-            self.replies.get(r.case_id) or Reply(text=None, error=f"no recorded reply for {r.case_id!r} in {self.path}")
-            for r in requests
-        ]
+        out = []
+        for r in requests:
+            reply = r.bind(self.replies.get(r.case_id)
+                           or Reply(text=None, error=f"no recorded reply for {r.case_id!r} in {self.path}"))
+            if on_reply is not None:
+                on_reply(reply)
+            out.append(reply)
+        return out
 
     def fingerprint(self) -> dict[str, Any]:
         return {"backend": self.name, "replies_file": str(self.path), "replies_sha256": self.sha256}

@@ -25,7 +25,7 @@ from harness.gate import GATE_ON
 from harness.program.core import RULES, load_program_file
 from harness.program.run import STRATEGIES, model_missing
 from harness.program.session import ProgramRun
-from harness.report import atomic_write_text
+from harness.report import RunFolderError, atomic_write_text, check_run_folder
 from harness.task import TASKS
 
 BACKEND_OPTIONS = ("replies", "base_model", "adapter", "device", "max_new_tokens", "batch_size")
@@ -109,6 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     options = BackendOptions({k: v for k, v in vars(args).items() if k in BACKEND_OPTIONS and v is not None})
     base_id = args.run_id or f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-program"
+    try:
+        for strategy in strategies:
+            check_run_folder(args.reports_dir, base_id if len(strategies) == 1 else f"{base_id}-{strategy}")
+    except RunFolderError as exc:
+        print(f"program run refused: {exc}", file=sys.stderr)
+        return 2
     summaries: dict[str, dict[str, Any]] = {}
     for strategy in strategies:
         run = ProgramRun(model=None if strategy == "template" else args.model, strategy=strategy, options=options,
@@ -118,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             run.start(cases)
-        except BackendError as exc:
+        except (BackendError, RunFolderError) as exc:
             print(f"program run refused: {exc}", file=sys.stderr)
             return 2
         run.run_all()

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from jsonschema import Draft202012Validator
 
+from harness import jsonl
 from harness.cases import CaseFileError, Problem
 from harness.parse import iter_blocks
 
@@ -77,7 +78,7 @@ def load_program_file(path: str | Path) -> list[ProgramCase]:
     cases: list[ProgramCase] = []
     seen: set[str] = set()
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = jsonl.split_lines(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise CaseFileError([Problem(str(path), 0, "file", str(exc))]) from None
     for n, text in enumerate(lines, start=1):
@@ -85,9 +86,9 @@ def load_program_file(path: str | Path) -> list[ProgramCase]:
             continue
         bad = lambda fld, why, n=n: problems.append(Problem(str(path), n, fld, why))  # noqa: E731
         try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            bad("line", f"not JSON: {exc}")
+            raw = jsonl.loads(text)
+        except jsonl.JsonValueError as exc:
+            bad("line", str(exc))
             continue
         case = _case(raw, bad, str(path), n)
         if case is not None:
@@ -161,8 +162,8 @@ def first_json(text: Any, openers: str = "{") -> tuple[Any, str | None]:
     if not body.strip():
         return None, "no JSON object in the reply"
     try:
-        value, _ = json.JSONDecoder().raw_decode(body.strip())
-    except (ValueError, RecursionError) as exc:
+        value, _ = jsonl.raw_decode(body.strip())
+    except jsonl.JsonValueError as exc:
         return None, f"not JSON: {str(exc)[:120]}"
     return value, None
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from harness.backends import Backend, Reply, Request
+from harness.backends import Backend, Reply, Request, ask
 from harness.metrics import percentile, wilson
 from harness.parse import fence
 from harness.program.core import (GROUPS, LOWER, RULES, UPPER, ProgramCase, ProgramResult, day_region,
@@ -74,7 +74,7 @@ class Spend:
         self.backend, self.calls, self.tokens, self.seconds = backend, 0, 0, 0.0
 
     def ask(self, case_id: str, msgs: Sequence[dict[str, str]]) -> Reply:
-        [reply] = self.backend.generate([Request(case_id, tuple(msgs), NOW)])
+        [reply] = ask(self.backend, [Request(case_id, tuple(msgs), NOW)])
         self.calls += 1
         self.tokens += _tokens(reply)
         self.seconds += reply.latency_s or 0.0
@@ -153,7 +153,7 @@ def run_strategy(cases: Sequence[ProgramCase], strategy: str, backend: Backend |
         assert backend is not None
         for start in range(0, len(requests), backend.batch_size or len(requests)):
             chunk = requests[start:start + (backend.batch_size or len(requests))]
-            replies += backend.generate(chunk)
+            replies += ask(backend, chunk)
             progress(len(chunk))
         return [{"result": score_program(c, r.text, r.error), "calls": 1,
                  "tokens": _tokens(r),

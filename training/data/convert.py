@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from harness import jsonl
 from harness.cases import DEFAULT_NOW
 from harness.suite import resolve_suite
 from harness.isotime import parse_date, parse_datetime, parse_now
@@ -196,6 +197,6 @@ def convert_file(source: str, path: str | Path, limit: int | None = None) -> tup
     if source not in CONVERTERS:
         raise ValueError(f"unknown source {source!r}; one of {', '.join(CONVERTERS)}")
     text = Path(path).read_text(encoding="utf-8")
-    records = json.loads(text) if text.lstrip().startswith("[") else [json.loads(line) for line in text.splitlines() if line.strip()]
+    records = jsonl.loads(text) if text.lstrip().startswith("[") else [jsonl.loads(line) for line in jsonl.split_lines(text) if line.strip()]
     examples, report = _convert(source, records[:limit] if limit else records, CONVERTERS[source])
     return examples, report

@@ -18,6 +18,7 @@ import random
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness import jsonl
 from harness.program.core import GOALS, ProgramCase, load_program_file, parse_program, schema_errors, score_program
 from harness.program.run import SYSTEM, request_text
 from harness.program.template import template_program
@@ -88,11 +89,9 @@ def example(case: ProgramCase, answer: str, source: str, group: str) -> dict[str
 def convert_seed_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """The seed plan's {"prompt", "completion"} lines as chat examples; refused lines as `file:line: why`."""
     kept, refused = [], []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, line in jsonl.iter_lines(path):
         try:
-            rec = json.loads(line)
+            rec = jsonl.loads(line)
             prompt, completion = rec["prompt"], rec["completion"]
         except (ValueError, KeyError, TypeError) as exc:
             refused.append(f"{path}:{n}: not a {{\"prompt\", \"completion\"}} line ({exc})")

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from harness import jsonl
 from harness.isotime import parse_date, parse_datetime, parse_now
 from harness.parse import ParsedReply, parse_reply
 from harness.parse_native import parse_native
@@ -126,12 +127,11 @@ def validate_records(records: Iterable[tuple[int, Any]], path: str, suite: Suite
 def read_jsonl(path: str | Path) -> list[tuple[int, Any]]:
     """(line number, parsed record) per non-blank line; a line that is not JSON becomes its error string."""
     out: list[tuple[int, Any]] = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                out.append((lineno, json.loads(line)))
-            except ValueError as exc:
-                out.append((lineno, f"not valid JSON: {exc}"))
+    for lineno, line in jsonl.iter_lines(path):
+        try:
+            out.append((lineno, jsonl.loads(line)))
+        except jsonl.JsonValueError as exc:
+            out.append((lineno, str(exc)))
     return out
 
 

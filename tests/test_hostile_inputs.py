@@ -1,0 +1,187 @@
+"""Issue 21: hostile or unusual files never shift, crash or escape. Lines, JSON values, run folders."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import write_jsonl
+from harness import jsonl
+from harness.backends.replay import load_replies
+from harness.cases import CaseFileError, load_case_file
+from harness.compare import load_run
+from harness.report import RunFolderError, RunWriter, check_run_id
+from harness.run import load_prior_records
+
+LINE_BREAKS = "\u2028\u2029\u0085\x1c\x1d\x1e\x0b\x0c\r"
+
+
+def _case(case_id, text):
+    return {"id": case_id, "category": "no_tool", "messages": [{"role": "user", "content": text}], "expected": []}
+
+
+def _raw_jsonl(path, rows):
+    """Rows written as the harness writes them: non-ASCII kept raw."""
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+# -- one JSONL reader: split on \n only --------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(list(LINE_BREAKS)), max_size=40),
+                min_size=1, max_size=8))
+def test_any_unicode_text_round_trips_through_every_jsonl_reader(tmp_path_factory, texts):
+    tmp = tmp_path_factory.mktemp("rt")
+    rows = [{"id": f"c{i}", "response": t} for i, t in enumerate(texts)]
+    path = _raw_jsonl(tmp / "r.jsonl", rows)
+    assert jsonl.read_records(path) == rows
+    assert {k: r.text for k, r in load_replies(path).items()} == {r["id"]: r["response"] for r in rows}
+
+
+def test_a_run_whose_replies_hold_line_separators_reads_back_replays_resumes_and_compares(tmp_path, catalogue):
+    texts = ["plain", "one\u2028two", "para\u2029graph", "next\u0085line"]
+    cases = _raw_jsonl(tmp_path / "cases.jsonl", [_case(f"c{i}", t) for i, t in enumerate(texts)])
+    loaded = load_case_file(cases, catalogue)  # a raw U+2028 inside a case's text is no line break
+    assert [c.messages[0]["content"] for c in loaded.cases] == texts
+    writer = RunWriter(tmp_path / "reports", "r1")
+    records = [{"id": f"c{i}", "response": t} for i, t in enumerate(texts)]
+    for rec in records:
+        writer.add(rec)
+    writer.close()
+    assert [r["response"] for r in load_prior_records(tmp_path / "reports" / "r1").values()] == texts  # resume
+    writer = RunWriter(tmp_path / "reports", "r2")
+    writer.finish({"run_id": "r2", "model": "replay"}, records)
+    run = load_run(tmp_path / "reports" / "r2")  # compare/report read it
+    assert [run.records[f"c{i}"]["response"] for i in range(4)] == texts
+    assert [r.text for r in load_replies(tmp_path / "reports" / "r2" / "cases.jsonl").values()] == texts  # replay
+
+
+def test_the_bfcl_importer_keeps_an_entry_holding_a_line_separator(tmp_path):
+    from harness.bfcl import _read_jsonl
+
+    rows = [{"id": "a", "question": "x\u2028y"}, {"id": "b", "question": "z"}]
+    assert _read_jsonl(_raw_jsonl(tmp_path / "d.json", rows)) == rows
+
+
+# -- hostile JSON values: refusals with file:line, never INTERNALERROR ----------------------------------------------
+HOSTILE_LINES = {
+    "deep": "[" * 100_000 + "]" * 100_000,
+    "big-int": '{"id": "x", "n": ' + "9" * 5000 + "}",
+    "nan": '{"id": "x", "category": "single", "messages": [{"role": "user", "content": "pay"}], '
+           '"expected": [{"tool": "getWeather", "params": {"location": NaN}}]}',
+    "infinity": '{"id": "x", "amount": Infinity}',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_LINES))
+def test_a_hostile_case_line_is_a_file_line_refusal(tmp_path, catalogue, kind):
+    path = tmp_path / "cases.jsonl"
+    path.write_text(json.dumps(_case("ok", "hi")) + "\n" + HOSTILE_LINES[kind] + "\n", encoding="utf-8")
+    with pytest.raises(CaseFileError) as err:
+        load_case_file(path, catalogue)
+    assert f"{path}:2:" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_LINES))
+def test_a_hostile_replay_line_is_a_file_line_refusal(tmp_path, kind):
+    from harness.backends import BackendError
+
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"id": "a", "response": "hi"}) + "\n" + HOSTILE_LINES[kind] + "\n", encoding="utf-8")
+    with pytest.raises(BackendError, match=rf"{path}:2: "):
+        load_replies(path)
+
+
+@pytest.mark.parametrize("reply", ["```json\n" + "[" * 50_000 + "]" * 50_000 + "\n```",
+                                   '```json\n{"tool": "getWeather", "params": {"location": ' + "1" * 5000 + "}}\n```",
+                                   '```json\n{"tool": "getWeather", "params": {"location": NaN}}\n```',
+                                   "[" * 50_000 + "]" * 50_000])
+def test_a_hostile_reply_is_an_ordinary_malformed_call(catalogue, reply):
+    from harness.parse import parse_reply
+    from harness.parse_native import parse_native
+
+    assert parse_reply(reply).outcome == ("malformed" if reply.startswith("```") else "abstention")
+    if not reply.startswith("```"):
+        assert parse_native(reply, catalogue.names).outcome == "malformed"
+
+
+def test_the_writers_never_write_a_non_json_number(tmp_path):
+    writer = RunWriter(tmp_path, "r")
+    with pytest.raises(ValueError):
+        writer.add({"id": "a", "latency_s": float("nan")})
+    writer.close()
+    assert "NaN" not in (tmp_path / "r" / "cases.partial.jsonl").read_text()
+
+
+def test_pytest_refuses_a_hostile_case_file_with_exit_2_not_internalerror(pytester):
+    (pytester.path / "cases.jsonl").write_text(HOSTILE_LINES["deep"] + "\n", encoding="utf-8")
+    write_jsonl(pytester.path / "r.jsonl", [{"id": "x", "response": "hi"}])
+    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl",
+                                "-p", "no:cacheprovider")
+    assert result.ret == 2
+    out = result.stdout.str()
+    assert "INTERNALERROR" not in out and "cases.jsonl:1:" in out
+
+
+# -- run ids and run folders ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["../../x", "/abs/path", "latest", "a/b", "..", ".hidden", "", "x" * 200, "a\nb"])
+def test_a_run_id_is_one_safe_path_component(bad):
+    with pytest.raises(RunFolderError):
+        check_run_id(bad)
+
+
+@pytest.mark.parametrize("good", ["20261201T101500Z-replay-3f9a", "demo-before", "run_7.v2", "a+b"])
+def test_ordinary_run_ids_are_accepted(good):
+    assert check_run_id(good) == good
+
+
+@pytest.mark.parametrize("bad", ["../../escaped", "latest"])
+def test_pytest_refuses_an_unsafe_run_id_before_writing_anything(pytester, bad):
+    write_jsonl(pytester.path / "cases.jsonl", [_case("a", "hi")])
+    write_jsonl(pytester.path / "r.jsonl", [{"id": "a", "response": "hi"}])
+    (pytester.path / "sub").mkdir()
+    result = pytester.runpytest("--model=replay", "--cases", "../cases.jsonl", "--replies", "../r.jsonl",
+                                "--reports-dir", "rep", "--run-id", bad, "-p", "no:cacheprovider",
+                                "--rootdir", str(pytester.path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not (pytester.path / "escaped").exists() and not (pytester.path / "rep" / "latest").exists()
+
+
+def test_an_existing_run_is_never_overwritten_by_a_rerun_with_its_id(pytester):
+    write_jsonl(pytester.path / "cases.jsonl", [_case(f"c{i}", "hi") for i in range(5)])
+    write_jsonl(pytester.path / "r.jsonl", [{"id": f"c{i}", "response": "hello"} for i in range(5)])
+    args = ["--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-p", "no:cacheprovider",
+            "--run-id", "keep-me"]
+    assert pytester.runpytest(*args).ret == 0
+    again = pytester.runpytest(*args, "-k", "c1")
+    assert again.ret == pytest.ExitCode.USAGE_ERROR and "--resume keep-me" in again.stdout.str() + again.stderr.str()
+    assert len((pytester.path / "reports" / "keep-me" / "cases.jsonl").read_text().splitlines()) == 5
+
+
+def test_a_run_folder_is_locked_while_its_run_writes(tmp_path):
+    writer = RunWriter(tmp_path, "busy")
+    script = ("import sys; from harness.report import RunWriter, RunFolderError\n"
+              f"try:\n    RunWriter({str(tmp_path)!r}, 'busy', resume=True)\n"
+              "except RunFolderError as e:\n    print(e); sys.exit(3)\n")
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert other.returncode == 3 and f"pid {os.getpid()}" in other.stdout
+    writer.finish({"run_id": "busy"}, [])
+    assert not (tmp_path / "busy" / ".lock").exists()
+    RunWriter(tmp_path, "busy", resume=True).close()  # free again once the run is over
+
+
+def test_report_files_honour_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        RunWriter(tmp_path, "m").finish({"run_id": "m"}, [{"id": "a"}])
+        for name in ("cases.jsonl", "summary.json"):
+            assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o644
+            assert (tmp_path / "latest" / name).stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "m").stat().st_mode & 0o777 == 0o755
+        assert (tmp_path / "latest").stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(old)
