@@ -255,8 +255,7 @@ def _check_expected(expected: Any, catalogue: Catalogue, bad) -> tuple[ExpectedC
             except MatcherError as exc:
                 bad(where + exc.where, str(exc))
                 continue
-            schema = tool.params_schema["properties"][pname]
-            for why in compiled[pname].impossible(schema, pname in tool.required):
+            for why in compiled[pname].impossible(tool.param_schema(pname), pname in tool.required):
                 bad(where, why)
         out.append(ExpectedCall(tool=name, params=compiled, raw=params))
     return tuple(out)

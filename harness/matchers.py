@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Callable, Mapping, Protocol
 
-from jsonschema import Draft202012Validator
+from harness import schema as jschema
+from harness.schema import Subschema
 
 from harness.isotime import calendar_date, is_utc, parse_date, parse_datetime
 
@@ -173,15 +174,10 @@ class Fields:
         return why
 
 
-_VALIDATORS: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
-
-
-def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
-    """One validator per param schema (the catalogue's objects live for the process)."""
-    hit = _VALIDATORS.get(id(schema))
-    if hit is None or hit[0] is not schema:
-        hit = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
-    return hit[1]
+def _validator(schema: Mapping[str, Any]) -> Any:
+    """The validator for a param's schema: resolved in its tool's schema when it is a Subschema (local `$ref`s),
+    else standalone; never fetching anything (harness.schema)."""
+    return schema.validator() if isinstance(schema, Subschema) else jschema.validator(schema)
 
 
 def _needs_plain_string(kind: str, schema: Mapping[str, Any]) -> list[str]:

@@ -16,7 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator
+
+from harness import schema as jschema
 
 # JSON Schema counts 10.0 as an integer; a checker that reads the literal (BFCL's) does not.
 _STRICT_TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
@@ -24,12 +26,11 @@ _STRICT_TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
 
 
 def _validator_class(strict_integers: bool, enums: bool) -> Any:
-    """Draft 2020-12, optionally with integers read literally and/or `enum` not enforced (BFCL checks
-    values against its answer lists, never against the schema's enum)."""
+    """Draft 2020-12 with bounded patterns (harness.schema), optionally with integers read literally and/or
+    `enum` not enforced (BFCL checks values against its answer lists, never against the schema's enum)."""
     if not strict_integers and enums:
-        return Draft202012Validator
-    return validators.extend(
-        Draft202012Validator,
+        return jschema.Bounded
+    return jschema.extend(
         validators={} if enums else {"enum": lambda *_: None},
         type_checker=_STRICT_TYPES if strict_integers else Draft202012Validator.TYPE_CHECKER,
     )
@@ -54,8 +55,12 @@ class Tool:
     def validator(self, strict_integers: bool = False, enums: bool = True) -> Draft202012Validator:
         key = (strict_integers, enums)
         if key not in self._validators:
-            self._validators[key] = VALIDATOR_CLASSES[key](self.params_schema)
+            self._validators[key] = jschema.validator(self.params_schema, VALIDATOR_CLASSES[key])
         return self._validators[key]
+
+    def param_schema(self, name: str) -> jschema.Subschema:
+        """One param's schema with its root kept (local `$ref`s followed), for checks that read its keywords."""
+        return jschema.Subschema(self.validator(), self.params_schema["properties"][name])
 
     @property
     def param_names(self) -> frozenset[str]:
@@ -138,7 +143,10 @@ def catalogue_from_json(raw: Any, source: str) -> Catalogue:
             raise ValueError(f"{source}: tools[{i}]: the name must be a non-empty string")
         if any(t.name == name for t in tools):
             raise ValueError(f"{source}: tools[{i}]: {name!r} is defined twice; a name may appear once")
-        Draft202012Validator.check_schema(params)
+        try:
+            jschema.check_schema(params, f"tools[{i}].function.parameters" if not legacy else f"tools[{i}].params")
+        except jschema.SchemaRefused as exc:
+            raise ValueError(f"{source}: {exc}") from None
         tools.append(Tool(name=name, summary=str(summary), params_schema=params))
     if not tools:
         raise ValueError(f"{source}: no tools in the catalogue")

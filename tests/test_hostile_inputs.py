@@ -185,3 +185,120 @@ def test_report_files_honour_the_umask(tmp_path):
         assert (tmp_path / "latest").stat().st_mode & 0o777 == 0o755
     finally:
         os.umask(old)
+
+
+# -- JSON Schema: nothing fetched or read, local refs resolved, patterns bounded --------------------------------
+class _Counting:
+    """A server on 127.0.0.1 that counts the requests it gets (a schema must never make the harness fetch)."""
+
+    def __enter__(self):
+        import http.server
+        import threading
+
+        hits = self.hits = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                hits.append(self.path)
+                body = b'{"type": "integer"}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mins.json"
+        return self
+
+    def __exit__(self, *a):
+        self.server.shutdown()
+
+
+def _tools(minutes_schema, defs=None):
+    params = {"type": "object", "properties": {"minutes": minutes_schema}, "required": ["minutes"]}
+    if defs:
+        params["$defs"] = defs
+    return [{"type": "function", "function": {"name": "setTimer", "description": "timer", "parameters": params}}]
+
+
+def _timer_case(minutes=12, tools=None):
+    row = {"id": "t", "category": "single", "messages": [{"role": "user", "content": "timer"}],
+           "expected": [{"tool": "setTimer", "params": {"minutes": minutes}}]}
+    return {**row, "tools": tools} if tools is not None else row
+
+
+@pytest.mark.parametrize("where", ["tools.json", "case tools"])
+def test_an_external_ref_is_refused_at_load_and_never_fetched(tmp_path, where):
+    from harness.tools import catalogue_from_json, load_catalogue
+
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"type": "string", "description": "TOP-SECRET-CONTENT"}')
+    for ref in ("URL", secret.as_uri()):
+        with _Counting() as server:
+            tools = _tools({"$ref": server.url if ref == "URL" else ref})
+            if where == "tools.json":
+                (tmp_path / "tools.json").write_text(json.dumps(tools))
+                with pytest.raises(ValueError) as err:
+                    load_catalogue(tmp_path / "tools.json")
+            else:
+                cases = write_jsonl(tmp_path / "cases.jsonl", [_timer_case(tools=tools)])
+                with pytest.raises(CaseFileError) as err:
+                    load_case_file(cases, catalogue_from_json(_tools({"type": "integer"}), "suite"))
+            assert server.hits == []
+        message = str(err.value)
+        assert "tools[0].function.parameters.properties.minutes.$ref: external $ref not allowed" in message
+        assert "TOP-SECRET-CONTENT" not in message
+        if where == "case tools":
+            assert f"{tmp_path / 'cases.jsonl'}:1: tools:" in message
+
+
+def test_no_validator_retrieves_a_reference_even_when_asked_to(tmp_path):
+    from harness import schema
+
+    with _Counting() as server:
+        made = schema.validator({"type": "object", "properties": {"a": {"$ref": server.url}}})
+        with pytest.raises(Exception):
+            list(made.iter_errors({"a": 1}))
+        assert server.hits == []
+
+
+def test_a_local_ref_loads_checks_impossible_expectations_and_scores(tmp_path):
+    from harness.match import score
+    from harness.tools import catalogue_from_json
+
+    catalogue = catalogue_from_json(_tools({"$ref": "#/$defs/mins"}, {"mins": {"type": "integer", "minimum": 1}}),
+                                    "suite")
+    [case] = load_case_file(write_jsonl(tmp_path / "ok.jsonl", [_timer_case(12)]), catalogue).cases
+    good = '```json\n{"tool": "setTimer", "params": {"minutes": 12}}\n```'
+    low = '```json\n{"tool": "setTimer", "params": {"minutes": 0}}\n```'
+    assert score(case, "Timer.\n" + good, catalogue).passed
+    assert not score(case, "Timer.\n" + low, catalogue).schema_valid
+    with pytest.raises(CaseFileError, match="less than the minimum of 1"):
+        load_case_file(write_jsonl(tmp_path / "bad.jsonl", [_timer_case(0)]), catalogue)
+    with pytest.raises(ValueError, match="points to nothing"):
+        catalogue_from_json(_tools({"$ref": "#/$defs/nowhere"}), "suite")
+
+
+def test_a_backtracking_pattern_fails_the_value_with_its_reason_instead_of_hanging():
+    import time
+
+    from harness.tools import catalogue_from_json
+
+    def tool(pattern):
+        return catalogue_from_json([{"type": "function", "function": {"name": "f", "parameters": {
+            "type": "object", "properties": {"s": {"type": "string", "pattern": pattern}},
+            "patternProperties": {pattern: {"type": "string"}}}}}], "t").tools[0]
+
+    for pattern, value in (("^(a+)+$", "a" * 27 + "!"), ("^(a|aa)+$", "a" * 40 + "!")):
+        started = time.perf_counter()
+        errors = tool(pattern).schema_errors({"s": value})
+        assert time.perf_counter() - started < 5 and errors  # a failure with its reason, never a hang
+        assert "does not match" in errors[0] or "took longer than" in errors[0]
+    assert "took longer than" in tool("^(a|aa)+$").schema_errors({"s": "a" * 40 + "!"})[0]
+    assert any("took longer than" in e for e in tool("^(a|aa)+$").schema_errors({"a" * 40 + "!": "x"}))
+    assert tool("^(a+)+$").schema_errors({"s": "aaa"}) == []
+    assert "does not match" in tool("^(a+)+$").schema_errors({"s": "b"})[0]

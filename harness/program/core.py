@@ -23,9 +23,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from jsonschema import Draft202012Validator
 
 from harness import jsonl
+from harness import schema as jschema
 from harness.cases import CaseFileError, Problem
 from harness.parse import iter_blocks
 
@@ -35,7 +35,7 @@ GROUPS = UPPER + LOWER
 GOALS = ("hypertrophy", "strength", "endurance", "general_fitness", "fat_loss")
 RULES = ("json_valid", "schema_valid", "day_count", "exercises_available", "body_regions", "split_followed", "volumes")
 SCHEMA = json.loads((resources.files("harness") / "spec" / "program.schema.json").read_text(encoding="utf-8"))
-_VALIDATOR = Draft202012Validator(SCHEMA)
+_VALIDATOR = jschema.validator(SCHEMA)
 _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 
 

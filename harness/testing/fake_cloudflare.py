@@ -47,7 +47,8 @@ class Fault:
     HTML body), "slow" (sleep `delay_s`, then answer), "drop" (close the connection without a response),
     "drop_after" (do what was asked, then close the connection without answering: a lost reply),
     "cf_error" (`success: false` with `code`), "bad_200" (HTTP 200 with a body that is not a reply:
-    `body` as JSON, or an HTML page when `body` is None).
+    `body` as JSON (raw when bytes), or an HTML page when `body` is None; `headers` added, e.g. a
+    `Content-Encoding: gzip` the body does not honour).
     With `echo_auth` on the server, every body it makes also carries the request's Authorization header.
     """
 
@@ -59,6 +60,7 @@ class Fault:
     body: Any = None
     delay_s: float = 0.0
     match: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -246,7 +248,7 @@ class FakeCloudflare:
         if fault is not None and fault.kind == "bad_200":
             if fault.body is None:
                 return 200, {"Content-Type": "text/html"}, b"<html><body>Please wait...</body></html>"
-            return 200, {}, fault.body
+            return 200, dict(fault.headers), fault.body
         if fault is not None and fault.kind == "cf_error":
             return cf_error(fault.code or 5006)
         for method, pattern, handler in self.routes:
