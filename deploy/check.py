@@ -11,10 +11,12 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from harness import jsonl
 from harness.hashing import safetensors_header, sha256_file
 from harness.report import atomic_write_text
 
@@ -86,10 +88,9 @@ def checks(folder: Path, cf_model: str, *, max_rank: int = MAX_RANK, force_base:
         raise CheckFailed("size", f"{size / 1e6:.1f} MB, the limit is {MAX_BYTES / 1e6:.0f} MB",
                           "lower the rank or target fewer modules")
     yield Passed("size", f"{size / 1e6:.2f} MB < {MAX_BYTES / 1e6:.0f} MB")
-    try:
-        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise CheckFailed(CONFIG, f"not valid JSON ({exc})", "re-save the adapter") from None
+    config = _read_json(folder / CONFIG, folder)
+    if config is None:
+        raise CheckFailed(CONFIG, "missing", "save the adapter with PEFT's save_pretrained, which writes it")
     if str(config.get("peft_type", "")).upper() != "LORA":
         raise CheckFailed("peft_type", f"{config.get('peft_type')!r}, not LORA", "Cloudflare serves LoRA adapters only")
     r = config.get("r")
@@ -119,10 +120,27 @@ def checks(folder: Path, cf_model: str, *, max_rank: int = MAX_RANK, force_base:
     yield Passed("tensors", _check_tensors(folder / WEIGHTS, config))
 
 
+def _read_json(path: Path, folder: Path) -> dict[str, Any] | None:
+    """A JSON object file of the adapter folder (None when absent); a link out of the folder, a file that is not
+    strict JSON, or JSON that is not an object is a CheckFailed naming the file."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    if path.is_symlink() and folder.resolve() not in path.resolve().parents:
+        raise CheckFailed(path.name, f"{path} is a link to {path.resolve()}, outside the adapter folder",
+                          "copy the real file into the adapter folder")
+    try:
+        value = jsonl.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, jsonl.JsonValueError) as exc:
+        raise CheckFailed(path.name, f"not readable as JSON ({exc})", f"re-write {path.name}") from None
+    if not isinstance(value, dict):
+        raise CheckFailed(path.name, f"a JSON {type(value).__name__}, not an object", f"re-write {path.name}")
+    return value
+
+
 def _check_tensors(path: Path, config: dict[str, Any]) -> str:
     try:
         info = safetensors_header(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise CheckFailed("safetensors", f"unreadable: {exc}", "re-save the adapter") from None
     r = config["r"]
     targets = config.get("target_modules")
@@ -134,8 +152,11 @@ def _check_tensors(path: Path, config: dict[str, Any]) -> str:
     for key, (shape, dtype) in lora.items():
         if dtype not in ("F32", "F16", "BF16"):
             raise CheckFailed("tensors", f"{key} is {dtype}: a quantized export", "save the LoRA weights in 16/32-bit")
+        if len(shape) != 2 or 0 in shape:
+            raise CheckFailed("tensors", f"{key} has shape {shape}: a LoRA matrix is 2-D with no empty dimension",
+                              "re-save the adapter")
         rank = shape[0] if ".lora_A." in key else shape[1]
-        if len(shape) != 2 or rank != r:
+        if rank != r:
             raise CheckFailed("tensors", f"{key} has shape {shape}, which does not match r = {r}", "re-save the adapter")
         module = key.split(".lora_")[0].removeprefix("base_model.model.")
         if isinstance(targets, list) and not any(module == t or module.endswith("." + t) for t in targets):
@@ -172,20 +193,51 @@ def _refuse_links(folder: Path, out: Path) -> None:
                                        "through it", "remove the link or export into an empty folder")
 
 
+BUNDLE_FILES = (WEIGHTS, CONFIG, "manifest.json")
+
+
 def export(folder: Path, out: Path, cf_model: str, **kwargs: Any) -> dict[str, Any]:
-    """Write the adapter-only bundle with model_type added (every other field kept) and a manifest."""
+    """Write the adapter-only bundle with model_type added (every other field kept) and a manifest. Everything
+    is read and checked first (the adapter, its config, job.json), the bundle is written into a temporary folder
+    beside `out` and checked there, and only then renamed into place: a failure never leaves a half bundle."""
     list(checks(folder, cf_model, require_model_type=False, **kwargs))
-    config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    config = _read_json(folder / CONFIG, folder) or {}
     config.setdefault("model_type", expected_model_type(config.get("base_model_name_or_path"), cf_model))
     if config["model_type"] is None:
         raise CheckFailed("model_type", f"cannot tell the family of {cf_model}", "add model_type to adapter_config.json")
+    job_path = folder / "job.json"
+    job = _read_json(job_path, folder)
     _refuse_links(folder, out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{WEIGHTS}.tmp"
-    shutil.copyfile(folder / WEIGHTS, tmp)
-    os.replace(tmp, out / WEIGHTS)  # replaces a name, never writes through whatever it pointed to
+    if out.exists() and (not out.is_dir() or any(p.name not in BUNDLE_FILES for p in out.iterdir())):
+        raise CheckFailed("files", f"--out {out} exists and holds more than a bundle", "export into a new or empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
+    try:
+        manifest = _write_bundle(folder, stage, config, job, job_path, cf_model)
+        list(checks(stage, cf_model, **kwargs))  # the bundle itself must pass every check
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            os.replace(out, old)
+            os.replace(stage, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(stage, out)
+        os.chmod(out, 0o777 & ~_umask())
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return manifest
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_bundle(folder: Path, out: Path, config: dict[str, Any], job: dict[str, Any] | None, job_path: Path,
+                  cf_model: str) -> dict[str, Any]:
+    shutil.copyfile(folder / WEIGHTS, out / WEIGHTS)
     atomic_write_text(out / CONFIG, json.dumps(config, indent=2) + "\n")
-    job = folder / "job.json"
     manifest = {
         "format_version": 1,
         "cf_model": cf_model,
@@ -195,9 +247,8 @@ def export(folder: Path, out: Path, cf_model: str, **kwargs: Any) -> dict[str, A
         "files": {n: {"sha256": sha256_file(out / n), "bytes": (out / n).stat().st_size} for n in (WEIGHTS, CONFIG)},
         "adapter_sha256": sha256_file(out / WEIGHTS),  # the same hash the local backend's fingerprint shows
         "source": str(folder),
-        "training_job_sha256": sha256_file(job) if job.is_file() else None,
-        "training_job": json.loads(job.read_text()).get("provenance") if job.is_file() else None,
+        "training_job_sha256": sha256_file(job_path) if job is not None else None,
+        "training_job": job.get("provenance") if job is not None else None,
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    list(checks(out, cf_model, **kwargs))  # the bundle itself must pass every check
     return manifest

@@ -45,15 +45,65 @@ def weights_sha256(folder: str | Path) -> str | None:
     return sha256_files(files, root) if files else None
 
 
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
 def safetensors_header(path: str | Path) -> dict[str, tuple[list[int], str]]:
-    """{tensor name: (shape, dtype)} from a .safetensors file's JSON header, without loading any tensor.
-    Raises ValueError for a file that is not safetensors."""
+    """{tensor name: (shape, dtype)} from a .safetensors file's JSON header, without loading any tensor, after
+    the checks the safetensors library makes: the header fits in the file, it is an object of tensors, each with
+    a known dtype, a shape of non-negative integers and data offsets whose length is the shape's bytes, the
+    tensors tile the data section exactly (no gap, no overlap) and the data section ends where the file does.
+    Raises ValueError, saying what is wrong, for anything else."""
+    file_size = Path(path).stat().st_size
     with open(path, "rb") as f:
+        if file_size < 8:
+            raise ValueError(f"{path}: not a safetensors file ({file_size} bytes)")
         size = int.from_bytes(f.read(8), "little")
-        if size <= 0 or size > 100 * 2**20:
-            raise ValueError(f"{path}: not a safetensors file (header length {size})")
-        header = json.loads(f.read(size))
-    return {k: (list(v["shape"]), str(v["dtype"])) for k, v in header.items() if k != "__metadata__"}
+        if size <= 0 or size > 100 * 2**20 or 8 + size > file_size:
+            raise ValueError(f"{path}: not a safetensors file (header length {size}, file {file_size} bytes)")
+        raw = f.read(size)
+    from harness import jsonl
+
+    try:
+        header = jsonl.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, jsonl.JsonValueError) as exc:
+        raise ValueError(f"{path}: the header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: the header is a JSON {type(header).__name__}, not an object of tensors")
+    data_bytes = file_size - 8 - size
+    spans, out = [], {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: tensor {name!r}: not an object")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in DTYPE_BYTES:
+            raise ValueError(f"{path}: tensor {name!r}: unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            raise ValueError(f"{path}: tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
+            raise ValueError(f"{path}: tensor {name!r}: data offsets {offsets!r} outside the {data_bytes}-byte data "
+                             "section (a truncated file, or a header that claims more than the file holds)")
+        count = 1
+        for d in shape:
+            count *= d
+        if offsets[1] - offsets[0] != count * DTYPE_BYTES[dtype]:
+            raise ValueError(f"{path}: tensor {name!r}: {offsets[1] - offsets[0]} bytes for shape {shape} of {dtype}")
+        spans.append((offsets[0], offsets[1], name))
+        out[name] = (list(shape), str(dtype))
+    end = 0
+    for start, stop, name in sorted(spans):
+        if start != end:
+            raise ValueError(f"{path}: tensor {name!r} starts at byte {start}, not at {end} (a gap or an overlap)")
+        end = stop
+    if end != data_bytes:
+        raise ValueError(f"{path}: the tensors cover {end} of the file's {data_bytes} data bytes")
+    return out
 
 
 def model_weights_sha256(model: str) -> str:
