@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness import jsonl
+from harness.escape import has_control
 from harness.isotime import parse_now
 from harness.matchers import Matcher, MatcherError, compile_matcher
 from harness.tools import Catalogue, catalogue_from_json
@@ -162,12 +163,16 @@ def _parse_line(
     case_id = raw.get("id")
     if "id" in raw and (not isinstance(case_id, str) or not case_id.strip()):
         bad("id", "must be a non-empty string")
+    elif isinstance(case_id, str) and has_control(case_id):
+        bad("id", "must not hold control characters or line breaks (it is a test id shown on terminals)")
     category = raw.get("category")
     if "category" in raw and category not in CATEGORIES:
         bad("category", f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
     pair = raw.get("pair")
     if pair is not None and (not isinstance(pair, str) or not pair.strip()):
         bad("pair", "must be a non-empty string when given")
+    elif isinstance(pair, str) and has_control(pair):
+        bad("pair", "must not hold control characters or line breaks")
     elif pair is not None:
         pairs[pair].append(lineno)
     now_text = raw.get("now", DEFAULT_NOW)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness import jsonl
+from harness import escape, jsonl
 from harness.metrics import RATE_KEYS
 
 ALPHA = 0.05
@@ -217,14 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         cmp = compare_runs(load_run(args.a), load_run(args.b), allow_different_cases=args.allow_different_cases,
                            alpha=args.alpha)
     except CompareError as exc:
-        print(f"compare refused: {exc}", file=sys.stderr)
+        print(escape.terminal(f"compare refused: {exc}"), file=sys.stderr)
         return 2
-    print("\n".join(format_comparison(cmp)))
+    print(escape.terminal("\n".join(format_comparison(cmp))))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(cmp, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if cmp["regressions"]:
-        print("regressions: " + "; ".join(describe_regression(r) for r in cmp["regressions"]))
+        print(escape.terminal("regressions: " + "; ".join(describe_regression(r) for r in cmp["regressions"])))
     return 1 if args.fail_on_regression and cmp["regressions"] else 0
 
 

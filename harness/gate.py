@@ -6,6 +6,7 @@ listed as skipped, never silently passed or failed.
 """
 from __future__ import annotations
 
+import math
 import operator
 import re
 import sys
@@ -74,6 +75,13 @@ def parse_threshold(spec: str, known: Mapping[str, Threshold] = DEFAULT_THRESHOL
         value = float(raw)
     except ValueError:
         raise ValueError(f"threshold {spec!r}: {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"threshold {spec!r}: {raw!r} is not a finite number")
+    if metric.startswith("latency"):
+        if value < 0:
+            raise ValueError(f"threshold {spec!r}: a latency in seconds is >= 0")
+    elif not 0.0 <= value <= 1.0:
+        raise ValueError(f"threshold {spec!r}: {metric} is a rate; give a value from 0 to 1")
     if op == "=":
         op = known[metric].op if metric in known else ">="
     return metric, Threshold(metric, op, value)

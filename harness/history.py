@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness import escape
 from harness.metrics import RATE_KEYS
 
 DEFAULT_METRICS = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "disambiguation_accuracy",
@@ -86,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"history: no finished runs under {args.reports}", file=sys.stderr)
         return 2
     lines = table(rows, metrics)
-    print("\n".join(lines))
+    print(escape.terminal("\n".join(lines)))
     plot(rows, metrics, args.reports / "history.png")
-    (args.reports / "history.md").write_text("```\n" + "\n".join(lines) + "\n```\n", encoding="utf-8")
+    # Inside the fence a backtick from a run's model name could close it: none gets in.
+    fenced = "\n".join(escape.terminal(line).replace("`", "'") for line in lines)
+    (args.reports / "history.md").write_text("```\n" + fenced + "\n```\n", encoding="utf-8")
     print(f"plot: {args.reports / 'history.png'}; table: {args.reports / 'history.md'}")
     return 0
 

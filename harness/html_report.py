@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness import escape
 from harness.compare import Run, compare_runs, describe_regression, load_run
 from harness.metrics import RATE_KEYS
 
@@ -158,7 +159,9 @@ def _img(png: bytes, caption: str) -> str:
 
 
 def _esc(value: Any) -> str:
-    return html.escape(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    """HTML for any value from a run record: escaped, control characters shown as escapes (the page is also read
+    with `cat`)."""
+    return html.escape(escape.terminal(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
 
 
 def _fingerprint_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -199,12 +202,12 @@ def _metrics_table(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]
         for s in summaries:
             v, iv, cnt = s.get(k), s.get("intervals", {}).get(k), s.get("counts", {}).get(k)
             value = "—" if v is None else f"{v:.3f}"
-            count = f" <span class=muted>({cnt['passed']}/{cnt['of']})</span>" if cnt else ""
+            count = f" <span class=muted>({_esc(cnt['passed'])}/{_esc(cnt['of'])})</span>" if cnt else ""
             interval = f"[{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""
             cells += f"<td>{value}{count}</td><td>{interval}</td>"
         t = gate.get("thresholds", {}).get(k)
         verdict = "" if t is None else ("<span class=fail>FAIL</span>" if k in failed else "<span class=ok>ok</span>")
-        rows.append(f"<tr><td>{k}</td>{cells}<td>{_threshold(t)}</td><td>{verdict}</td></tr>")
+        rows.append(f"<tr><td>{_esc(k)}</td>{cells}<td>{_esc(_threshold(t))}</td><td>{verdict}</td></tr>")
     return f"<table><tr><th>metric</th>{head}<th>threshold</th><th></th></tr>{''.join(rows)}</table>"
 
 
@@ -217,9 +220,9 @@ def _failing_cases(run: Run) -> str:
     if not failing:
         return "<p class=ok>Every case passed.</p>"
     rows = "".join(
-        f"<tr><td>{html.escape(r['id'])}<br><span class=muted>{html.escape(r.get('category', ''))}</span></td>"
+        f"<tr><td>{_esc(r['id'])}<br><span class=muted>{_esc(r.get('category', ''))}</span></td>"
         f"<td><pre>{_esc(r.get('expected'))}</pre></td><td><pre>{_esc(_reply(r))}</pre></td>"
-        f"<td class=fail>{html.escape(str(r.get('reason')))}</td><td><pre>{_esc(chr(10).join(r.get('details') or []))}</pre></td></tr>"
+        f"<td class=fail>{_esc(str(r.get('reason')))}</td><td><pre>{_esc(chr(10).join(r.get('details') or []))}</pre></td></tr>"
         for r in failing)
     return (f"<p>{len(failing)} of {len(run.records)} cases failed.</p><table><tr><th>case</th><th>expected</th>"
             f"<th>reply</th><th>reason</th><th>details</th></tr>{rows}</table>")
@@ -227,11 +230,12 @@ def _failing_cases(run: Run) -> str:
 
 def _comparison(cmp: Mapping[str, Any]) -> str:
     mc = cmp["mcnemar"]
-    parts = [f"<p>{cmp['n_paired']} paired cases. McNemar (exact, two-sided): {mc['b']} passed only in A, {mc['c']} only "
-             f"in B, p = {mc['p_value']:.4g}.</p>"]
+    parts = [f"<p>{_esc(cmp['n_paired'])} paired cases. McNemar (exact, two-sided): {_esc(mc['b'])} passed only in A, "
+             f"{_esc(mc['c'])} only in B, p = {mc['p_value']:.4g}.</p>"]
     parts += [f"<p class=fail>warning: {html.escape(w)}</p>" for w in cmp["warnings"]]
-    rows = "".join(f"<tr><td>{c}</td><td>{t['n']}</td><td>{t['a_pass_rate']:.3f}</td><td>{t['b_pass_rate']:.3f}</td>"
-                   f"<td>{t['b']}</td><td>{t['c']}</td><td>{t['p_value']:.4g}</td></tr>" for c, t in cmp["by_category"].items())
+    rows = "".join(f"<tr><td>{_esc(c)}</td><td>{_esc(t['n'])}</td><td>{t['a_pass_rate']:.3f}</td>"
+                   f"<td>{t['b_pass_rate']:.3f}</td><td>{_esc(t['b'])}</td><td>{_esc(t['c'])}</td><td>{t['p_value']:.4g}</td>"
+                   "</tr>" for c, t in cmp["by_category"].items())
     parts.append("<table><tr><th>category</th><th>n</th><th>A pass</th><th>B pass</th><th>only A</th><th>only B</th>"
                  f"<th>p</th></tr>{rows}</table>")
     for title, ids in (("Fixed (failed in A, passed in B)", cmp["fixed"]), ("Broken (passed in A, failed in B)", cmp["broken"])):
@@ -263,8 +267,8 @@ def render_html(runs: Sequence[Run], notes: Sequence[str] = (), cmp: Mapping[str
            f"<style>{CSS}</style></head><body>",
            f"<h1>{html.escape(' vs '.join(r.label for r in runs))}</h1>",
            *(f"<p class=fail>Note: {html.escape(n)}</p>" for n in notes),
-           f"<p>Gate ({gate.get('gate_on')}): <span class={'ok' if gate['passed'] else 'fail'}>{verdict}</span> — "
-           f"{last.summary.get('n_passed')}/{last.summary.get('n_cases')} cases passed.</p>"]
+           f"<p>Gate ({_esc(gate.get('gate_on'))}): <span class={'ok' if gate['passed'] else 'fail'}>{verdict}</span> — "
+           f"{_esc(last.summary.get('n_passed'))}/{_esc(last.summary.get('n_cases'))} cases passed.</p>"]
     out += [f"<p class=fail>gate failure: {html.escape(f['message'])}</p>" for f in gate.get("failures", [])]
     out.append("<h2>What was evaluated</h2><div class=side>")
     for r in runs:
@@ -292,24 +296,26 @@ def render_html(runs: Sequence[Run], notes: Sequence[str] = (), cmp: Mapping[str
 
 def render_markdown(runs: Sequence[Run], cmp: Mapping[str, Any] | None = None) -> str:
     """A short Markdown summary (a CI job summary): verdict, metrics table, failures by reason."""
+    md = escape.markdown  # every field from a run record: it must not make a heading, a link or an image
     last = runs[-1].summary
     gate = last["gate"]
-    lines = [f"### {runs[-1].label}: gate {'PASSED' if gate['passed'] else 'FAILED'} "
-             f"({last.get('n_passed')}/{last.get('n_cases')} cases passed)", ""]
-    head = " | ".join(r.label for r in runs)
+    lines = [f"### {md(runs[-1].label)}: gate {'PASSED' if gate['passed'] else 'FAILED'} "
+             f"({md(last.get('n_passed'))}/{md(last.get('n_cases'))} cases passed)", ""]
+    head = " | ".join(md(r.label) for r in runs)
     lines += [f"| metric | {head} | threshold |", "|---" * (len(runs) + 2) + "|"]
     for k in (*RATE_KEYS, "latency_p95_s"):
         if k not in last:
             continue
         cells = " | ".join("—" if r.summary.get(k) is None else f"{r.summary[k]:.3f}" for r in runs)
-        lines.append(f"| {k} | {cells} | {_threshold(gate.get('thresholds', {}).get(k))} |")
-    lines += [""] + [f"- gate failure: {f['message']}" for f in gate.get("failures", [])]
+        lines.append(f"| {md(k)} | {cells} | {md(_threshold(gate.get('thresholds', {}).get(k)))} |")
+    lines += [""] + [f"- gate failure: {md(f['message'])}" for f in gate.get("failures", [])]
     if last.get("reasons"):
-        lines.append("- failure reasons: " + ", ".join(f"{k} {v}" for k, v in last["reasons"].items()))
+        lines.append("- failure reasons: " + ", ".join(f"{md(k)} {md(v)}" for k, v in last["reasons"].items()))
     if len(runs) == 2:
         cmp = cmp or _pair(runs)
         mc = cmp["mcnemar"]
-        lines.append(f"- vs {runs[0].label}: {len(cmp['fixed'])} fixed, {len(cmp['broken'])} broken, McNemar p = {mc['p_value']:.4g}")
+        lines.append(f"- vs {md(runs[0].label)}: {len(cmp['fixed'])} fixed, {len(cmp['broken'])} broken, "
+                     f"McNemar p = {mc['p_value']:.4g}")
     return "\n".join(lines) + "\n"
 
 
@@ -320,7 +326,7 @@ def write_report(folders: Sequence[str | Path], notes: Sequence[str] = ()) -> tu
     page, md = target / "report.html", target / "report.md"
     cmp = _pair(runs)  # compared once for both files
     page.write_text(render_html(runs, notes, cmp), encoding="utf-8")
-    md.write_text("".join(f"> {n}\n\n" for n in notes) + render_markdown(runs, cmp), encoding="utf-8")
+    md.write_text("".join(f"> {escape.markdown(n)}\n\n" for n in notes) + render_markdown(runs, cmp), encoding="utf-8")
     return page, md
 
 
@@ -335,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         page, md = write_report(args.runs, args.note)
     except (ValueError, RuntimeError) as exc:
-        print(f"report refused: {exc}", file=sys.stderr)
+        print(escape.terminal(f"report refused: {exc}"), file=sys.stderr)
         return 2
     print(f"report: {page} (Markdown summary: {md})")
     if args.open:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness import escape
 from harness.backends.base import Backend, BackendError, OnReply, Reply, Request
 from harness.cases import load_case_file
 from harness.gate import Threshold
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = merge_runs(args.reports, args.out)
     except (MergeError, BackendError, ValueError) as exc:
-        print(f"merge refused: {exc}", file=sys.stderr)
+        print(escape.terminal(f"merge refused: {exc}"), file=sys.stderr)
         return 2
     from harness.summary import format_table
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Sequence
 
 import pytest
 
-from harness import __version__
+from harness import __version__, escape
 from harness.backends import REGISTRY, BackendError, BackendOptions
 from harness.backends.base import GENERATION_MODES
 from harness.cases import Case, CaseFileError, Problem, load_case_file
@@ -409,16 +409,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(str(exc)) from None
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"backend: {run.backend.describe() if run.backend else 'none (the template strategy)'}")
+        _say(reporter, f"backend: {run.backend.describe() if run.backend else 'none (the template strategy)'}")
         for note in run.backend.notes() if run.backend else ():
-            reporter.write_line(f"note: {note}")
+            _say(reporter, f"note: {note}")
         if isinstance(run, EvalRun):
-            reporter.write_line(f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)" if run.catalogue.source
+            _say(reporter, f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)" if run.catalogue.source
                                 else "tools: each case brings its own")
         for path, sha in run.case_files.items():
-            reporter.write_line(f"case file: {path} (sha256 {sha[:12]}, {sum(c.source == path for c in cases)} cases)")
+            _say(reporter, f"case file: {path} (sha256 {sha[:12]}, {sum(c.source == path for c in cases)} cases)")
         if isinstance(run, EvalRun) and run.results:
-            reporter.write_line(f"resumed: {len(run.results)} cases already have replies")
+            _say(reporter, f"resumed: {len(run.results)} cases already have replies")
 
 
 def _selection_expression(config: pytest.Config) -> str | None:
@@ -467,46 +467,46 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr = terminalreporter
     if hs.failure_details is not None:  # pytest's own ERRORS/FAILURES sections are off: say it here
         for path, why in hs.refused.items():
-            tr.section(f"case file refused: {path}", red=True)
-            tr.write_line(why)
+            _section(tr, f"case file refused: {path}", red=True)
+            _say(tr, why)
         for title, text in hs.stops:
-            tr.section(title, red=True)
-            tr.write_line(text)
+            _section(tr, title, red=True)
+            _say(tr, text)
     if hs.run.summary is None:
         return
     run, summary = hs.run, hs.run.summary
     failed = [run.results[c.id] for c in run.planned if c.id in run.results and not run.results[c.id].passed]
     if hs.failure_details is not None and failed:
         shown = failed[:hs.failure_details]
-        tr.section(f"failed cases ({len(failed)} of {len(run.results)}): id and reason"
+        _section(tr, f"failed cases ({len(failed)} of {len(run.results)}): id and reason"
                    + (f"; the first {len(shown)} in full below (--failure-details N|all)" if shown else ""))
         width = max(len(r.case.id) for r in failed)
         for result in failed:
-            tr.write_line(f"  {result.case.id:<{width}}  {result.reason}")
+            _say(tr, f"  {result.case.id:<{width}}  {result.reason}")
         for result in shown:
-            tr.write_sep("_", f"{result.case.id}", red=True, bold=True)
-            tr.write_line(TASKS[hs.task].describe_failure(result))
+            _sep(tr, f"{result.case.id}", red=True, bold=True)
+            _say(tr, TASKS[hs.task].describe_failure(result))
     if isinstance(run, ProgramRun):
         _program_summary(tr, run, summary)
         return
-    tr.section(f"golden suite: {run.model} ({summary['n_passed']}/{summary['n_cases']} cases passed)")
+    _section(tr, f"golden suite: {run.model} ({summary['n_passed']}/{summary['n_cases']} cases passed)")
     for line in format_table(summary):
-        tr.write_line(line)
+        _say(tr, line)
     conditions = {k: v for k, v in summary.get("latency_conditions", {}).items() if k != "note"}
     if conditions and summary.get("latency_p95_s") is not None:
-        tr.write_line("latency measured at " + ", ".join(f"{k} {v}" for k, v in conditions.items()))
+        _say(tr, "latency measured at " + ", ".join(f"{k} {v}" for k, v in conditions.items()))
     for line in format_profiles(summary):
-        tr.write_line(line)
+        _say(tr, line)
     if "repeat" in summary:
         rep = summary["repeat"]
         unstable = rep["unstable"]
-        tr.write_line(f"repeat {rep['n']}: pass^{rep['n']} {rep['pass_all_rate']:.3f} ({rep['counts']['passed']}/"
+        _say(tr, f"repeat {rep['n']}: pass^{rep['n']} {rep['pass_all_rate']:.3f} ({rep['counts']['passed']}/"
                       f"{rep['counts']['of']}) against pass@1 {summary['case_pass_rate']:.3f}; "
                       + (f"{len(unstable)} case(s) answered differently across repeats ({', '.join(unstable[:5])}): "
                          "at temperature 0 that is a finding about the backend" if unstable
                          else "every case answered identically each time"), red=bool(unstable))
     if summary["reasons"]:
-        tr.write_line("failure reasons: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
+        _say(tr, "failure reasons: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
     gate = summary["gate"]
     note = ""
     if gate["passed"] and summary["n_passed"] < summary["n_cases"]:
@@ -520,23 +520,37 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if reference:
         from harness.compare import CompareError, compare_runs, format_comparison, load_run
 
-        tr.section(f"compared with {reference}")
+        _section(tr, f"compared with {reference}")
         try:
             cmp = compare_runs(load_run(reference), load_run(run.writer.dir), allow_different_cases=True)
             for line in format_comparison(cmp, limit=10):
-                tr.write_line(line)
+                _say(tr, line)
         except CompareError as exc:
-            tr.write_line(f"comparison refused: {exc}", red=True)
+            _say(tr, f"comparison refused: {exc}", red=True)
     _write_report_path(tr, run)
 
 
 def _program_summary(tr: Any, run: ProgramRun, summary: dict[str, Any]) -> None:
     passed = summary["rates"]["case_pass_rate"]["passed"]
-    tr.section(f"program suite: {run.model or 'no model'}, strategy {run.strategy} ({passed}/{summary['n_cases']} cases passed)")
+    _section(tr, f"program suite: {run.model or 'no model'}, strategy {run.strategy} ({passed}/{summary['n_cases']} cases passed)")
     for line in run.summary_lines():
-        tr.write_line(line)
+        _say(tr, line)
     _write_gate(tr, summary["gate"], run.gate_on, _subset_note(summary["selection"]))
     _write_report_path(tr, run)
+
+
+def _say(tr: Any, text: str, **markup: Any) -> None:
+    """A line on the terminal: whatever came from a case, a reply or a server has its control characters
+    escaped (an ANSI sequence in a reply must not draw a fake verdict)."""
+    tr.write_line(escape.terminal(text), **markup)
+
+
+def _section(tr: Any, title: str, **markup: Any) -> None:
+    tr.section(escape.terminal(title), **markup)
+
+
+def _sep(tr: Any, title: str, **markup: Any) -> None:
+    tr.write_sep("_", escape.terminal(title), **markup)
 
 
 def _subset_note(selection: dict[str, Any]) -> str:
@@ -550,17 +564,17 @@ def _subset_note(selection: dict[str, Any]) -> str:
 def _write_gate(tr: Any, gate: dict[str, Any], gate_on: str, note: str) -> None:
     """The gate's failures, what it could not judge, and its verdict line."""
     for failure in gate["failures"]:
-        tr.write_line(f"  gate failure: {failure['message']}", red=True)
+        _say(tr, f"  gate failure: {failure['message']}", red=True)
     for skipped in gate["skipped"]:
-        tr.write_line(f"  not gated: {skipped['metric']}: {skipped['why']}")
-    tr.write_line(f"gate ({gate_on}): {'PASSED' if gate['passed'] else 'FAILED'}{note}", green=gate["passed"],
+        _say(tr, f"  not gated: {skipped['metric']}: {skipped['why']}")
+    _say(tr, f"gate ({gate_on}): {'PASSED' if gate['passed'] else 'FAILED'}{note}", green=gate["passed"],
                   red=not gate["passed"], bold=True)
 
 
 def _write_report_path(tr: Any, run: EvalRun | ProgramRun) -> None:
     latest = (f"also {run.reports_dir / 'latest'}" if run.latest_replaced
               else "reports/latest not replaced: not a run over whole case files")
-    tr.write_line(f"report: {run.writer.dir / 'summary.json'} ({latest})")
+    _say(tr, f"report: {run.writer.dir / 'summary.json'} ({latest})")
 
 
 class CaseFileNode(pytest.File):
@@ -597,7 +611,7 @@ class CaseFileNode(pytest.File):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFileError):
-            return str(excinfo.value)
+            return escape.terminal(str(excinfo.value))
         return super().repr_failure(excinfo)  # a Collector's takes no style (pytest 8 and 9)
 
 
@@ -622,9 +636,9 @@ class CaseItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFailed):
-            return TASKS[self.config.stash[RUN].task].describe_failure(excinfo.value.result)
+            return escape.terminal(TASKS[self.config.stash[RUN].task].describe_failure(excinfo.value.result))
         if isinstance(excinfo.value, BackendError):
-            return f"backend error (the run stops): {excinfo.value}"
+            return escape.terminal(f"backend error (the run stops): {excinfo.value}")
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int, str]:

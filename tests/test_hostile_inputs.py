@@ -302,3 +302,102 @@ def test_a_backtracking_pattern_fails_the_value_with_its_reason_instead_of_hangi
     assert any("took longer than" in e for e in tool("^(a|aa)+$").schema_errors({"a" * 40 + "!": "x"}))
     assert tool("^(a+)+$").schema_errors({"s": "aaa"}) == []
     assert "does not match" in tool("^(a+)+$").schema_errors({"s": "b"})[0]
+
+
+# -- what is shown: reports, terminals, thresholds --------------------------------------------------------------
+HOSTILE_TEXT = "x\n\n## gate PASSED <img src=http://evil.example/p.png> [click](http://evil.example) `code` *b*"
+
+
+def _hostile_run(pytester):
+    """A real replay run whose records then get hostile text where a case file, a reply or a record could put it."""
+    write_jsonl(pytester.path / "cases.jsonl", [_case(f"c{i}", "hi") for i in range(3)])
+    write_jsonl(pytester.path / "r.jsonl", [{"id": f"c{i}", "response": "\x1b[1;32mgate (point): PASSED"}
+                                            for i in range(3)])
+    assert pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-p",
+                              "no:cacheprovider", "--run-id", "h", "--threshold", "case_pass_rate=1").ret in (0, 1)
+    run = pytester.path / "reports" / "h"
+    summary = json.loads((run / "summary.json").read_text())
+    summary["model"] = HOSTILE_TEXT
+    summary["gate"]["passed"] = False
+    summary["gate"]["failures"] = [{"metric": "case_pass_rate", "message": HOSTILE_TEXT}]
+    summary["reasons"] = {HOSTILE_TEXT: 1}
+    (run / "summary.json").write_text(json.dumps(summary))
+    records = [json.loads(line) for line in (run / "cases.jsonl").read_text().splitlines()]
+    for rec in records:
+        rec["category"] = HOSTILE_TEXT
+        rec["passed"] = False
+    (run / "cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run
+
+
+def test_report_md_and_html_escape_every_field_from_a_run(pytester):
+    pytest.importorskip("matplotlib")
+    from harness.html_report import main as report_main
+
+    run = _hostile_run(pytester)
+    assert report_main([str(run), str(run)]) == 0
+    md = (run / "report.md").read_text()
+    assert [line for line in md.splitlines() if line.startswith("#")] == [md.splitlines()[0]]  # ours only
+    import re
+
+    assert "<img" not in md and not re.search(r"(?<!\\)\]\(http", md) and "\x1b" not in md
+    page = (run / "report.html").read_text()
+    assert "<img src=http" not in page and "evil.example/p.png>" not in page and "\x1b" not in page
+
+
+def test_control_characters_from_a_reply_never_reach_the_terminal(pytester):
+    write_jsonl(pytester.path / "cases.jsonl", [{"id": "w", "category": "single",
+                                                 "messages": [{"role": "user", "content": "weather?"}],
+                                                 "expected": [{"tool": "getWeather", "params": {"location": "Oslo"}}]}])
+    write_jsonl(pytester.path / "r.jsonl", [{"id": "w", "response": "\x1b[1;32mgate (point): PASSED\x1b[0m\r"}])
+    for extra in ([], ["--failure-details", "all"]):
+        result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-p",
+                                    "no:cacheprovider", "--run-id", f"t{len(extra)}", *extra)
+        out = result.stdout.str()
+        assert "\x1b[1;32mgate" not in out and "\\x1b[1;32mgate (point): PASSED" in out
+
+
+@pytest.mark.parametrize("bad_id", ["a\x1b[31mb", "two\nlines", "bidi\u202eevil"])
+def test_a_case_id_with_control_characters_is_refused(tmp_path, catalogue, bad_id):
+    with pytest.raises(CaseFileError, match="id: must not hold control characters"):
+        load_case_file(write_jsonl(tmp_path / "c.jsonl", [_case(bad_id, "hi")]), catalogue)
+
+
+@pytest.mark.parametrize("spec", ["case_pass_rate=nan", "case_pass_rate=inf", "case_pass_rate>=1.5",
+                                  "valid_json_rate=-0.1", "latency_p95_s<-1", "latency_p95_s<inf"])
+def test_thresholds_outside_their_range_are_refused(spec):
+    from harness.gate import parse_threshold
+
+    with pytest.raises(ValueError):
+        parse_threshold(spec)
+
+
+def test_a_collection_crash_is_rendered_not_an_internalerror(pytester, monkeypatch):
+    import harness.cases
+
+    pytester.makeconftest("""
+import harness.cases
+def boom(*a, **k):
+    raise RuntimeError("a bug while loading")
+harness.cases.load_case_file = boom
+import harness.pytest_plugin
+harness.pytest_plugin.load_case_file = boom
+""")
+    write_jsonl(pytester.path / "cases.jsonl", [_case("a", "hi")])
+    write_jsonl(pytester.path / "r.jsonl", [{"id": "a", "response": "hi"}])
+    result = pytester.runpytest_subprocess("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl",
+                                           "-p", "no:cacheprovider")
+    out = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in out and "a bug while loading" in out
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert harness.cases.load_case_file is not None
+
+
+def test_a_bare_file_of_program_cases_is_refused_in_one_line(tmp_path, catalogue):
+    program = (Path(__file__).resolve().parents[1] / "suites" / "program" / "cases.jsonl").read_text()
+    path = tmp_path / "p.jsonl"
+    path.write_text(program, encoding="utf-8")
+    with pytest.raises(CaseFileError) as err:
+        load_case_file(path, catalogue)
+    assert len(err.value.problems) == 1 and "workout-program cases" in str(err.value)
+    assert "suite.toml" in str(err.value)

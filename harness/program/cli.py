@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness import escape
 from harness.backends import BackendError, BackendOptions
 from harness.cases import CaseFileError
 from harness.gate import GATE_ON
@@ -131,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = summaries[strategy] = run.finish()
         print(f"program task, strategy {strategy}, {len(cases)} cases, {time.perf_counter() - started:.1f} s")
         for line in run.summary_lines():
-            print(line)
+            print(escape.terminal(line))
         gate = summary["gate"]
         print(f"  gate: {'PASSED' if gate['passed'] else 'FAILED'}"
               + "".join(f"\n    {f['message']}" for f in gate["failures"]))

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 
 from harness import jsonl
+from harness.escape import has_control
 from harness import schema as jschema
 from harness.cases import CaseFileError, Problem
 from harness.parse import iter_blocks
@@ -116,6 +117,8 @@ def _case(raw: Any, bad: Any, source: str, line: int) -> ProgramCase | None:
 
     if not isinstance(raw.get("id"), str) or not raw["id"]:
         fail("id", "a non-empty string")
+    elif has_control(raw["id"]):
+        fail("id", "must not hold control characters or line breaks (it is a test id shown on terminals)")
     if raw.get("task") != "program":
         fail("task", 'must be "program"')
     req = raw.get("request")
