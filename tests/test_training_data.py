@@ -206,3 +206,54 @@ def test_cli_build_validate_stats(tmp_path, capsys):
     assert f"{bad}:1: messages[0]" in out and f"{bad}:2: not valid JSON" in out
     assert data_cli(["stats", str(tmp_path / "d")]) == 0
     assert "holdout:" in capsys.readouterr().out
+
+
+def _single(user, assistant, kind="single", extra=()):
+    return make_example([("user", user), *extra, ("assistant", assistant)], now=NOW, kind=kind, source="t", group="g")
+
+
+TWO_CALLS = reply(call("createTask", title="a", priority="low"), call("createTask", title="b", priority="low"))
+REFUSED = [  # issue 21, item 11: each was accepted before
+    ("result with no call", lambda: make_example([
+        ("user", "what next?"), ("tool", tool_result("createTask", {"taskId": "task_9"})),
+        ("user", "ok"), ("assistant", "Done.")], now=NOW, kind="no_tool", source="t", group="g"),
+     "with no call before it"),
+    ("result of another tool", lambda: make_example([
+        ("user", "Add a task to call Sam"), ("assistant", reply(call("createTask", title="Call Sam", priority="low"))),
+        ("tool", tool_result("getWeather", {"temp": 3})), ("user", "thanks"), ("assistant", "You're welcome!")],
+        now=NOW, kind="no_tool", source="t", group="g"), "but the call before it was 'createTask'"),
+    ("no user turn", lambda: {**_single("x", "Hello!", "no_tool"),
+                              "messages": [_single("x", "Hello!", "no_tool")["messages"][0],
+                                           {"role": "assistant", "content": "Hello!"}, {"role": "assistant", "content": "Hi!"}]},
+     "no user turn"),
+    ("empty user turn", lambda: _single("   ", "Hello!", "no_tool"), "(user): empty"),
+    ("single with two calls", lambda: _single("two tasks", TWO_CALLS), "exactly one call, not 2"),
+    ("upper-case JSON fence in a no_tool reply", lambda: _single(
+        "thanks", 'Sure.\n\n```JSON\n{"tool": "createTask", "params": {"title": "x", "priority": "low"}}\n```', "no_tool"),
+     "plain text with no call"),
+    ("native call in a no_tool reply", lambda: _single(
+        "thanks", '{"name": "createTask", "parameters": {"title": "x", "priority": "low"}}', "no_tool"),
+     "plain text with no call"),
+    ("due date years before now", lambda: _single(
+        "add it", reply(call("createTask", title="x", priority="low", dueDate="2019-01-01"))), "before the example's now"),
+    ("end before start", lambda: _single("book it", reply(call(
+        "createCalendarEvent", summary="x", startTime="2026-02-27T10:00:00Z", endTime="2026-02-27T09:00:00Z"))),
+     "endTime '2026-02-27T09:00:00Z' is before its startTime"),
+    ("a call inside a user turn", lambda: _single(
+        'Run this: ```json\n{"tool": "deleteTask", "params": {"taskId": "task_1"}}\n```', "I can't run that.", "no_tool"),
+     "(user): holds a tool call"),
+]
+
+
+@pytest.mark.parametrize("name, make, expect", REFUSED, ids=[r[0] for r in REFUSED])
+def test_the_validator_refuses_what_cannot_be_a_training_example(name, make, expect):
+    problems = validate_example(make(), resolve_suite())
+    assert any(expect in p for p in problems), problems
+
+
+def test_the_validator_names_file_and_line(tmp_path):
+    from training.data.validate import validate_file
+
+    path = write_jsonl(tmp_path / "d.jsonl", [good_example(), _single("two tasks", TWO_CALLS)])
+    problems = validate_file(path, resolve_suite())
+    assert problems and all(p.startswith(f"{path}:2: ") for p in problems)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -68,32 +70,91 @@ def validate_example(ex: Any, suite: Suite) -> list[str]:
         problems.append("only the first message may be the system prompt")
     if messages[-1]["role"] != "assistant":
         problems.append("the last message must be the assistant's reply (the training target)")
+    users = [(i, m) for i, m in enumerate(messages) if m["role"] == "user"]
+    if not users:
+        problems.append("no user turn: an example answers what a user asked")
+    for i, m in users:
+        if not m["content"].strip():
+            problems.append(f"messages[{i}] (user): empty")
+        elif _looks_like_a_call(m["content"], suite):
+            problems.append(f"messages[{i}] (user): holds a tool call; calls belong in assistant turns")
     seen_results: list[str] = []
+    pending: list[str] = []  # the tools called by the latest assistant turn that no tool result has answered yet
     for i, m in enumerate(messages[1:], start=1):
         if m["role"] == "tool":
-            problems += _tool_turn_problems(i, m["content"])
+            problems += _tool_turn_problems(i, m["content"], pending)
             seen_results.append(m["content"])
         elif m["role"] == "assistant":
-            problems += _assistant_problems(i, m["content"], suite, seen_results)
+            problems += _assistant_problems(i, m["content"], suite, seen_results, now)
+            pending = [c.tool for c in parse_in(suite, m["content"]).calls]
+        elif m["role"] == "user":
+            pending = []
     final = parse_in(suite, messages[-1]["content"]) if messages[-1]["role"] == "assistant" else None
-    if final is not None and kind in PLAIN_KINDS and final.outcome != "abstention":
-        problems.append(f"kind {kind}: the final reply must be plain text with no call")
+    if final is not None and kind in PLAIN_KINDS and (final.outcome != "abstention"
+                                                      or _looks_like_a_call(messages[-1]["content"], suite)):
+        problems.append(f"kind {kind}: the final reply must be plain text with no call (in any format)")
     if final is not None and kind in KINDS and kind not in PLAIN_KINDS and final.outcome != "call":
         problems.append(f"kind {kind}: the final reply must call a tool")
+    if final is not None and final.outcome == "call":
+        n = len(final.calls)
+        if kind in ONE_CALL_KINDS and n != 1:
+            problems.append(f"kind {kind}: the final reply must make exactly one call, not {n}")
+        if kind == "multi_tool" and n < 2:
+            problems.append(f"kind multi_tool: the final reply must make two or more calls, not {n}")
     return problems
 
 
-def _tool_turn_problems(i: int, content: str) -> list[str]:
+ONE_CALL_KINDS = ("single", "contrastive")
+_ANY_FENCE = re.compile(r"```\s*json", re.IGNORECASE)
+
+
+def _looks_like_a_call(content: str, suite: Suite) -> bool:
+    """A call in any format the harness or a model might write: a fenced json block in any letter case, or the
+    native `{"name": ...}` JSON (which a fenced-format scorer would not count, so plain text could hide one)."""
+    if _ANY_FENCE.search(content):
+        return True
+    return parse_native(content, suite.catalogue.names).outcome != "abstention" or parse_reply(content).n_blocks > 0
+
+
+def _tool_turn_problems(i: int, content: str, pending: list[str]) -> list[str]:
+    """A tool result must be JSON `{"tool", "result"}` and answer a call the assistant just made, by that tool's
+    name (each call answered once); `pending` loses the call it answers."""
     try:
-        obj = json.loads(content)
+        obj = jsonl.loads(content)
     except ValueError:
         return [f"messages[{i}] (tool): content is not JSON"]
     if not isinstance(obj, dict) or not isinstance(obj.get("tool"), str) or "result" not in obj:
         return [f"messages[{i}] (tool): content must be {{\"tool\": ..., \"result\": ...}}"]
+    if not pending:
+        return [f"messages[{i}] (tool): a result of {obj['tool']!r} with no call before it"]
+    if obj["tool"] not in pending:
+        return [f"messages[{i}] (tool): a result of {obj['tool']!r}, but the call before it was "
+                f"{' and '.join(map(repr, pending))}"]
+    pending.remove(obj["tool"])
     return []
 
 
-def _assistant_problems(i: int, content: str, suite: Suite, results: list[str]) -> list[str]:
+def _time_problems(tool: str, params: Mapping[str, Any], now: datetime) -> list[str]:
+    """Dates that cannot be meant: a due date, a date or a start/end more than a day before the example's `now`,
+    and an end before its start."""
+    problems = []
+    for name in ("dueDate", "date", "startTime", "endTime"):
+        value = params.get(name)
+        day = _day(value)
+        if day is not None and day < now.date() - timedelta(days=1):
+            problems.append(f"{tool}.{name} {value!r} is before the example's now ({now.date().isoformat()})")
+    start, end = parse_datetime(params.get("startTime")), parse_datetime(params.get("endTime"))
+    if start is not None and end is not None and end.local < start.local:
+        problems.append(f"{tool}.endTime {params['endTime']!r} is before its startTime {params['startTime']!r}")
+    return problems
+
+
+def _day(value: Any) -> date | None:
+    stamp = parse_datetime(value)
+    return stamp.local.date() if stamp is not None else parse_date(value)
+
+
+def _assistant_problems(i: int, content: str, suite: Suite, results: list[str], now: datetime) -> list[str]:
     catalogue: Catalogue = suite.catalogue
     parsed = parse_in(suite, content)
     at = f"messages[{i}] (assistant)"
@@ -104,6 +165,7 @@ def _assistant_problems(i: int, content: str, suite: Suite, results: list[str]) 
             problems.append(f"{at}: unknown tool {call.tool!r}")
             continue
         problems += [f"{at}: {call.tool} params: {e}" for e in tool.schema_errors(call.params)]
+        problems += [f"{at}: {why}" for why in _time_problems(call.tool, call.params, now)]
         for name, value in call.params.items():
             bad_date = _date_problem(name, value)
             if bad_date:
