@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness import escape
 from harness.backends.base import BackendError, BackendOptions, Reply, ask
 from harness.backends.http import RetryPolicy
 from harness.backends.remote import CLOUDFLARE_API, CloudflareBackend
@@ -36,7 +37,8 @@ def positive_int(text: str) -> int:
 
 
 def echo(text: str = "") -> None:
-    print(text, flush=True)
+    """One line of deploy's output: what the server named (finetunes, errors) cannot draw on the terminal."""
+    print(escape.terminal(text), flush=True)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from harness.backends.base import BackendError
-from harness.backends.http import RequestFailed, RetryPolicy, Secret, redact_secrets, request_sync
+from harness.backends.http import (RequestFailed, RetryPolicy, Secret, check_base_url, env_secret, redact_secrets,
+                                   request_sync)
 from harness.backends.remote import CLOUDFLARE_API, classify_cloudflare
 
 
@@ -37,20 +38,21 @@ class CloudflareAPI:
     def __init__(self, account_id: str, token: Secret, *, api_base: str = CLOUDFLARE_API,
                  retry: RetryPolicy = RetryPolicy(), transport: httpx.BaseTransport | None = None) -> None:
         self.account_id, self.token, self.retry = account_id, token, retry
+        self.url_password = check_base_url(api_base, "--cf-api-base", own_auth=True)
         self.base = f"{api_base.rstrip('/')}/accounts/{account_id}/ai"
         self.client = httpx.Client(headers={"Authorization": f"Bearer {token.reveal()}"}, timeout=retry.timeout_s,
                                    transport=transport)
 
     @classmethod
     def from_env(cls, api_base: str | None = None, **kwargs: Any) -> "CloudflareAPI":
-        account, token = os.environ.get("CLOUDFLARE_ACCOUNT_ID", ""), os.environ.get("CLOUDFLARE_API_TOKEN", "")
-        if not account or not token:
+        if not os.environ.get("CLOUDFLARE_ACCOUNT_ID") or not os.environ.get("CLOUDFLARE_API_TOKEN"):
             raise BackendError("set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (a token with Workers AI edit rights)")
-        return cls(account, Secret(token), api_base=api_base or CLOUDFLARE_API, **kwargs)
+        account = env_secret("CLOUDFLARE_ACCOUNT_ID", "deploy").reveal()
+        return cls(account, env_secret("CLOUDFLARE_API_TOKEN", "deploy"), api_base=api_base or CLOUDFLARE_API, **kwargs)
 
     def redact(self, text: str) -> str:
         """The token and the account id, and any 6-character run of them, become ***."""
-        return redact_secrets(text, [self.token, Secret(self.account_id)])
+        return redact_secrets(text, [self.token, Secret(self.account_id), self.url_password])
 
     def _call(self, method: str, path: str, retry: RetryPolicy | None = None, **kwargs: Any) -> Any:
         body = request_sync(self.client, method, self.base + path, classify=classify_cloudflare, redact=self.redact,

@@ -225,3 +225,17 @@ def test_deploy_verify_on_a_native_suite_scores_native_calls(tmp_path, monkeypat
     assert all(b.get("tools") and b["tools"][0]["function"]["name"] == "setTimer" for b in asked)
     [line] = [row for row in out.splitlines() if row.strip().startswith("case_pass_rate")]
     assert line.split()[-1] == ("1.000" if passes else "0.000")
+
+
+def test_deploy_refuses_an_unsendable_token_and_userinfo_in_its_api_base(monkeypatch, capsys):
+    from deploy.__main__ import main as deploy
+
+    monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", "acct0123")
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "tokSECRETabcdé0123456789")
+    assert deploy(["list", "--cf-api-base", "http://127.0.0.1:9/client/v4"]) == 1
+    out = capsys.readouterr().out
+    assert "CLOUDFLARE_API_TOKEN" in out and "SECRETabcd" not in out
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "tok0123456789abcdef")
+    assert deploy(["list", "--cf-api-base", "http://bob:pw123456@127.0.0.1:9/client/v4"]) == 1
+    out = capsys.readouterr().out
+    assert "would replace the API token" in out and "pw123456" not in out

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import dataclasses
 import email.utils
+import os
 import random
 import re
 import time
@@ -61,6 +62,20 @@ SHORT_SECRET = 8  # a value shorter than this is no credential: substring redact
 def header_safe(value: str) -> bool:
     """Whether `value` can go into an HTTP header as it is: printable ASCII, no spaces or control characters."""
     return all(33 <= ord(c) <= 126 for c in value)
+
+
+def env_secret(var: str, who: str, required: bool = True) -> Secret:
+    """A credential from the environment. One that cannot be sent as a header (a non-ASCII character, a space,
+    a line break: a copy-paste accident) is refused here, named by its variable and never echoed, before any
+    request: httpx would fail building the header with the whole value in its exception."""
+    value = os.environ.get(var, "")
+    if required and not value:
+        raise BackendError(f"{who} needs the environment variable {var}")
+    if value and not header_safe(value):
+        raise BackendError(f"{who}: the environment variable {var} holds a character that cannot go into an HTTP "
+                           "header (non-ASCII, a space or a control character); set it to the token exactly (its "
+                           "value is not shown)")
+    return Secret(value)
 
 
 def public_url(url: str) -> str:

@@ -12,13 +12,12 @@ sends it for a server that adds none. In chat mode the case's date goes as
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import httpx
 
 from harness.backends.base import BackendError, BackendOptions, Reply, Request
-from harness.backends.http import (Failure, HttpBackend, RetryPolicy, Secret, check_base_url, classify_http, header_safe,
+from harness.backends.http import (Failure, HttpBackend, RetryPolicy, Secret, check_base_url, classify_http, env_secret,
                                    parse_retry_after, public_url)
 from harness.chat_format import BOS, EOT, date_string, render_llama3
 
@@ -56,17 +55,7 @@ def classify_cloudflare(status: int, body: Any, headers: httpx.Headers) -> Failu
 
 
 def _env_secret(var: str, backend: str, required: bool = True) -> Secret:
-    """A credential from the environment. One that cannot be sent as a header (a non-ASCII character, a space,
-    a line break: a copy-paste accident) is refused here, named by its variable and never echoed, before any
-    request: httpx would fail building the header with the whole value in its exception."""
-    value = os.environ.get(var, "")
-    if required and not value:
-        raise BackendError(f"--model={backend} needs the environment variable {var}")
-    if value and not header_safe(value):
-        raise BackendError(f"--model={backend}: the environment variable {var} holds a character that cannot go "
-                           "into an HTTP header (non-ASCII, a space or a control character); set it to the token "
-                           "exactly (its value is not shown)")
-    return Secret(value)
+    return env_secret(var, f"--model={backend}", required)
 
 
 def raw_prompt(request: Request, keep_bos: bool) -> str:
