@@ -11,9 +11,8 @@ from datetime import date, datetime
 from typing import Any, Callable, Mapping, Protocol
 
 from harness import schema as jschema
-from harness.schema import Subschema
-
 from harness.isotime import calendar_date, is_utc, parse_date, parse_datetime
+from harness.schema import Subschema
 
 MATCHER_KEYS = ("contains", "any_of", "date", "datetime", "present", "fields")
 

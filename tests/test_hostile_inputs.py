@@ -401,3 +401,13 @@ def test_a_bare_file_of_program_cases_is_refused_in_one_line(tmp_path, catalogue
         load_case_file(path, catalogue)
     assert len(err.value.problems) == 1 and "workout-program cases" in str(err.value)
     assert "suite.toml" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_LINES))
+def test_pytest_refuses_a_hostile_replay_line_by_file_and_line_not_internalerror(pytester, kind):
+    write_jsonl(pytester.path / "cases.jsonl", [_case("x", "hi")])
+    (pytester.path / "r.jsonl").write_text(HOSTILE_LINES[kind] + "\n", encoding="utf-8")
+    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl",
+                                "-p", "no:cacheprovider")
+    out = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in out and "r.jsonl:1:" in out

@@ -7,8 +7,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import write_jsonl
-from harness.backends import BackendError, BackendOptions, Reply, ReplyMismatch, Request, ask
+from harness.backends import (
+    BackendError,
+    BackendOptions,
+    Reply,
+    ReplyMismatch,
+    Request,
+    ask,
+)
 from harness.backends.base import Backend
 from harness.backends.http import Secret, public_url, redact_secrets
 from harness.backends.remote import CloudflareBackend, OpenAIBackend
@@ -16,7 +22,7 @@ from harness.gate import resolve_thresholds
 from harness.isotime import parse_now
 from harness.run import EvalRun
 from harness.suite import resolve_suite
-from harness.testing.fake_cloudflare import Fault, FakeCloudflare
+from harness.testing.fake_cloudflare import FakeCloudflare, Fault
 
 ROOT = Path(__file__).resolve().parents[1]
 KITCHEN = ROOT / "examples" / "kitchen"

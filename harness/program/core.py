@@ -23,11 +23,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from harness import jsonl
-from harness.escape import has_control
 from harness import schema as jschema
 from harness.cases import CaseFileError, Problem
+from harness.escape import has_control
 from harness.parse import iter_blocks
 
 UPPER = ("Chest", "Back", "Shoulders", "Biceps", "Triceps")
