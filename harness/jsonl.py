@@ -49,8 +49,19 @@ def check_value(value: Any, max_depth: int = MAX_DEPTH) -> Any:
 
 def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
     """Strict `json.loads`: JsonValueError for anything that is not JSON or not a value this harness can hold."""
+    return check_value(_strict(json.loads, text, parse_constant=_refuse_constant), max_depth)
+
+
+def raw_decode(text: str, pos: int = 0) -> tuple[Any, int]:
+    """Strict `JSONDecoder.raw_decode` (the first value at `pos`, and where it ends), refusing as `loads` does."""
+    value, end = _strict(_DECODER.raw_decode, text, pos)
+    return check_value(value), end
+
+
+def _strict(decode: Any, *args: Any, **kwargs: Any) -> Any:
+    """`decode(*args)` with every way the decoder can fail turned into one JsonValueError with a short reason."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        return decode(*args, **kwargs)
     except JsonValueError:
         raise
     except json.JSONDecodeError as exc:
@@ -59,22 +70,6 @@ def loads(text: str, max_depth: int = MAX_DEPTH) -> Any:
         raise JsonValueError("nested too deeply") from None
     except ValueError as exc:  # e.g. an integer beyond the interpreter's digit limit
         raise JsonValueError(f"not a usable JSON value ({str(exc).split(';')[0][:120]})") from None
-    return check_value(value, max_depth)
-
-
-def raw_decode(text: str, pos: int = 0) -> tuple[Any, int]:
-    """Strict `JSONDecoder.raw_decode` (the first value at `pos`, and where it ends), refusing as `loads` does."""
-    try:
-        value, end = _DECODER.raw_decode(text, pos)
-    except JsonValueError:
-        raise
-    except json.JSONDecodeError as exc:
-        raise JsonValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-    except RecursionError:
-        raise JsonValueError("nested too deeply") from None
-    except ValueError as exc:
-        raise JsonValueError(f"not a usable JSON value ({str(exc).split(';')[0][:120]})") from None
-    return check_value(value), end
 
 
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)

@@ -8,24 +8,10 @@ import pytest
 pytest.importorskip("peft")
 
 from deploy.check import CheckFailed, checks, export  # noqa: E402
-from harness.tiny import build_tiny_model, make_random_adapter  # noqa: E402
+from test_secrets_and_faults import adapter, tiny  # noqa: E402,F401 -- the same random adapter (a fixture)
 
 CF = "@cf/meta/llama-3.2-3b-instruct"
 WEIGHTS = "adapter_model.safetensors"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
-
-
-@pytest.fixture
-def adapter(tiny, tmp_path):
-    folder = make_random_adapter(tiny, tmp_path / "adapter")
-    config = json.loads((folder / "adapter_config.json").read_text())
-    config["base_model_name_or_path"] = "unsloth/Llama-3.2-3B-Instruct"
-    (folder / "adapter_config.json").write_text(json.dumps(config))
-    return folder
 
 
 def _header(path):
