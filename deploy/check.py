@@ -40,6 +40,10 @@ BASE_MODELS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+# Bases Workers AI serves no model for (the project's own small real model among them): named, not "unknown".
+NOT_ON_CLOUDFLARE = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct", "smollm2-135m": "SmolLM2-135M-Instruct"}
+
+
 class CheckFailed(Exception):
     def __init__(self, name: str, problem: str, fix: str) -> None:
         super().__init__(f"{name}: {problem}")
@@ -50,6 +54,17 @@ class CheckFailed(Exception):
 class Passed:
     name: str
     detail: str
+
+
+def _packaged_model(base: Any) -> str | None:
+    """The packaged model (harness.models) a local base folder was converted from, by its provenance.json."""
+    if not isinstance(base, str) or not base:
+        return None
+    from harness.models import read_provenance
+
+    folder = Path(base)
+    found = read_provenance(folder) if folder.is_dir() else None
+    return str(found.get("model")) if found else None
 
 
 def base_key(base: str | None) -> str:
@@ -98,6 +113,13 @@ def checks(folder: Path, cf_model: str, *, max_rank: int = MAX_RANK, force_base:
         raise CheckFailed("rank", f"r = {r}, the limit is {max_rank}", f"retrain with --lora-r {min(16, max_rank)}")
     yield Passed("LoRA", f"peft_type LORA, r {r} <= {max_rank}, alpha {config.get('lora_alpha')}")
     base = config.get("base_model_name_or_path")
+    packaged = _packaged_model(base)
+    if base_key(base) in NOT_ON_CLOUDFLARE or packaged:
+        raise CheckFailed("base model", f"the adapter was trained on {base!r} "
+                          f"({packaged or NOT_ON_CLOUDFLARE[base_key(base)]}), "
+                          f"which Workers AI does not serve, so it cannot be applied to {cf_model}",
+                          "evaluate it locally (pytest --model=local-adapter) or serve it with vLLM/llama.cpp; "
+                          "for Workers AI train on a LoRA-capable Cloudflare model's base")
     entry = BASE_MODELS.get(base_key(base))
     if entry and cf_model not in entry[0]:
         raise CheckFailed("base model", f"the adapter was trained on {base!r}, which is {' or '.join(entry[0])} on "

@@ -57,9 +57,28 @@ def render_llama3(
 
 
 def distinct_pad(tokenizer: Any) -> str | None:
-    """The first pad candidate the tokenizer's vocabulary has, or None."""
+    """A pad distinct from EOS that the tokenizer already has (a new token would change the embedding matrix and
+    break adapters): Llama 3's reserved pad first, then any other special token that is neither EOS nor BOS nor
+    written by the chat template (SmolLM2's `<|endoftext|>`); None when there is none."""
     vocab = tokenizer.get_vocab()
-    return next((t for t in PAD_CANDIDATES if t in vocab), None)
+    known = next((t for t in PAD_CANDIDATES if t in vocab), None)
+    if known is not None:
+        return known
+    template = getattr(tokenizer, "chat_template", None) or ""
+    taken = {tokenizer.eos_token, tokenizer.bos_token}
+    specials = list(getattr(tokenizer, "all_special_tokens", []) or [])
+    specials += [t for t in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).values()
+                 if getattr(t, "special", False)]
+    for token in specials:
+        text = str(getattr(token, "content", token))
+        if text and text not in taken and text in vocab and text not in template:
+            return text
+    return None
+
+
+def template_uses_date(tokenizer: Any) -> bool:
+    """Whether the chat template reads `date_string` (Llama 3.x does; ChatML does not)."""
+    return "date_string" in (getattr(tokenizer, "chat_template", None) or "")
 
 
 def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]], now: datetime, *,
@@ -67,8 +86,9 @@ def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]], now: date
     """A conversation through the tokenizer's own chat template, dated by the conversation's `now` (and with
     `tools` rendered by the template itself, for native tool calling). The one renderer for evaluation
     (local backend) and training, so both see the same text."""
-    extra = {"tools": [dict(t) for t in tools]} if tools else {}
+    extra: dict[str, Any] = {"tools": [dict(t) for t in tools]} if tools else {}
+    if template_uses_date(tokenizer):  # only where the template reads it; the system prompt carries the date anyway
+        extra["date_string"] = date_string(now)
     return tokenizer.apply_chat_template(
-        [dict(m) for m in messages], tokenize=False, add_generation_prompt=add_generation_prompt,
-        date_string=date_string(now), **extra,
+        [dict(m) for m in messages], tokenize=False, add_generation_prompt=add_generation_prompt, **extra,
     )

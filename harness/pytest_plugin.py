@@ -32,8 +32,9 @@ from harness.task import TASKS
 # chosen backend's factory, which reads only its own.
 BACKEND_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--replies", dict(metavar="FILE", help="replay: recorded replies, one {id, response, latency_s?} JSON line per case")),
-    ("--base-model", dict(metavar="ID_OR_DIR", help="local: base model folder or cached hub id "
-                                                    "(local-adapter: default from adapter_config.json)")),
+    ("--base-model", dict(metavar="ID_OR_DIR", help="local: base model folder or cached hub id (local-base: default "
+                                                    "the shipped SmolLM2-135M-Instruct, converted on first use; "
+                                                    "local-adapter: default from adapter_config.json)")),
     ("--adapter", dict(metavar="DIR", help="local-adapter: the LoRA adapter folder")),
     ("--device", dict(help="local: cuda, cuda:1, cpu (default: cuda when available)")),
     ("--dtype", dict(help="local: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")),

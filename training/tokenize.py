@@ -52,23 +52,28 @@ def tokenize_example(tokenizer: Any, example: Mapping[str, Any], stop_ids: Seque
                 "training would not match generation (a tokenizer pre-split problem, e.g. GPT-2's regex on '\\n\\n{')"
             )
         span = ids[len(prompt):len(upto)]
-        if not span or span[-1] not in stop_ids:
+        # The turn's labels run through its end-of-turn token; what the template writes after it (ChatML's "\n"
+        # after <|im_end|>) is never generated, since generation stops at the token, so it is not trained on.
+        end = max((k for k, t in enumerate(span) if t in stop_ids), default=None)
+        if end is None:
             raise TrainingSetupError(
                 f"group {example.get('group')}: assistant turn {i} does not end with an end-of-turn token "
                 "in the template, so the model would never learn to stop"
             )
-        labels[len(prompt):len(upto)] = span
+        labels[len(prompt):len(prompt) + end + 1] = span[:end + 1]
     return Tokenized(input_ids=ids, labels=labels)
 
 
 def ensure_pad(tokenizer: Any) -> str:
     """A pad token distinct from EOS: set Llama 3's <|finetune_right_pad_id|> (or another) when missing;
     refuse pad == eos, which masks the stop token out of the loss."""
-    if tokenizer.pad_token_id is None:
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         choice = distinct_pad(tokenizer)
-        if choice is None:
-            raise TrainingSetupError("the tokenizer has no pad token and none of " + ", ".join(PAD_CANDIDATES))
-        tokenizer.pad_token = choice
+        if choice is None and tokenizer.pad_token_id is None:
+            raise TrainingSetupError("the tokenizer has no pad token, none of " + ", ".join(PAD_CANDIDATES)
+                                     + " and no other special token distinct from EOS")
+        if choice is not None:
+            tokenizer.pad_token = choice
     if tokenizer.pad_token_id == tokenizer.eos_token_id:
         raise TrainingSetupError(
             f"pad token {tokenizer.pad_token!r} == eos token: the end-of-turn token would be masked as padding and the "
