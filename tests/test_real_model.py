@@ -61,17 +61,14 @@ def test_a_missing_package_or_a_changed_file_is_refused_with_the_fix(monkeypatch
 
 
 def test_the_chatml_family_pads_dates_and_labels_like_llama3_does(tokenizer, suite):
+    from test_trainer import conversation
+
     from harness.chat_format import distinct_pad, render_chat, template_uses_date
-    from training.data.examples import call, make_example, reply, tool_result
     from training.tokenize import IGNORE, check_template_parity, ensure_pad, tokenize_example
 
     assert not template_uses_date(tokenizer) and distinct_pad(tokenizer) == "<|endoftext|>"
     assert ensure_pad(tokenizer) == "<|endoftext|>" and tokenizer.pad_token_id != tokenizer.eos_token_id
-    ex = make_example([("user", "Add a task to call Sam"), ("assistant", reply(call("createTask", title="Call Sam",
-                                                                                      priority="medium"))),
-                       ("tool", tool_result("createTask", {"taskId": "task_9"})), ("user", "done"),
-                       ("assistant", reply(call("completeTask", taskId="task_9")))],
-                      now=NOW, kind="multi_turn", source="t", group="g")
+    ex = conversation()[0]  # the same two-call conversation the Llama 3 family's label test decodes
     check_template_parity(tokenizer, [ex], suite)
     text = render_chat(tokenizer, ex["messages"], NOW, add_generation_prompt=False)
     assert text.count("<|im_start|>assistant\n") == 2 and "Today Date" not in text

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from harness.backends.base import GENERATION_MODES, Backend, BackendError, BackendOptions, OnReply, Reply, Request
 from harness.chat_format import STOP_TOKENS, distinct_pad, render_chat
@@ -415,7 +416,7 @@ class LocalBackend(Backend):
         if hit is not None:
             return hit, 0.0
         started = time.perf_counter()
-        cache = DynamicCache(config=self.model.config)
+        cache = reserved_cache(self.model.config)
         ids = torch.tensor([prefix], device=self.model.device)
         with torch.inference_mode():
             self.model(input_ids=ids, past_key_values=cache, use_cache=True)
@@ -448,7 +449,7 @@ class LocalBackend(Backend):
             if n > 1:
                 cache.batch_repeat_interleave(n)
         else:
-            cache = DynamicCache(config=self.model.config)
+            cache = reserved_cache(self.model.config)
         suffixes = [r[shared:] for r in rows]
         width = max(len(s) for s in suffixes)
         pad = self.tokenizer.pad_token_id
@@ -559,6 +560,55 @@ class LocalBackend(Backend):
             load_in_4bit=bool(options.get("load_in_4bit", False)),
             allow_base_mismatch=bool(options.get("allow_base_mismatch", False)),
         )
+
+
+class ReservedLayer(DynamicLayer):
+    """A KV cache layer that writes each new token into room reserved ahead, instead of concatenating the whole
+    cache again at every step (DynamicLayer's torch.cat: more than half of a CPU decoding step at batch 8 with a
+    1,150-token context). `keys`/`values` are views of the filled part, so attention sees exactly the same values."""
+
+    reserve = 256  # tokens of room added whenever the buffer is full
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self._n, self._k, self._v = 0, None, None
+        n_new = key_states.shape[-2]
+        if self._k is None or self._n + n_new > self._k.shape[-2] or self._k.shape[0] != key_states.shape[0]:
+            self._grow(key_states, self._n + n_new + self.reserve)
+        self._k[:, :, self._n:self._n + n_new] = key_states
+        self._v[:, :, self._n:self._n + n_new] = value_states
+        self._n += n_new
+        self._views()
+        return self.keys, self.values
+
+    def _views(self) -> None:
+        self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
+
+    def _grow(self, like: torch.Tensor, capacity: int) -> None:
+        b, h, _, d = like.shape
+        k, v = like.new_empty((b, h, capacity, d)), like.new_empty((b, h, capacity, d))
+        if self._n:
+            k[:, :, :self._n], v[:, :, :self._n] = self.keys, self.values
+        self._k, self._v = k, v
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        if self.get_seq_length() > 0:
+            self._k, self._v = self._k.repeat_interleave(repeats, dim=0), self._v.repeat_interleave(repeats, dim=0)
+            self._views()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.get_seq_length() > 0:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self._views()
+
+
+def reserved_cache(config: Any) -> DynamicCache:
+    """A DynamicCache whose layers are ReservedLayers (the model's config decides how many)."""
+    cache = DynamicCache(config=config)
+    cache.layers = [ReservedLayer() for _ in cache.layers]
+    return cache
 
 
 def shipped_model() -> str:
