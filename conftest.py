@@ -70,3 +70,17 @@ def make_cases(tmp_path: Path, catalogue: Catalogue) -> Callable[[list[dict[str,
 def make_case(make_cases: Callable[[list[dict[str, Any]]], list[Case]]) -> Callable[..., Case]:
     """One Case through the real loader: make_case(expected=[...], category=..., messages=...)."""
     return lambda expected, category="single", **extra: make_cases([case_row(expected, category, **extra)])[0]
+
+
+def labelled_spans(tokenized: Any) -> list[list[int]]:
+    """The runs of tokens that carry labels (each label equal to its token), in order."""
+    spans: list[list[int]] = []
+    current: list[int] = []
+    for token, label in zip(tokenized.input_ids, tokenized.labels):
+        if label != -100:
+            assert label == token
+            current.append(token)
+        elif current:
+            spans.append(current)
+            current = []
+    return spans + ([current] if current else [])

@@ -61,6 +61,7 @@ def test_a_missing_package_or_a_changed_file_is_refused_with_the_fix(monkeypatch
 
 
 def test_the_chatml_family_pads_dates_and_labels_like_llama3_does(tokenizer, suite):
+    from conftest import labelled_spans
     from test_trainer import conversation
 
     from harness.chat_format import distinct_pad, render_chat, template_uses_date
@@ -73,15 +74,8 @@ def test_the_chatml_family_pads_dates_and_labels_like_llama3_does(tokenizer, sui
     text = render_chat(tokenizer, ex["messages"], NOW, add_generation_prompt=False)
     assert text.count("<|im_start|>assistant\n") == 2 and "Today Date" not in text
     tok = tokenize_example(tokenizer, ex, [tokenizer.eos_token_id])
-    runs, current = [], []
-    for token, label in zip(tok.input_ids, tok.labels):
-        if label != IGNORE:
-            assert label == token
-            current.append(token)
-        elif current:
-            runs.append(current)
-            current = []
-    assert len(runs) == 2
+    runs = labelled_spans(tok)
+    assert len(runs) == 2 and tok.labels[-1] == IGNORE  # the template's "\n" after the last <|im_end|>
     for run, message in zip(runs, [m for m in ex["messages"] if m["role"] == "assistant"]):
         assert tokenizer.decode(run) == message["content"] + "<|im_end|>"  # through the stop token, not the "\n" after
 

@@ -5,6 +5,7 @@ import pytest
 
 pytest.importorskip("trl")
 
+from conftest import labelled_spans  # noqa: E402
 from harness.isotime import parse_now  # noqa: E402
 from harness.tiny import build_tiny_model  # noqa: E402
 from training.data.build import BuildConfig, build  # noqa: E402
@@ -53,16 +54,7 @@ def test_only_assistant_tokens_carry_labels(tokenizer):
     ex, first, second = conversation()
     tok = tokenize_example(tokenizer, ex, stop_ids(tokenizer))
     assert len(tok.labels) == len(tok.input_ids)
-    spans, current = [], []
-    for t, label in zip(tok.input_ids, tok.labels):
-        if label != IGNORE:
-            assert label == t
-            current.append(t)
-        elif current:
-            spans.append(current)
-            current = []
-    if current:
-        spans.append(current)
+    spans = labelled_spans(tok)
     assert [tokenizer.decode(s) for s in spans] == [first + "<|eot_id|>", second + "<|eot_id|>"]
     masked = tokenizer.decode([t for t, label in zip(tok.input_ids, tok.labels) if label == IGNORE])
     assert "You are a personal assistant" in masked and "Add a task to call Sam" in masked and "task_9" in masked
