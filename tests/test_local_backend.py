@@ -1,4 +1,5 @@
 """local-base / local-adapter on a tiny offline Llama: the real loading and generation code."""
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ from conftest import assistant_prompt
 torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")
 
-from harness.backends import BackendError, BackendOptions, Request, create_backend  # noqa: E402
+from harness.backends import BackendError, BackendOptions, Request, ask, create_backend  # noqa: E402
 from harness.backends.local import LocalBackend, GenerationSettings  # noqa: E402
 from harness.chat_format import render_llama3  # noqa: E402
 from harness.isotime import parse_now  # noqa: E402
@@ -179,7 +180,7 @@ def test_no_end_of_turn_token(tiny, tmp_path):
 
 
 def test_out_of_memory_retries_one_prompt_at_a_time(tiny, monkeypatch):
-    backend = LocalBackend(str(tiny), device="cpu", settings=SETTINGS)
+    backend = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, continuous=False))
     real, calls = backend._generate_batch, []
 
     def flaky(batch):
@@ -202,13 +203,43 @@ def test_a_prompt_longer_than_the_context_fails_alone(tiny):
 
 def test_a_programming_error_in_generation_stops_the_run(tiny, monkeypatch):
     """Not every exception is a model's failed reply: anything but OOM and context length propagates."""
-    backend = LocalBackend(str(tiny), device="cpu", settings=SETTINGS)
+    for continuous in (False, True):
+        backend = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, continuous=continuous))
 
-    def broken(batch):
-        raise ValueError("too many values to unpack (expected 2)")
-    monkeypatch.setattr(backend, "_generate_batch", broken)
-    with pytest.raises(ValueError, match="too many values"):
-        backend.generate(requests()[:2])
+        def broken(*args):
+            raise ValueError("too many values to unpack (expected 2)")
+        monkeypatch.setattr(backend, "_generate_batch", broken)
+        monkeypatch.setattr(backend, "_admit", broken)
+        with pytest.raises(ValueError, match="too many values"):
+            backend.generate(requests()[:2])
+
+
+def test_continuous_batching_out_of_memory_falls_back_to_the_batch_path(tiny, monkeypatch):
+    backend = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, batch_size=2))
+    real_admit, admitted = backend._admit, []
+
+    def admit(batch):
+        admitted.append([r.case_id for r in batch])
+        if len(admitted) == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real_admit(batch)
+    monkeypatch.setattr(backend, "_admit", admit)
+    asked = requests()[:5]
+    replies = ask(backend, asked)
+    want = ask(LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, prefix_cache=False)), asked)
+    assert [r.text for r in replies] == [r.text for r in want] and len(admitted) == 2
+
+
+def test_continuous_batching_refills_slots_and_keeps_every_reply_identical(tiny):
+    later = parse_now("2026-07-09T16:30:00Z")
+    other_day = [Request(f"{r.case_id}-later", ({"role": "system", "content": assistant_prompt(later)}, r.messages[1]),
+                         later) for r in requests()]
+    asked = requests() + other_day  # more prompts than slots, two dates, suffixes of different lengths
+    cont = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, batch_size=3))
+    plain = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, prefix_cache=False))
+    got, want = ask(cont, asked), ask(plain, asked)
+    assert [r.text for r in got] == [r.text for r in want]
+    assert [r.usage["completion_tokens"] for r in got] == [r.usage["completion_tokens"] for r in want]
 
 
 def test_an_unhashable_base_says_why_in_the_fingerprint(tmp_path):

@@ -43,6 +43,9 @@ class GenerationSettings:
     # The dynamic mode's own greedy loop: the token prefix a batch shares (template header + system prompt) is
     # computed once and its KV reused, and rows that finished stop decoding. Off: transformers' generate().
     prefix_cache: bool = True
+    # With the prefix cache: a finished row's slot is refilled with the next waiting prompt (continuous batching),
+    # so a batch never decodes at a fraction of its width while its longest reply runs on.
+    continuous: bool = True
 
 
 def resolve_mode(mode: str, device: str) -> str:
@@ -283,6 +286,22 @@ class LocalBackend(Backend):
         if self.mode == "dynamic" and self.settings.prefix_cache:
             self._plan_prefix(requests)
         replies: list[Reply] = []
+        if self.mode == "dynamic" and self.settings.prefix_cache and self.settings.continuous:
+            got: dict[str, Reply] = {}
+
+            def keep(reply: Reply) -> None:
+                got[reply.key] = reply
+                if on_reply is not None:
+                    on_reply(reply)
+            try:
+                return self._generate_continuous(requests, keep)
+            except torch.OutOfMemoryError:
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                # What was answered stays; the rest goes through the batch path, which splits a batch that does
+                # not fit and fails only a prompt that fits alone nowhere.
+                replies = [got[r.key] for r in requests if r.key in got]
+                requests = [r for r in requests if r.key not in got]
         for start in range(0, len(requests), self.settings.batch_size):
             batch = requests[start:start + self.settings.batch_size]
             done = [request.bind(reply) for request, reply in zip(batch, self._generate_or_split(batch), strict=True)]
@@ -498,6 +517,107 @@ class LocalBackend(Backend):
                                  truncated=end is None and len(kept) >= self.settings.max_new_tokens))
         return replies
 
+    def _generate_continuous(self, requests: Sequence[Request], on_reply: OnReply | None) -> list[Reply]:
+        """Greedy decoding of every request of the call in one loop of `batch_size` slots. Prompts that share the
+        call's token prefix start from its cached KV and prefill only their suffix; a slot whose reply ends (an
+        end-of-turn token or the budget) is refilled with the next waiting prompt. Rows of different lengths sit
+        in one cache, each right-aligned with its own mask and positions, so every token attends to exactly its own
+        prompt and reply. A reply's latency runs from its admission to its last token; the shared prefill is a
+        one-time cost reported apart."""
+        replies: dict[str, Reply] = {}
+        waiting: list[Request] = []
+        for request in requests:
+            why = self._context_problem(request, len(self._ids(request)))
+            if why:
+                replies[request.key] = request.bind(Reply(text=None, error=why))
+                if on_reply is not None:
+                    on_reply(replies[request.key])
+            else:
+                waiting.append(request)
+        waiting.reverse()  # pop() takes them in order
+        stop, device, width = set(self.stop_ids), self.model.device, self.settings.batch_size
+        rows: list[dict[str, Any]] = []  # the active slots, in cache order
+        cache: Any = None
+        mask: torch.Tensor | None = None
+        with torch.inference_mode():
+            while waiting or rows:
+                free = width - len(rows)
+                if waiting and free >= min(len(waiting), max(1, width // 4)):
+                    admitted = [waiting.pop() for _ in range(min(free, len(waiting)))]
+                    new_rows, new_cache, new_mask, logits = self._admit(admitted)
+                    for row, token in zip(new_rows, logits.argmax(dim=-1).tolist()):
+                        row["out"].append(token)
+                    cache, mask = _join_rows(cache, mask, new_cache, new_mask)
+                    rows += new_rows
+                else:
+                    step = torch.tensor([[r["out"][-1]] for r in rows], device=device)
+                    positions = torch.tensor([[r["pos"]] for r in rows], device=device)
+                    mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+                    logits = self.model(input_ids=step, attention_mask=mask, position_ids=positions,
+                                        past_key_values=cache, use_cache=True).logits[:, -1, :]
+                    for row, token in zip(rows, logits.argmax(dim=-1).tolist()):
+                        row["pos"] += 1
+                        row["out"].append(token)
+                keep = []
+                for k, row in enumerate(rows):
+                    if row["out"][-1] in stop or len(row["out"]) >= self.settings.max_new_tokens:
+                        reply = row["request"].bind(self._finished(row, stop))
+                        replies[reply.key] = reply
+                        if on_reply is not None:
+                            on_reply(reply)
+                    else:
+                        keep.append(k)
+                if len(keep) < len(rows):
+                    rows = [rows[k] for k in keep]
+                    if rows:
+                        select = torch.tensor(keep, device=device)
+                        cache.batch_select_indices(select)
+                        mask = mask[select]
+                        cache, mask = _compact(cache, mask)
+                    else:
+                        cache = mask = None
+        return [replies[r.key] for r in requests]
+
+    def _admit(self, admitted: Sequence[Request]) -> tuple[list[dict[str, Any]], Any, torch.Tensor, torch.Tensor]:
+        """Prefill newly admitted prompts in a cache of their own (from the shared prefix's KV when they have it):
+        their slots, that cache, its mask, and the logits of each one's first reply token."""
+        device = self.model.device
+        ids = [self._ids(r) for r in admitted]
+        shared = min(min(len(r) for r in ids) - 1, self._shareable(ids[0]))
+        for r in ids[1:]:
+            shared = next((k for k in range(shared) if r[k] != ids[0][k]), shared)
+        prefix = tuple(ids[0][:shared])
+        if prefix:
+            kv, _ = self._prefix_kv(prefix)
+            cache = copy.deepcopy(kv)
+            if len(ids) > 1:
+                cache.batch_repeat_interleave(len(ids))
+        else:
+            cache = reserved_cache(self.model.config)
+        started = time.perf_counter()  # after the one-time shared prefill: each reply's clock starts here
+        suffixes = [r[shared:] for r in ids]
+        span = max(len(s) for s in suffixes)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (span - len(s)) + s for s in suffixes], device=device)
+        mask = torch.tensor([[1] * shared + [0] * (span - len(s)) + [1] * len(s) for s in suffixes], device=device)
+        positions = torch.tensor([[shared] * (span - len(s)) + list(range(shared, shared + len(s))) for s in suffixes],
+                                 device=device)
+        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                            use_cache=True).logits[:, -1, :]
+        rows = [{"request": r, "ids": i, "prefix": shared, "pos": len(i), "out": [], "started": started}
+                for r, i in zip(admitted, ids)]
+        return rows, cache, mask, logits
+
+    def _finished(self, row: dict[str, Any], stop: set[int]) -> Reply:
+        tokens = row["out"]
+        end = next((i + 1 for i, t in enumerate(tokens) if t in stop), None)
+        kept = tokens[:end] if end else tokens
+        return Reply(text=self.tokenizer.decode(kept, skip_special_tokens=True),
+                     latency_s=time.perf_counter() - row["started"],
+                     usage={"prompt_tokens": len(row["ids"]), "completion_tokens": len(kept),
+                            "prefix_tokens_reused": row["prefix"]},
+                     truncated=end is None and len(kept) >= self.settings.max_new_tokens)
+
     # -- identity ----------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
         import peft
@@ -602,6 +722,51 @@ class ReservedLayer(DynamicLayer):
         if self.get_seq_length() > 0:
             self._k, self._v = self._k[indices], self._v[indices]
             self._views()
+
+
+def _join_rows(cache: Any, mask: torch.Tensor | None, new: Any, new_mask: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """Two caches of rows side by side in one: the shorter one is left-padded with masked zeros (attention over
+    a row's own valid entries, in their order, is unchanged)."""
+    if cache is None:
+        return new, new_mask
+    length, new_length = mask.shape[1], new_mask.shape[1]
+    target = max(length, new_length)
+    a_mask = torch.cat([mask.new_zeros((mask.shape[0], target - length)), mask], dim=1)
+    b_mask = torch.cat([new_mask.new_zeros((new_mask.shape[0], target - new_length)), new_mask], dim=1)
+    for a, b in zip(cache.layers, new.layers):
+        keys = torch.cat([_left_pad(a.keys, target), _left_pad(b.keys, target)], dim=0)
+        values = torch.cat([_left_pad(a.values, target), _left_pad(b.values, target)], dim=0)
+        a._n, a._k, a._v = 0, None, None
+        a._grow(keys, target + a.reserve)
+        a._k[:, :, :target], a._v[:, :, :target] = keys, values
+        a._n = target
+        a._views()
+    return cache, torch.cat([a_mask, b_mask], dim=0)
+
+
+def _left_pad(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    missing = length - tensor.shape[-2]
+    if missing <= 0:
+        return tensor
+    b, h, _, d = tensor.shape
+    return torch.cat([tensor.new_zeros((b, h, missing, d)), tensor], dim=-2)
+
+
+def _compact(cache: Any, mask: torch.Tensor) -> tuple[Any, torch.Tensor]:
+    """Drop the leading cache columns no remaining row attends to (left behind by rows that left)."""
+    used = mask.any(dim=0).nonzero()
+    first = int(used[0]) if len(used) else 0
+    if first < 64:  # not worth a copy
+        return cache, mask
+    for layer in cache.layers:
+        keys, values = layer.keys[:, :, first:].clone(), layer.values[:, :, first:].clone()
+        n = keys.shape[-2]
+        layer._n, layer._k, layer._v = 0, None, None
+        layer._grow(keys, n + layer.reserve)
+        layer._k[:, :, :n], layer._v[:, :, :n] = keys, values
+        layer._n = n
+        layer._views()
+    return cache, mask[:, first:]
 
 
 def reserved_cache(config: Any) -> DynamicCache:
