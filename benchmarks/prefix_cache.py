@@ -26,13 +26,14 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--skip-generate", action="store_true", help="time the prefix-cached loop only")
     args = ap.parse_args()
     base = args.base_model or shipped_model()
     suite = resolve_suite([GOLDEN])
     cases = [c for f in sorted(GOLDEN.glob("*.jsonl")) for c in load_case_file(f, suite.catalogue).cases][:args.cases]
     requests = [case_request(c, suite) for c in cases]
     texts = {}
-    for cached in (True, False):
+    for cached in (True,) if args.skip_generate else (True, False):
         settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, prefix_cache=cached)
         backend = LocalBackend(base, settings=settings, device="cpu", dtype=args.dtype)
         started = time.perf_counter()
@@ -40,12 +41,16 @@ def main() -> None:
         wall = time.perf_counter() - started
         texts[cached] = [r.text for r in replies]
         tokens = sum(r.usage["completion_tokens"] for r in replies)
+        latencies = sorted(r.latency_s for r in replies if r.latency_s is not None)
+        p50, p95 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
         print(f"{'prefix cache' if cached else 'generate()  '}: {wall:6.1f} s for {len(replies)} cases at batch "
-              f"{args.batch_size}, {tokens} new tokens; shared prefill {backend.prefill_s:.2f} s "
-              f"({backend.prefix_tokens_computed} tokens, once)", flush=True)
+              f"{args.batch_size}, {tokens} new tokens ({wall / max(tokens, 1) * 1000:.1f} ms a token); shared prefill "
+              f"{backend.prefill_s:.2f} s ({backend.prefix_tokens_computed} tokens, once); reply latency p50 "
+              f"{p50:.2f} s, p95 {p95:.2f} s", flush=True)
         backend.close()
-    same = sum(a == b for a, b in zip(texts[True], texts[False]))
-    print(f"identical replies: {same}/{len(requests)}")
+    if not args.skip_generate:
+        same = sum(a == b for a, b in zip(texts[True], texts[False]))
+        print(f"identical replies: {same}/{len(requests)}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ BACKEND_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--served-model", dict(metavar="NAME", help="openai: the model (or LoRA) name the server serves")),
     ("--api-key-env", dict(metavar="VAR", help="openai: environment variable holding the API key (default: OPENAI_API_KEY)")),
     ("--raw", dict(action="store_true", help="remote: render the Llama 3 chat template here and send a raw prompt")),
+    ("--raw-template", dict(metavar="DIR", help="remote --raw: render the chat template of this tokenizer folder (the "
+                                                "served model's own, e.g. ChatML) instead of Llama 3's")),
     ("--raw-keep-bos", dict(action="store_true", help="remote --raw: keep <|begin_of_text|> in the prompt (for a "
                                                       "server whose tokenizer adds none; most add one)")),
     ("--concurrency", dict(type=int, help="remote: requests in flight (default: 4)")),

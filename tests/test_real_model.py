@@ -151,3 +151,19 @@ def test_lora_steps_on_real_weights_change_replies_and_load_through_local_adapte
     after = ask(tuned, [request])[0].text
     assert tuned.adapter is not None and tuned.fingerprint()["adapter"]["base_model_name_or_path"] == str(smollm2)
     assert after != before
+
+
+def test_raw_mode_renders_the_served_models_own_template_when_told(smollm2):
+    from harness.backends.base import BackendError, BackendOptions
+    from harness.backends.remote import OpenAIBackend
+    from harness.testing.fake_cloudflare import FakeCloudflare
+
+    with FakeCloudflare(reply=lambda body: "ok") as fake:
+        options = {"base_url": fake.openai_base, "served_model": "m", "raw": True, "raw_template": str(smollm2)}
+        backend = OpenAIBackend.from_options("openai", BackendOptions(options))
+        ask(backend, [Request("q", ({"role": "system", "content": "S"}, {"role": "user", "content": "hi"}), NOW)])
+        body = fake.requests[-1].body
+    assert body["prompt"] == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert body["stop"] == ["<|im_end|>"] and "chat template of" in backend.fingerprint()["generation"]["mode"]
+    with pytest.raises(BackendError, match="--raw-template is for --raw"):
+        OpenAIBackend.from_options("openai", BackendOptions({**options, "raw": False}))

@@ -209,7 +209,8 @@ class LocalBackend(Backend):
         self.warmup_s: float | None = None  # the one-time cost before the first timed batch (static modes)
         self._prefixes: dict[tuple[int, ...], Any] = {}  # shared token prefix -> its KV cache (prefix_cache)
         self._tokens: dict[str, list[int]] = {}  # this generate() call's prompt ids, by request key
-        self._call_prefix: tuple[int, ...] = ()  # the token prefix every prompt of this call shares
+        self._group_of: dict[str, str] = {}  # request key -> its prefix group in this generate() call
+        self._group_prefix: dict[str, tuple[int, ...]] = {}  # request key -> the token prefix its group shares
         self.prefill_s = 0.0  # one-time shared-prefix prefill, not in any reply's latency
         self.prefix_tokens_computed = 0
         self.load_in_4bit = load_in_4bit
@@ -402,31 +403,39 @@ class LocalBackend(Backend):
         ids = self._tokens.get(request.key)
         return list(ids) if ids is not None else self.tokenizer(self.render(request), add_special_tokens=False)["input_ids"]
 
-    def _shareable(self, row: Sequence[int]) -> int:
-        """How many leading tokens of `row` are a prefix other prompts share: the common prefix of every prompt of
-        this generate() call, or the longest prefix already cached. Only that is computed once and kept; a prompt
-        that shares nothing is prefilled whole, inside its own latency."""
+    def _shareable(self, row: Sequence[int], key: str | None = None) -> int:
+        """How many leading tokens of `row` are a prefix other prompts share: its group's (see _plan_prefix), or
+        the longest prefix already cached. Only that is computed once and kept; a prompt that shares nothing is
+        prefilled whole, inside its own latency."""
         best = 0
         for cached in self._prefixes:
             if len(cached) > best and tuple(row[:len(cached)]) == cached:
                 best = len(cached)
-        call = self._call_prefix
-        if call and tuple(row[:len(call)]) == call:
-            best = max(best, len(call))
+        group = self._group_prefix.get(key, ()) if key is not None else ()
+        if group and tuple(row[:len(group)]) == group:
+            best = max(best, len(group))
         return best
 
     def _plan_prefix(self, requests: Sequence[Request]) -> None:
-        """Tokenize this call's prompts once, and find the token prefix they all share (none for one prompt)."""
+        """Tokenize this call's prompts once, and group them by their opening system message (the harness's system
+        prompt: template header, tools and the case's date): a group of two or more shares the token prefix common
+        to all its prompts, which is computed once. The golden suite's 74 cases of one date are one group."""
         self._tokens = {r.key: self.tokenizer(self.render(r), add_special_tokens=False)["input_ids"] for r in requests}
-        rows = list(self._tokens.values())
-        if len(rows) < 2:
-            self._call_prefix = ()
-            return
-        shared = min(len(r) for r in rows)
-        first = rows[0]
-        for r in rows[1:]:
-            shared = next((k for k in range(shared) if r[k] != first[k]), shared)
-        self._call_prefix = tuple(first[:shared])
+        groups: dict[str, list[str]] = {}
+        for r in requests:
+            head = r.messages[0]["content"] if r.messages and r.messages[0].get("role") == "system" else ""
+            groups.setdefault(f"{r.now.isoformat()}\0{head}", []).append(r.key)
+        self._group_of = {key: name for name, keys in groups.items() for key in keys}
+        self._group_prefix = {}
+        for keys in groups.values():
+            if len(keys) < 2:
+                continue
+            rows = [self._tokens[k] for k in keys]
+            shared = min(len(r) for r in rows)
+            for r in rows[1:]:
+                shared = next((k for k in range(shared) if r[k] != rows[0][k]), shared)
+            for k in keys:
+                self._group_prefix[k] = tuple(rows[0][:shared])
 
     def _prefix_kv(self, prefix: tuple[int, ...]) -> tuple[Any, float]:
         """The KV cache of `prefix` (one row), computed once per distinct prefix and kept (the golden suite's 74
@@ -454,7 +463,7 @@ class LocalBackend(Backend):
         an end-of-turn token or its budget leaves the batch. The shared prefill is a one-time cost, reported apart
         (`prefill_s`), never inside a reply's latency."""
         rows = [self._ids(r) for r in batch]
-        shared = min(min(len(r) for r in rows) - 1, self._shareable(rows[0]))  # each row keeps a token of its own
+        shared = min(min(len(r) for r in rows) - 1, self._shareable(rows[0], batch[0].key))  # a token of its own
         for r in rows[1:]:
             shared = next((k for k in range(shared) if r[k] != rows[0][k]), shared)
         prefix = tuple(rows[0][:shared])
@@ -543,7 +552,7 @@ class LocalBackend(Backend):
             while waiting or rows:
                 free = width - len(rows)
                 if waiting and free >= min(len(waiting), max(1, width // 4)):
-                    admitted = [waiting.pop() for _ in range(min(free, len(waiting)))]
+                    admitted = self._take_group(waiting, free)
                     new_rows, new_cache, new_mask, logits = self._admit(admitted)
                     for row, token in zip(new_rows, logits.argmax(dim=-1).tolist()):
                         row["out"].append(token)
@@ -578,12 +587,25 @@ class LocalBackend(Backend):
                         cache = mask = None
         return [replies[r.key] for r in requests]
 
+    def _take_group(self, waiting: list[Request], free: int) -> list[Request]:
+        """Up to `free` waiting prompts of the next one's prefix group, in order (`waiting` is popped from its end)."""
+        group = self._group_of.get(waiting[-1].key)
+        taken: list[Request] = []
+        for i in range(len(waiting) - 1, -1, -1):
+            if len(taken) == free:
+                break
+            if self._group_of.get(waiting[i].key) == group:
+                taken.append(waiting[i])
+        for request in taken:
+            waiting.remove(request)
+        return taken
+
     def _admit(self, admitted: Sequence[Request]) -> tuple[list[dict[str, Any]], Any, torch.Tensor, torch.Tensor]:
         """Prefill newly admitted prompts in a cache of their own (from the shared prefix's KV when they have it):
         their slots, that cache, its mask, and the logits of each one's first reply token."""
         device = self.model.device
         ids = [self._ids(r) for r in admitted]
-        shared = min(min(len(r) for r in ids) - 1, self._shareable(ids[0]))
+        shared = min(min(len(r) for r in ids) - 1, self._shareable(ids[0], admitted[0].key))
         for r in ids[1:]:
             shared = next((k for k in range(shared) if r[k] != ids[0][k]), shared)
         prefix = tuple(ids[0][:shared])

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from harness.backends.base import BackendOptions, Reply, Request
+from harness.backends.base import BackendError, BackendOptions, Reply, Request
 from harness.backends.http import (Failure, HttpBackend, RetryPolicy, Secret, check_base_url, classify_http, env_secret,
                                    parse_retry_after, public_url)
 from harness.chat_format import BOS, EOT, date_string, render_llama3
@@ -58,9 +58,60 @@ def _env_secret(var: str, backend: str, required: bool = True) -> Secret:
     return env_secret(var, f"--model={backend}", required)
 
 
-def raw_prompt(request: Request, keep_bos: bool) -> str:
-    """The Llama 3 prompt for raw mode, so that exactly one <|begin_of_text|> reaches the model."""
+def raw_prompt(request: Request, keep_bos: bool, template: "RawTemplate | None" = None) -> str:
+    """The prompt for raw mode: the Llama 3 template, or `template`'s (--raw-template), so that exactly one BOS
+    reaches the model."""
+    if template is not None:
+        return template.prompt(request, keep_bos)
     return render_llama3(request.messages, request.now, bos=BOS if keep_bos else "")
+
+
+class RawTemplate:
+    """--raw-template DIR: the chat template of a local tokenizer folder (the served model's own, e.g. ChatML for
+    SmolLM2), rendered here with the case's date where the template reads one. Without it --raw renders Llama 3's,
+    which a model of another family reads as noise."""
+
+    def __init__(self, folder: str) -> None:
+        try:
+            from transformers import AutoTokenizer
+        except ImportError:
+            raise BackendError("--raw-template needs transformers: pip install -e '.[local]'") from None
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"--raw-template {folder}: cannot load its tokenizer ({exc})") from None
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise BackendError(f"--raw-template {folder}: the tokenizer has no chat template")
+        self.folder = folder
+        bos = self.tokenizer.bos_token_id
+        # Strip the template's leading BOS only where the tokenizer adds one itself when the server encodes.
+        self.adds_bos = bos is not None and self.tokenizer("x")["input_ids"][:1] == [bos]
+
+    def prompt(self, request: Request, keep_bos: bool) -> str:
+        from harness.chat_format import render_chat
+
+        text = render_chat(self.tokenizer, request.messages, request.now, tools=request.tools)
+        bos = self.tokenizer.bos_token
+        if self.adds_bos and not keep_bos and bos and text.startswith(bos):
+            text = text[len(bos):]
+        return text
+
+    @property
+    def stops(self) -> list[str]:
+        return [self.tokenizer.eos_token]
+
+    def describe(self) -> str:
+        import hashlib
+
+        digest = hashlib.sha256(self.tokenizer.chat_template.encode()).hexdigest()[:12]
+        return f"the chat template of {self.folder} (sha256 {digest}) rendered by the harness"
+
+
+def _raw_template(options: BackendOptions) -> RawTemplate | None:
+    folder = options.get("raw_template")
+    if folder and not options.get("raw"):
+        raise BackendError("--raw-template is for --raw (the chat path uses the server's own template)")
+    return RawTemplate(folder) if folder else None
 
 
 def calls_as_text(tool_calls: Any) -> str:
@@ -96,11 +147,13 @@ class CloudflareBackend(HttpBackend):
         api_base: str = CLOUDFLARE_API,
         raw: bool = False,
         raw_keep_bos: bool = False,
+        raw_template: RawTemplate | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int = 0,
         **http: Any,
     ) -> None:
         url_password = check_base_url(api_base, "--cf-api-base", own_auth=True)
+        self.raw_template = raw_template
         super().__init__(secrets=[token, Secret(account_id), url_password], seed=seed, **http)
         self.model, self.account_id, self.token = model, account_id, token
         self.lora, self.raw, self.max_tokens, self.seed = lora, raw, max_tokens, seed
@@ -118,7 +171,7 @@ class CloudflareBackend(HttpBackend):
     def payload(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": 0, "seed": self.seed}
         if self.raw:
-            body.update(prompt=raw_prompt(request, self.raw_keep_bos), raw=True)
+            body.update(prompt=raw_prompt(request, self.raw_keep_bos, self.raw_template), raw=True)
         else:
             body["messages"] = [dict(m) for m in request.messages]
             if request.tools:
@@ -147,7 +200,7 @@ class CloudflareBackend(HttpBackend):
         return {
             "backend": self.name, "cf_model": self.model, "lora": self.lora, "api_base": public_url(self.api_base),
             "generation": {"temperature": 0, "seed": self.seed, "max_tokens": self.max_tokens,
-                           "mode": "raw prompt (Llama 3 template rendered by the harness)" if self.raw else "messages",
+                           "mode": f"raw prompt ({_template_name(self.raw_template)})" if self.raw else "messages",
                            **_raw_or_chat_date(self.raw, self.raw_keep_bos, chat_date=None)},
         }
 
@@ -169,6 +222,7 @@ class CloudflareBackend(HttpBackend):
             api_base=options.get("cf_api_base", CLOUDFLARE_API),
             raw=bool(options.get("raw", False)),
             raw_keep_bos=bool(options.get("raw_keep_bos", False)),
+            raw_template=_raw_template(options),
             max_tokens=int(options.get("max_new_tokens", DEFAULT_MAX_TOKENS)),
             seed=int(options.get("seed", 0)),
             concurrency=int(options.get("concurrency", 4)),
@@ -190,11 +244,13 @@ class OpenAIBackend(HttpBackend):
         *,
         raw: bool = False,
         raw_keep_bos: bool = False,
+        raw_template: RawTemplate | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int = 0,
         **http: Any,
     ) -> None:
         url_password = check_base_url(base_url, "--base-url", own_auth=bool(api_key))
+        self.raw_template = raw_template
         super().__init__(secrets=[api_key, url_password], seed=seed, **http)
         self.base_url, self.served_model, self.api_key = base_url.rstrip("/"), served_model, api_key
         self.raw, self.raw_keep_bos, self.max_tokens, self.seed = raw, raw_keep_bos, max_tokens, seed
@@ -209,7 +265,8 @@ class OpenAIBackend(HttpBackend):
         body: dict[str, Any] = {"model": self.served_model, "temperature": 0, "max_tokens": self.max_tokens,
                                 "seed": self.seed}
         if self.raw:
-            body.update(prompt=raw_prompt(request, self.raw_keep_bos), stop=[EOT, "<|eom_id|>"])
+            body.update(prompt=raw_prompt(request, self.raw_keep_bos, self.raw_template),
+                        stop=self.raw_template.stops if self.raw_template else [EOT, "<|eom_id|>"])
         else:
             body["messages"] = [dict(m) for m in request.messages]
             # Without it the server's template writes its own clock's date: replies would change by the day.
@@ -239,7 +296,7 @@ class OpenAIBackend(HttpBackend):
         return {
             "backend": self.name, "base_url": public_url(self.base_url), "served_model": self.served_model,
             "generation": {"temperature": 0, "seed": self.seed, "max_tokens": self.max_tokens,
-                           "mode": "completions with the Llama 3 template rendered by the harness" if self.raw
+                           "mode": f"completions with {_template_name(self.raw_template)}" if self.raw
                            else "chat completions",
                            **_raw_or_chat_date(self.raw, self.raw_keep_bos,
                                                chat_date="chat_template_kwargs.date_string from each case's now")},
@@ -257,12 +314,17 @@ class OpenAIBackend(HttpBackend):
             _env_secret(key_var, name, required=False),
             raw=bool(options.get("raw", False)),
             raw_keep_bos=bool(options.get("raw_keep_bos", False)),
+            raw_template=_raw_template(options),
             max_tokens=int(options.get("max_new_tokens", DEFAULT_MAX_TOKENS)),
             seed=int(options.get("seed", 0)),
             concurrency=int(options.get("concurrency", 4)),
             requests_per_minute=options.get("requests_per_minute"),
             retry=_retry_policy(options),
         )
+
+
+def _template_name(template: RawTemplate | None) -> str:
+    return template.describe() if template else "the Llama 3 template rendered by the harness"
 
 
 def _raw_or_chat_date(raw: bool, keep_bos: bool, chat_date: str | None) -> dict[str, str]:
