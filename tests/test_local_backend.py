@@ -180,7 +180,7 @@ def test_no_end_of_turn_token(tiny, tmp_path):
 
 
 def test_out_of_memory_retries_one_prompt_at_a_time(tiny, monkeypatch):
-    backend = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, continuous=False))
+    backend = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, prefix_cache=False))
     real, calls = backend._generate_batch, []
 
     def flaky(batch):
@@ -203,8 +203,8 @@ def test_a_prompt_longer_than_the_context_fails_alone(tiny):
 
 def test_a_programming_error_in_generation_stops_the_run(tiny, monkeypatch):
     """Not every exception is a model's failed reply: anything but OOM and context length propagates."""
-    for continuous in (False, True):
-        backend = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, continuous=continuous))
+    for cached in (False, True):
+        backend = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, prefix_cache=cached))
 
         def broken(*args):
             raise ValueError("too many values to unpack (expected 2)")

@@ -40,12 +40,10 @@ class GenerationSettings:
     mode: str = "auto"  # GENERATION_MODES; auto: compiled on CUDA, dynamic elsewhere
     compile_backend: str = "inductor"  # torch.compile backend of the compiled mode ("eager" checks tracing only)
     merge_adapter: bool = False  # fold the LoRA into the base weights before generating (same replies, faster)
-    # The dynamic mode's own greedy loop: the token prefix a batch shares (template header + system prompt) is
-    # computed once and its KV reused, and rows that finished stop decoding. Off: transformers' generate().
+    # The dynamic mode's own greedy loop: the token prefix a group of prompts shares (template header + system
+    # prompt) is computed once and its KV reused, and a finished row's slot takes the next waiting prompt
+    # (continuous batching). Off: transformers' generate() over fixed batches.
     prefix_cache: bool = True
-    # With the prefix cache: a finished row's slot is refilled with the next waiting prompt (continuous batching),
-    # so a batch never decodes at a fraction of its width while its longest reply runs on.
-    continuous: bool = True
 
 
 def resolve_mode(mode: str, device: str) -> str:
@@ -284,10 +282,9 @@ class LocalBackend(Backend):
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
         if self.mode != "dynamic" and self.warmup_s is None and requests:
             self._warm_up(requests)
+        replies: list[Reply] = []
         if self.mode == "dynamic" and self.settings.prefix_cache:
             self._plan_prefix(requests)
-        replies: list[Reply] = []
-        if self.mode == "dynamic" and self.settings.prefix_cache and self.settings.continuous:
             got: dict[str, Reply] = {}
 
             def keep(reply: Reply) -> None:
@@ -375,8 +372,6 @@ class LocalBackend(Backend):
         return {"cache_implementation": "static", "compile_config": config}
 
     def _generate_batch(self, batch: Sequence[Request]) -> list[Reply]:
-        if self.mode == "dynamic" and self.settings.prefix_cache:
-            return self._generate_with_prefix(batch)
         texts = [self.render(r) for r in batch]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
         started = time.perf_counter()
@@ -455,76 +450,6 @@ class LocalBackend(Backend):
             self._prefixes.pop(next(iter(self._prefixes)))
         self._prefixes[prefix] = cache
         return cache, elapsed
-
-    def _generate_with_prefix(self, batch: Sequence[Request]) -> list[Reply]:
-        """Greedy decoding with the batch's shared token prefix taken from the prefix cache: each row then
-        prefills only its own suffix (left-padded between prefix and suffix, masked, with positions continuing
-        from the prefix, so every real token sees exactly what it would in a full prompt), and a row that reaches
-        an end-of-turn token or its budget leaves the batch. The shared prefill is a one-time cost, reported apart
-        (`prefill_s`), never inside a reply's latency."""
-        rows = [self._ids(r) for r in batch]
-        shared = min(min(len(r) for r in rows) - 1, self._shareable(rows[0], batch[0].key))  # a token of its own
-        for r in rows[1:]:
-            shared = next((k for k in range(shared) if r[k] != rows[0][k]), shared)
-        prefix = tuple(rows[0][:shared])
-        device = self.model.device
-        started = time.perf_counter()
-        n = len(rows)
-        if prefix:
-            kv, _ = self._prefix_kv(prefix)
-            started = time.perf_counter()  # the reply's clock starts after the one-time shared prefill
-            cache = copy.deepcopy(kv)
-            if n > 1:
-                cache.batch_repeat_interleave(n)
-        else:
-            cache = reserved_cache(self.model.config)
-        suffixes = [r[shared:] for r in rows]
-        width = max(len(s) for s in suffixes)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in suffixes], device=device)
-        attention = torch.tensor([[1] * shared + [0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=device)
-        positions = torch.tensor([[shared] * (width - len(s)) + list(range(shared, shared + len(s))) for s in suffixes],
-                                 device=device)
-        stop = set(self.stop_ids)
-        out: list[list[int]] = [[] for _ in rows]
-        done: list[bool] = [False] * n
-        active = list(range(n))  # batch row -> request index
-        next_pos = torch.tensor([shared + len(s) for s in suffixes], device=device)
-        with torch.inference_mode():
-            logits = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                                past_key_values=cache, use_cache=True).logits[:, -1, :]
-            for _ in range(self.settings.max_new_tokens):
-                tokens = logits.argmax(dim=-1).tolist()
-                keep = []
-                for row, (index, token) in enumerate(zip(active, tokens)):
-                    out[index].append(token)
-                    if token in stop or len(out[index]) >= self.settings.max_new_tokens:
-                        done[index] = True
-                    else:
-                        keep.append(row)
-                if not keep:
-                    break
-                if len(keep) < len(active):  # finished rows leave: their KV is no longer read or written
-                    select = torch.tensor(keep, device=device)
-                    cache.batch_select_indices(select)
-                    attention, next_pos = attention[select], next_pos[select]
-                    tokens = [tokens[k] for k in keep]
-                    active = [active[k] for k in keep]
-                attention = torch.cat([attention, attention.new_ones((len(active), 1))], dim=1)
-                step = torch.tensor(tokens, device=device).unsqueeze(1)
-                logits = self.model(input_ids=step, attention_mask=attention, position_ids=next_pos.unsqueeze(1),
-                                    past_key_values=cache, use_cache=True).logits[:, -1, :]
-                next_pos = next_pos + 1
-        elapsed = time.perf_counter() - started
-        replies = []
-        for row, tokens in zip(rows, out):
-            end = next((i + 1 for i, t in enumerate(tokens) if t in stop), None)
-            kept = tokens[:end] if end else tokens
-            replies.append(Reply(text=self.tokenizer.decode(kept, skip_special_tokens=True), latency_s=elapsed,
-                                 usage={"prompt_tokens": len(row), "completion_tokens": len(kept),
-                                        "prefix_tokens_reused": len(prefix)},
-                                 truncated=end is None and len(kept) >= self.settings.max_new_tokens))
-        return replies
 
     def _generate_continuous(self, requests: Sequence[Request], on_reply: OnReply | None) -> list[Reply]:
         """Greedy decoding of every request of the call in one loop of `batch_size` slots. Prompts that share the
