@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from harness import jsonl
 from harness.hashing import safetensors_header, sha256_file
-from harness.report import atomic_write_text
+from harness.report import atomic_write_text, honour_umask
 
 MAX_RANK = 32
 MAX_BYTES = 300 * 1000 * 1000
@@ -244,16 +244,10 @@ def export(folder: Path, out: Path, cf_model: str, **kwargs: Any) -> dict[str, A
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(stage, out)
-        os.chmod(out, 0o777 & ~_umask())
+        honour_umask(out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return manifest
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _write_bundle(folder: Path, out: Path, config: dict[str, Any], job: dict[str, Any] | None, job_path: Path,

@@ -15,15 +15,18 @@ provenance matches is reused as it is.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from harness.hashing import sha256_file
+from harness.report import honour_umask
 
 PROVENANCE = "provenance.json"
 MODELS_DIR_ENV = "TOOLCALL_MODELS_DIR"  # where converted models are cached (default: models/ in the project)
@@ -77,14 +80,6 @@ def gguf_path(model: PackagedModel) -> Path:
     return path
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def default_dir(model: PackagedModel) -> Path:
     root = Path(os.environ.get(MODELS_DIR_ENV) or Path(__file__).resolve().parents[1] / "models")
     return root / model.name
@@ -117,7 +112,7 @@ def convert(name: str = DEFAULT_MODEL, out: Path | None = None) -> Path:
     if have is not None and all(have.get(k) == v for k, v in want.items()) and (out / "model.safetensors").is_file():
         return out
     source = gguf_path(model)
-    digest = file_sha256(source)
+    digest = sha256_file(source)
     if digest != model.sha256:
         raise ModelUnavailable(f"{source}: sha256 {digest[:16]}… is not the pinned {model.sha256[:16]}…; reinstall: "
                                f"{install_hint(model)}")
@@ -154,19 +149,13 @@ def convert(name: str = DEFAULT_MODEL, out: Path | None = None) -> Path:
         model_obj.save_pretrained(stage, safe_serialization=True)
         tokenizer.save_pretrained(stage)
         (stage / PROVENANCE).write_text(json.dumps(provenance(model, digest), indent=2) + "\n", encoding="utf-8")
-        mask = os.umask(0o022)
-        os.umask(mask)
         for path in (stage, *stage.iterdir()):
-            path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+            honour_umask(path)  # save_pretrained and mkdtemp leave 0600/0700
         if out.exists():
-            import shutil
-
             shutil.rmtree(out)
         os.replace(stage, out)
     finally:
         if stage.exists():
-            import shutil
-
             shutil.rmtree(stage, ignore_errors=True)
     return out
 

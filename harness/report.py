@@ -50,7 +50,8 @@ def check_run_id(run_id: str) -> str:
 
 def check_run_folder(reports_dir: Path, run_id: str, resume: bool = False) -> Path:
     """The folder a run with this id writes; refused when the id is unsafe, or when a run is already there and
-    this one does not continue it (a rerun with the same id would overwrite it), or when a resume finds none."""
+    this one does not continue it (a rerun with the same id would overwrite it). A resume that finds no run is
+    refused where it reads that run (harness.run)."""
     folder = Path(reports_dir) / check_run_id(run_id)
     there = any((folder / name).exists() for name in RUN_FILES)
     if there and not resume:
@@ -65,8 +66,11 @@ def _umask() -> int:
     return mask
 
 
-def _honour_umask(path: Path, mode: int = 0o666) -> None:
-    """mkstemp/mkdtemp make 0600/0700 files: give report files the mode any other file here would get."""
+def honour_umask(path: Path, mode: int | None = None) -> None:
+    """mkstemp/mkdtemp (and some writers) make 0600/0700 files: give `path` the mode any other file or folder made
+    here would get (`mode` before the umask; default 0777 for a folder, 0666 for a file)."""
+    if mode is None:
+        mode = 0o777 if path.is_dir() else 0o666
     with contextlib.suppress(OSError):
         os.chmod(path, mode & ~_umask())
 
@@ -79,7 +83,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        _honour_umask(Path(tmp))
+        honour_umask(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -151,7 +155,7 @@ class RunWriter:
         self.run_id = run_id
         self.dir = check_run_folder(self.root, run_id, resume)
         self.dir.mkdir(parents=True, exist_ok=True)
-        _honour_umask(self.dir, 0o777)
+        honour_umask(self.dir)
         self._lock = lock_run_folder(self.dir)
         atomic_write_text(self.dir / PARTIAL, _jsonl(keep))
         self._partial = open(self.dir / PARTIAL, "a", encoding="utf-8")
@@ -185,7 +189,7 @@ class RunWriter:
     def _replace_latest(self, cases_text: str, summary_text: str) -> None:
         """Swap in a complete reports/latest/ by renames, so readers never see a mix of two runs."""
         fresh = Path(tempfile.mkdtemp(dir=self.root, prefix=".latest-new-"))
-        _honour_umask(fresh, 0o777)
+        honour_umask(fresh)
         atomic_write_text(fresh / "cases.jsonl", cases_text)
         atomic_write_text(fresh / "summary.json", summary_text)
         (fresh / "RUN_ID").write_text(self.run_id + "\n", encoding="utf-8")
