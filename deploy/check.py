@@ -62,8 +62,7 @@ def _packaged_model(base: Any) -> str | None:
         return None
     from harness.models import read_provenance
 
-    folder = Path(base)
-    found = read_provenance(folder) if folder.is_dir() else None
+    found = read_provenance(Path(base))  # None for a hub id or a folder without one
     return str(found.get("model")) if found else None
 
 
