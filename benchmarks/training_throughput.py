@@ -1,6 +1,8 @@
 """Training throughput per engine and configuration: tokens/s, steps/s, peak memory, share of the GPU's peak.
 
     python benchmarks/training_throughput.py --steps 20                          # a small tiny model, CPU
+    python benchmarks/training_throughput.py --base-model models/smollm2-135m-instruct --steps 6 \
+        --dtypes float32,bfloat16 --losses trl,labelled --configs trl:lora:nockpt,trl:lora:ckpt --batch-sizes 1
     python -m harness.tiny --shape llama-3.2-3b --out /tmp/standin                # the 3B stand-in, then on a GPU:
     python benchmarks/training_throughput.py --base-model /tmp/standin --steps 30 --configs \\
         trl:lora:ckpt,trl:qlora:ckpt,unsloth:qlora:ckpt,unsloth:qlora:nockpt --batch-sizes 4,8
@@ -23,8 +25,7 @@ from pathlib import Path
 import torch
 
 from harness.tiny import TinySpec, build_tiny_model
-from training.data.build import BuildConfig, build
-from training.demo import corpus
+from training.data.build import BuildConfig, build, corpus
 from training.train import Job, cuda_available, main as train, unsloth_installed
 
 
@@ -43,6 +44,10 @@ def main() -> None:
     ap.add_argument("--configs", default=None, help="engine:method:ckpt|nockpt, comma-separated "
                                                     "(default: every engine and method this machine runs)")
     ap.add_argument("--max-length", type=int, default=2048)
+    ap.add_argument("--dtypes", default="", help="comma-separated (default: the trainer's for this device)")
+    ap.add_argument("--losses", default="labelled", help="labelled (head only where labels are) and/or trl (TRL's kernel)")
+    ap.add_argument("--grad-accum", type=int, default=1)
+    ap.add_argument("--examples", type=int, default=0, help="train on the first N training examples (0: all)")
     ap.add_argument("--peak-tflops", type=float, default=790.0)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="train-bench-"))
@@ -64,29 +69,39 @@ def main() -> None:
     n_params = _parameters(AutoConfig.from_pretrained(base))
     print(f"model {base} ({n_params / 1e9:.3f} B parameters); torch {torch.__version__}, cuda {gpu}, "
           f"{torch.get_num_threads()} CPU threads; {args.steps} steps per configuration")
+    data = work / "data"
+    if args.examples:
+        rows = (data / "train.jsonl").read_text().splitlines(keepends=True)[:args.examples]
+        (work / "subset").mkdir()
+        (work / "subset" / "train.jsonl").write_text("".join(rows))
+        data = work / "subset"
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         for engine, method, ckpt in configs:
-            out = work / f"{engine}-{method}-{ckpt}-{batch}"
-            if gpu:
-                torch.cuda.reset_peak_memory_stats()
-            try:
-                record = train(Job(data=str(work / "data"), out=str(out), base_model=str(base), engine=engine,
-                                   method="full" if method == "full" else "lora", load_in_4bit=method == "qlora",
-                                   gradient_checkpointing=ckpt == "ckpt", max_steps=args.steps, batch_size=batch,
-                                   grad_accum=1, logging_steps=max(1, args.steps // 6), eval_steps=10**6,
-                                   max_length=args.max_length, learning_rate=1e-4))
-            except Exception as exc:  # one configuration this machine cannot run does not stop the others
-                print(f"{engine:<8} {method:<5} {ckpt:<6} batch {batch:>2}: not run ({type(exc).__name__}: {exc})")
-                continue
-            seconds = record["result"]["train_seconds"]
-            steady = steady_tokens_per_s(out / "metrics.csv")
-            peak = (torch.cuda.max_memory_allocated() / 2**30 if gpu
-                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
-            share = f", {6 * n_params * steady / (args.peak_tflops * 1e12):.1%} of peak" if gpu and steady else ""
-            print(f"{engine:<8} {method:<5} {ckpt:<6} batch {batch:>2}: {args.steps / seconds:.2f} steps/s, "
-                  f"{steady or 0:.0f} tokens/s steady{share}, peak memory {peak:.1f} GiB "
-                  f"({'CUDA allocated' if gpu else 'process max RSS, cumulative'}); "
-                  f"{record['data']['mean_sequence_tokens']:.0f} tokens per example")
+            for dtype in args.dtypes.split(",") if args.dtypes else [None]:
+                for loss in args.losses.split(","):
+                    label = f"{engine:<8} {method:<5} {ckpt:<6} {dtype or 'default':<8} loss {loss:<8} batch {batch:>2}x{args.grad_accum}"
+                    out = work / f"{engine}-{method}-{ckpt}-{dtype}-{loss}-{batch}"
+                    if gpu:
+                        torch.cuda.reset_peak_memory_stats()
+                    try:
+                        record = train(Job(data=str(data), out=str(out), base_model=str(base), engine=engine,
+                                           method="full" if method == "full" else "lora", load_in_4bit=method == "qlora",
+                                           gradient_checkpointing=ckpt == "ckpt", max_steps=args.steps, batch_size=batch,
+                                           grad_accum=args.grad_accum, logging_steps=max(1, args.steps // 6),
+                                           eval_steps=10**6, max_length=args.max_length, learning_rate=1e-4,
+                                           dtype=dtype, loss=loss))
+                    except Exception as exc:  # one configuration this machine cannot run does not stop the others
+                        print(f"{label}: not run ({type(exc).__name__}: {exc})")
+                        continue
+                    seconds = record["result"]["train_seconds"]
+                    steady = steady_tokens_per_s(out / "metrics.csv")
+                    peak = (torch.cuda.max_memory_allocated() / 2**30 if gpu
+                            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+                    share = f", {6 * n_params * steady / (args.peak_tflops * 1e12):.1%} of peak" if gpu and steady else ""
+                    print(f"{label} ({record['dtype']}): {args.steps / seconds:.3f} steps/s, {steady or 0:.0f} tokens/s "
+                          f"steady{share}, peak memory {peak:.1f} GiB "
+                          f"({'CUDA allocated' if gpu else 'process max RSS, cumulative'}); "
+                          f"{record['data']['mean_sequence_tokens']:.0f} tokens per example", flush=True)
 
 
 def _parameters(config) -> int:

@@ -218,11 +218,11 @@ def test_continuous_batching_out_of_memory_falls_back_to_the_batch_path(tiny, mo
     backend = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, batch_size=2))
     real_admit, admitted = backend._admit, []
 
-    def admit(batch):
+    def admit(batch, prefix):
         admitted.append([r.case_id for r in batch])
         if len(admitted) == 2:
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real_admit(batch)
+        return real_admit(batch, prefix)
     monkeypatch.setattr(backend, "_admit", admit)
     asked = requests()[:5]
     replies = ask(backend, asked)

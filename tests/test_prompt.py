@@ -29,11 +29,18 @@ def test_messages_put_the_system_prompt_first(make_case, catalogue, suite):
     assert msgs[0]["content"] == build_system_prompt(case.now, catalogue, suite.template)
 
 
-def test_the_assistant_prompt_is_unchanged_by_the_move_to_templates(catalogue, suite):
-    """sha256 of the assistant suite's prompt for the default now, as the harness built it before templates."""
+def test_the_assistant_prompt_is_the_old_text_with_the_date_line_moved_last(catalogue, suite):
+    """The assistant prompt is the text the harness built before templates (its sha256, pinned then), with only the
+    date line moved from the top to the end: every prompt then shares template header, instructions and tools
+    whatever its date, so that prefix is computed once (local backend, training batches)."""
     import hashlib
     prompt = build_system_prompt(parse_now("2026-02-24T09:00:00Z"), catalogue, suite.template)
-    assert hashlib.sha256(prompt.encode()).hexdigest() == "d0726c5d4e8ae4e4cc8dbbd15a49d29994af4c61a0d6e81025833f44781e1d18"
+    line = "Current date and time: Tuesday, 2026-02-24 09:00 (time zone: UTC)."
+    assert prompt.endswith("\n\n" + line)
+    body = prompt[: -len(line) - 2]
+    first = body.index("\n\n") + 2
+    before = body[:first] + line + "\n\n" + body[first:]
+    assert hashlib.sha256(before.encode()).hexdigest() == "d0726c5d4e8ae4e4cc8dbbd15a49d29994af4c61a0d6e81025833f44781e1d18"
 
 
 def test_a_suite_brings_its_own_prompt_and_others_get_a_neutral_one(tmp_path):

@@ -175,16 +175,15 @@ def test_stale_data_stops_the_run_before_training(tiny, data, tmp_path):
     assert not (tmp_path / "x" / "adapter_model.safetensors").exists()
 
 
-def test_the_demo_curriculum_trains_without_the_system_prompt_only_when_told(tiny, data, tmp_path):
-    """Stage A1 of the demo: the same conversations without the system message. The parity check refuses them
+def test_a_curriculum_stage_trains_without_the_system_prompt_only_when_told(tiny, data, tmp_path):
+    """A curriculum stage on the same conversations without the system message: the parity check refuses them
     unless the job says prompt_check=False (recorded in job.json), and such a job cannot evaluate the suite."""
-    from training.demo import without_system_prompt
-
-    plain = without_system_prompt(data, tmp_path / "plain")
-    rows = [json.loads(x) for x in (plain / "train.jsonl").read_text().splitlines()]
-    originals = [json.loads(x) for x in (data / "train.jsonl").read_text().splitlines()]
-    assert len(rows) == len(originals) and all(m["role"] != "system" for r in rows for m in r["messages"])
-    assert [r["messages"] for r in rows] == [o["messages"][1:] for o in originals]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for split in ("train", "val"):
+        rows = [json.loads(x) for x in (data / f"{split}.jsonl").read_text().splitlines()]
+        rows = [{**r, "messages": [m for m in r["messages"] if m["role"] != "system"]} for r in rows]
+        (plain / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     job = dict(data=str(plain), base_model=str(tiny), engine="trl", method="full", max_steps=1, batch_size=2,
                grad_accum=1, logging_steps=1, eval_steps=10**6)
     with pytest.raises(TrainingSetupError, match="differs from the harness's evaluation prompt"):
@@ -338,3 +337,90 @@ def test_two_processes_train_one_adapter_with_accelerate(tiny, data, tmp_path):
     assert job["world_size"] == 2 and job["result"]["steps"] == 2
     assert done.stdout.count("trained 2 steps") == 1  # one process reports and writes
     assert (out / "adapter_model.safetensors").is_file() and len((out / "metrics.csv").read_text().splitlines()) >= 2
+
+
+def test_the_loss_on_labelled_positions_equals_the_full_causal_lm_loss_and_its_gradient(tiny):
+    """label_positions_loss runs the vocabulary head only where a label is; its value and its gradients are the
+    model's own causal-LM loss over the same batch (two rows, labels at different places, one padded)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from training.train import label_positions_loss
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    ids = torch.randint(5, model.config.vocab_size, (2, 24))
+    mask = torch.ones_like(ids)
+    mask[1, 20:] = 0
+    labels = torch.full_like(ids, IGNORE)
+    labels[0, 10:15] = ids[0, 10:15]
+    labels[1, 3:6] = ids[1, 3:6]
+    labels[1, 17:20] = ids[1, 17:20]
+    inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    ours = label_positions_loss(model, inputs)
+    ours_grads = grads(ours)
+    reference = model(**inputs).loss
+    reference_grads = grads(reference)
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert len(ours_grads) == len(reference_grads) > 0
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(ours_grads, reference_grads))
+    # under gradient accumulation the divisor is the tokens of every micro-batch, as Trainer counts them
+    assert label_positions_loss(model, inputs, num_items_in_batch=22).item() == pytest.approx(reference.item() * 11 / 22, rel=1e-5)
+
+
+def test_a_prefix_every_row_shares_runs_once_with_the_same_loss_and_gradients(tiny, monkeypatch):
+    """Rows that open with the same unlabelled tokens (the system prompt) share one prefix forward: the loss and
+    every gradient equal the rows run whole; right padding, and a label inside the prefix, stop the sharing there."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import training.train as tt
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    common = torch.randint(5, model.config.vocab_size, (40,))
+    ids = torch.stack([torch.cat([common, torch.randint(5, model.config.vocab_size, (12,))]) for _ in range(3)])
+    mask = torch.ones_like(ids)
+    mask[2, 48:] = 0  # right padding, as the collator pads
+    labels = torch.full_like(ids, IGNORE)
+    labels[0, 44:50] = ids[0, 44:50]
+    labels[1, 42:52] = ids[1, 42:52]
+    labels[2, 45:48] = ids[2, 45:48]
+    inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    assert tt.shared_prefix_length(ids, labels, mask) == 40  # the rows differ from column 40 on
+    assert tt.shared_prefix_length(ids, torch.where(torch.arange(52) == 20, ids, labels), mask) == 19
+
+    calls = []
+    real = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape) or real(*a, **k))
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    shared = tt.label_positions_loss(model, inputs)
+    shared_grads = grads(shared)
+    assert calls == [torch.Size([1, 40]), torch.Size([3, 12])]  # the prefix once, then only each row's own part
+    whole = tt.label_positions_loss(model, inputs, share_prefix=False)
+    whole_grads = grads(whole)
+    assert shared.item() == pytest.approx(whole.item(), rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(shared_grads, whole_grads))
+
+
+def test_the_cpu_default_dtype_follows_the_cpus_bf16_instructions(monkeypatch):
+    """bf16 on a CPU with avx512_bf16 / amx_bf16 (it trains faster there), fp32 on one without; CUDA keeps bf16."""
+    import training.train as tt
+
+    monkeypatch.setattr(tt, "cuda_available", lambda: False)
+    monkeypatch.setattr(tt, "cpu_has_bf16", lambda: True)
+    assert tt.resolve_device_dtype(Job()) == ("cpu", "bfloat16")
+    assert tt.resolve_device_dtype(Job(dtype="float32")) == ("cpu", "float32")
+    monkeypatch.setattr(tt, "cpu_has_bf16", lambda: False)
+    assert tt.resolve_device_dtype(Job()) == ("cpu", "float32")

@@ -24,7 +24,7 @@ def main() -> int:
     from harness.suite import resolve_suite
     from harness.tiny import TinySpec, build_tiny_model
     from training.data.build import BuildConfig, build
-    from training.demo import corpus
+    from training.data.build import corpus
     from training.train import Job, main as train, unsloth_installed
 
     work = Path(tempfile.mkdtemp(prefix="gpu-smoke-"))

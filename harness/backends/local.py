@@ -12,7 +12,6 @@ longest prompt), so no reply's latency holds a one-time cost.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -25,11 +24,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from harness.backends.shared_prefix import NAME as SHARED_PREFIX_ATTENTION, attending, prefix_layers
 from harness.backends.base import GENERATION_MODES, Backend, BackendError, BackendOptions, OnReply, Reply, Request
 from harness.chat_format import STOP_TOKENS, distinct_pad, render_chat
 from harness.hashing import model_weights_sha256, safetensors_header, sha256_file
 
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+SHARED_PREFIX_MIN = 256  # tokens every prompt of a call shares for all of them to be one prefix group
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
@@ -264,6 +265,9 @@ class LocalBackend(Backend):
             ) from None
         if not self.load_in_4bit:
             model.to(self.device)
+        if self.mode == "dynamic" and self.settings.prefix_cache and model.config._attn_implementation == "sdpa":
+            # SDPA outside the prefix-cached loop; inside it, also the prefix every row shares, read once a step
+            model.set_attn_implementation(SHARED_PREFIX_ATTENTION)
         if self.adapter is not None:
             check_adapter_fits(model, self.adapter, self.base_model)
             from peft import PeftModel
@@ -414,12 +418,17 @@ class LocalBackend(Backend):
     def _plan_prefix(self, requests: Sequence[Request]) -> None:
         """Tokenize this call's prompts once, and group them by their opening system message (the harness's system
         prompt: template header, tools and the case's date): a group of two or more shares the token prefix common
-        to all its prompts, which is computed once. The golden suite's 74 cases of one date are one group."""
+        to all its prompts, which is computed once. The golden suite's 74 cases of one date are one group; when every
+        prompt shares at least SHARED_PREFIX_MIN tokens (the assistant prompt's date comes last), all are one."""
         self._tokens = {r.key: self.tokenizer(self.render(r), add_special_tokens=False)["input_ids"] for r in requests}
         groups: dict[str, list[str]] = {}
+        everyone = common_prefix(list(self._tokens.values())) if len(self._tokens) > 1 else 0
         for r in requests:
             head = r.messages[0]["content"] if r.messages and r.messages[0].get("role") == "system" else ""
-            groups.setdefault(f"{r.now.isoformat()}\0{head}", []).append(r.key)
+            # one group when every prompt shares a long prefix (the assistant prompt states its date last, so
+            # prompts of every date share template header and tools); else one per opening system message
+            key = "" if everyone >= SHARED_PREFIX_MIN else f"{r.now.isoformat()}\0{head}"
+            groups.setdefault(key, []).append(r.key)
         self._group_of = {key: name for name, keys in groups.items() for key in keys}
         self._group_prefix = {}
         for keys in groups.values():
@@ -468,14 +477,22 @@ class LocalBackend(Backend):
         waiting.reverse()  # pop() takes them in order
         stop, device, width = set(self.stop_ids), self.model.device, self.settings.batch_size
         rows: list[dict[str, Any]] = []  # the active slots, in cache order
+        active: tuple[int, ...] = ()  # the prefix every active row shares (held once, outside their cache)
         cache: Any = None
         mask: torch.Tensor | None = None
         with torch.inference_mode():
             while waiting or rows:
                 free = width - len(rows)
+                admitted: list[Request] = []
                 if waiting and free >= min(len(waiting), max(1, width // 4)):
                     admitted = self._take_group(waiting, free)
-                    new_rows, new_cache, new_mask, logits = self._admit(admitted)
+                    prefix = self._admission_prefix(admitted)
+                    if rows and prefix != active:  # rows attend to one shared prefix: wait until these are done
+                        waiting += admitted[::-1]
+                        admitted = []
+                if admitted:
+                    active = prefix
+                    new_rows, new_cache, new_mask, logits = self._admit(admitted, active)
                     for row, token in zip(new_rows, logits.argmax(dim=-1).tolist()):
                         row["out"].append(token)
                     cache, mask = _join_rows(cache, mask, new_cache, new_mask)
@@ -484,8 +501,9 @@ class LocalBackend(Backend):
                     step = torch.tensor([[r["out"][-1]] for r in rows], device=device)
                     positions = torch.tensor([[r["pos"]] for r in rows], device=device)
                     mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-                    logits = self.model(input_ids=step, attention_mask=mask, position_ids=positions,
-                                        past_key_values=cache, use_cache=True).logits[:, -1, :]
+                    with attending(self._prefix_layers(active)):
+                        logits = self.model(input_ids=step, attention_mask=mask, position_ids=positions,
+                                            past_key_values=cache, use_cache=True).logits[:, -1, :]
                     for row, token in zip(rows, logits.argmax(dim=-1).tolist()):
                         row["pos"] += 1
                         row["out"].append(token)
@@ -522,30 +540,37 @@ class LocalBackend(Backend):
         waiting[:] = [r for r in waiting if id(r) not in chosen]
         return taken
 
-    def _admit(self, admitted: Sequence[Request]) -> tuple[list[dict[str, Any]], Any, torch.Tensor, torch.Tensor]:
-        """Prefill newly admitted prompts in a cache of their own (from the shared prefix's KV when they have it):
-        their slots, that cache, its mask, and the logits of each one's first reply token."""
+    def _admission_prefix(self, admitted: Sequence[Request]) -> tuple[int, ...]:
+        """The token prefix these prompts start from the cache of: their group's, less at least one token each keeps
+        to prefill (its logits give the first reply token)."""
+        ids = [self._ids(r) for r in admitted]
+        shared = common_prefix(ids, min(min(len(r) for r in ids) - 1, self._shareable(ids[0], admitted[0].key)))
+        return tuple(ids[0][:shared])
+
+    def _prefix_layers(self, prefix: tuple[int, ...]) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """The prefix's per-layer keys and values for the attention (None: no prefix, plain attention)."""
+        return prefix_layers(self._prefix_kv(prefix)) if prefix else None
+
+    def _admit(self, admitted: Sequence[Request], prefix: tuple[int, ...]
+               ) -> tuple[list[dict[str, Any]], Any, torch.Tensor, torch.Tensor]:
+        """Prefill newly admitted prompts after their shared `prefix` (held once, see shared_prefix.py) in a cache
+        of their own: their slots, that cache, its mask, and the logits of each one's first reply token."""
         device = self.model.device
         ids = [self._ids(r) for r in admitted]
-        # Each row keeps at least one token of its own to prefill (its logits give the first reply token).
-        shared = common_prefix(ids, min(min(len(r) for r in ids) - 1, self._shareable(ids[0], admitted[0].key)))
-        prefix = tuple(ids[0][:shared])
-        if prefix:
-            cache = copy.deepcopy(self._prefix_kv(prefix))
-            if len(ids) > 1:
-                cache.batch_repeat_interleave(len(ids))
-        else:
-            cache = reserved_cache(self.model.config)
+        shared = len(prefix)
+        layers = self._prefix_layers(prefix)  # computed once per prefix, before any reply's clock starts
+        cache = reserved_cache(self.model.config)
         started = time.perf_counter()  # after the one-time shared prefill: each reply's clock starts here
         suffixes = [r[shared:] for r in ids]
         span = max(len(s) for s in suffixes)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (span - len(s)) + s for s in suffixes], device=device)
-        mask = torch.tensor([[1] * shared + [0] * (span - len(s)) + [1] * len(s) for s in suffixes], device=device)
+        mask = torch.tensor([[0] * (span - len(s)) + [1] * len(s) for s in suffixes], device=device)
         positions = torch.tensor([[shared] * (span - len(s)) + list(range(shared, shared + len(s))) for s in suffixes],
                                  device=device)
-        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                            use_cache=True).logits[:, -1, :]
+        with attending(layers):
+            logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                past_key_values=cache, use_cache=True).logits[:, -1, :]
         rows = [{"request": r, "ids": i, "prefix": shared, "pos": len(i), "out": [], "started": started}
                 for r, i in zip(admitted, ids)]
         return rows, cache, mask, logits

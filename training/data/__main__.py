@@ -1,4 +1,4 @@
-"""python -m training.data {build,validate,stats}"""
+"""python -m training.data {build,validate,stats,cases}"""
 from __future__ import annotations
 
 import argparse
@@ -87,6 +87,26 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cases(args: argparse.Namespace) -> int:
+    from harness import jsonl
+    from harness.report import atomic_write_text
+    from training.data.heldout import split_to_cases, spread
+
+    path = Path(args.data) / f"{args.split}.jsonl"
+    records = read_jsonl(path)
+    bad = next((f"{path}:{line}: {rec}" for line, rec in records if isinstance(rec, str)), None)
+    if bad or not records:
+        print(f"cases refused: {bad or f'{path}: no examples'}", file=sys.stderr)
+        return 1
+    examples = [rec for _, rec in records]
+    chosen = spread(examples, args.limit) if args.limit else examples
+    cases, skipped = split_to_cases(chosen, _suite(args).catalogue, args.split)
+    atomic_write_text(Path(args.out), "".join(jsonl.dumps(c) + "\n" for c in cases))
+    print(f"{len(cases)} cases from {path} ({len(examples)} examples{', evenly spread' if args.limit else ''}) -> {args.out}"
+          + (f"; left out {len(skipped)}: {'; '.join(skipped[:3])}" if skipped else ""))
+    return 0
+
+
 def _print_table(comp: dict, total: int) -> None:
     width = max([18, *(len(k) for table in (comp["kinds"], comp["tools"], comp["sources"]) for k in table)])
     for title, table in (("kind", comp["kinds"]), ("tool (final reply)", comp["tools"]), ("source", comp["sources"])):
@@ -157,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("folder")
     s.add_argument("--tokenizer", help="a tokenizer folder for exact token lengths")
     s.set_defaults(run=_stats)
+    c = sub.add_parser("cases", help="a split as a case file, to score a model on held-out data with the harness")
+    c.add_argument("--data", required=True, help="a built set's folder")
+    c.add_argument("--split", choices=SPLITS, default="holdout")
+    c.add_argument("--out", required=True, help="the case file to write")
+    c.add_argument("--limit", type=int, help="at most this many cases, taken evenly across the split")
+    c.add_argument("--suite", metavar="DIR", help="the suite the examples were built for (default: the assistant's)")
+    c.set_defaults(run=_cases)
     args = parser.parse_args(argv)
     return args.run(args)
 

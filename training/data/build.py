@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness import jsonl
 from harness.cases import DEFAULT_NOW
 from harness.isotime import parse_now
 from harness.prompt import build_system_prompt
@@ -176,3 +177,8 @@ def composition(examples: Sequence[Mapping[str, Any]], suite: Suite | None = Non
         for c in final_calls(ex, suite):
             tools[c.tool] += 1
     return {"kinds": dict(sorted(kinds.items())), "tools": dict(sorted(tools.items())), "sources": dict(sorted(sources.items()))}
+
+
+def corpus(data: Path) -> list[str]:
+    """Tokenizer training text for a stand-in model: the training split's turns (never the golden suite)."""
+    return [m["content"] for row in jsonl.read_records(Path(data) / "train.jsonl") for m in row["messages"]]
