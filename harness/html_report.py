@@ -257,7 +257,7 @@ def _pair(runs: Sequence[Run]) -> dict[str, Any] | None:
 
 def render_html(runs: Sequence[Run], notes: Sequence[str] = (), cmp: Mapping[str, Any] | None = None) -> str:
     """The report of one run, or of two side by side (A, then B) with their comparison; `notes` are shown first
-    (what the figures cannot say by themselves, e.g. that the model is a toy stand-in)."""
+    (what the figures cannot say by themselves, e.g. which model and training budget they describe)."""
     summaries = [r.summary for r in runs]
     labels = [r.label for r in runs] if len(runs) == 1 else [f"{'AB'[n]}: {r.label}" for n, r in enumerate(runs)]
     last = runs[-1]
