@@ -320,3 +320,14 @@ def test_a_merged_adapter_gives_the_unmerged_replies(tiny, adapter):
     assert merged.fingerprint()["adapter"] == unmerged.fingerprint()["adapter"]  # the same adapter was evaluated
     with pytest.raises(BackendError, match="--merge-adapter needs an adapter"):
         LocalBackend(str(tiny), device="cpu", settings=GenerationSettings(merge_adapter=True))
+
+
+def test_without_the_shared_prefix_attention_each_row_prefills_its_whole_prompt(tiny):
+    """A model whose attention cannot see a prefix held apart (here eager) still gets every reply right: the loop
+    gives each row its whole prompt instead of sharing one."""
+    asked = requests()[:4]
+    cont = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, batch_size=2))
+    cont.model.set_attn_implementation("eager")
+    plain = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, prefix_cache=False))
+    assert cont._admission_prefix(asked[:2]) == ()
+    assert [r.text for r in ask(cont, asked)] == [r.text for r in ask(plain, asked)]

@@ -116,7 +116,7 @@ def pick_engine(requested: str, method: str = "lora") -> str:
 def resolve_device_dtype(job: Job) -> tuple[str, str]:
     """CUDA + bf16 where available; on a CPU, bf16 where it has bf16 instructions, else fp32.
 
-    Measured on SmolLM2-135M, LoRA, 2 cores with avx512_bf16: bf16 trains about 1.7x faster than fp32 (decoding is
+    Measured on SmolLM2-135M, LoRA, 2 cores with avx512_bf16: bf16 trains 1.5x faster than fp32 (decoding is
     the other way round, so the harness's local backend keeps fp32 on a CPU)."""
     from harness.backends.local import pick_device_dtype
 

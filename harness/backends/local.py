@@ -543,6 +543,8 @@ class LocalBackend(Backend):
     def _admission_prefix(self, admitted: Sequence[Request]) -> tuple[int, ...]:
         """The token prefix these prompts start from the cache of: their group's, less at least one token each keeps
         to prefill (its logits give the first reply token)."""
+        if getattr(self.model.config, "_attn_implementation", None) != SHARED_PREFIX_ATTENTION:
+            return ()  # attention that cannot see a prefix held apart (eager, flash...): each row prefills it all
         ids = [self._ids(r) for r in admitted]
         shared = common_prefix(ids, min(min(len(r) for r in ids) - 1, self._shareable(ids[0], admitted[0].key)))
         return tuple(ids[0][:shared])
