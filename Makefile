@@ -30,7 +30,8 @@ check-extras: venv
 	$(BIN)/uv pip compile pyproject.toml --extra train --extra test $(UV_TARGET)
 	@echo "extras resolve: [gpu,test] and [train,test] (linux x86-64, python 3.12)"
 
-# The whole loop on one CPU with a tiny stand-in model: data, train, evaluate before/after (~8 min on 2 cores).
+# The whole loop on SmolLM2-135M-Instruct: data, golden before, LoRA, golden after, held-out split, comparison
+# (14 min on 2 cores from a clean clone, install included; it fails when one of the demo's three bars does).
 demo: venv
 	$(BIN)/python -m training.demo --workdir demo
 
