@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import resource
 import sys
 import tempfile
@@ -75,33 +76,32 @@ def main() -> None:
         (work / "subset").mkdir()
         (work / "subset" / "train.jsonl").write_text("".join(rows))
         data = work / "subset"
-    for batch in (int(b) for b in args.batch_sizes.split(",")):
-        for engine, method, ckpt in configs:
-            for dtype in args.dtypes.split(",") if args.dtypes else [None]:
-                for loss in args.losses.split(","):
-                    label = f"{engine:<8} {method:<5} {ckpt:<6} {dtype or 'default':<8} loss {loss:<8} batch {batch:>2}x{args.grad_accum}"
-                    out = work / f"{engine}-{method}-{ckpt}-{dtype}-{loss}-{batch}"
-                    if gpu:
-                        torch.cuda.reset_peak_memory_stats()
-                    try:
-                        record = train(Job(data=str(data), out=str(out), base_model=str(base), engine=engine,
-                                           method="full" if method == "full" else "lora", load_in_4bit=method == "qlora",
-                                           gradient_checkpointing=ckpt == "ckpt", max_steps=args.steps, batch_size=batch,
-                                           grad_accum=args.grad_accum, logging_steps=max(1, args.steps // 6),
-                                           eval_steps=10**6, max_length=args.max_length, learning_rate=1e-4,
-                                           dtype=dtype, loss=loss))
-                    except Exception as exc:  # one configuration this machine cannot run does not stop the others
-                        print(f"{label}: not run ({type(exc).__name__}: {exc})")
-                        continue
-                    seconds = record["result"]["train_seconds"]
-                    steady = steady_tokens_per_s(out / "metrics.csv")
-                    peak = (torch.cuda.max_memory_allocated() / 2**30 if gpu
-                            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
-                    share = f", {6 * n_params * steady / (args.peak_tflops * 1e12):.1%} of peak" if gpu and steady else ""
-                    print(f"{label} ({record['dtype']}): {args.steps / seconds:.3f} steps/s, {steady or 0:.0f} tokens/s "
-                          f"steady{share}, peak memory {peak:.1f} GiB "
-                          f"({'CUDA allocated' if gpu else 'process max RSS, cumulative'}); "
-                          f"{record['data']['mean_sequence_tokens']:.0f} tokens per example", flush=True)
+    batches = [int(b) for b in args.batch_sizes.split(",")]
+    dtypes = args.dtypes.split(",") if args.dtypes else [None]
+    for batch, (engine, method, ckpt), dtype, loss in itertools.product(batches, configs, dtypes, args.losses.split(",")):
+        label = f"{engine:<8} {method:<5} {ckpt:<6} {dtype or 'default':<8} loss {loss:<8} batch {batch:>2}x{args.grad_accum}"
+        out = work / f"{engine}-{method}-{ckpt}-{dtype}-{loss}-{batch}"
+        if gpu:
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            record = train(Job(data=str(data), out=str(out), base_model=str(base), engine=engine,
+                               method="full" if method == "full" else "lora", load_in_4bit=method == "qlora",
+                               gradient_checkpointing=ckpt == "ckpt", max_steps=args.steps, batch_size=batch,
+                               grad_accum=args.grad_accum, logging_steps=max(1, args.steps // 6),
+                               eval_steps=10**6, max_length=args.max_length, learning_rate=1e-4,
+                               dtype=dtype, loss=loss))
+        except Exception as exc:  # one configuration this machine cannot run does not stop the others
+            print(f"{label}: not run ({type(exc).__name__}: {exc})")
+            continue
+        seconds = record["result"]["train_seconds"]
+        steady = steady_tokens_per_s(out / "metrics.csv")
+        peak = (torch.cuda.max_memory_allocated() / 2**30 if gpu
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+        share = f", {6 * n_params * steady / (args.peak_tflops * 1e12):.1%} of peak" if gpu and steady else ""
+        print(f"{label} ({record['dtype']}): {args.steps / seconds:.3f} steps/s, {steady or 0:.0f} tokens/s "
+              f"steady{share}, peak memory {peak:.1f} GiB "
+              f"({'CUDA allocated' if gpu else 'process max RSS, cumulative'}); "
+              f"{record['data']['mean_sequence_tokens']:.0f} tokens per example", flush=True)
 
 
 def _parameters(config) -> int:

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 from harness.hashing import model_weights_sha256, sha256_file
 from harness.suite import resolve_suite
 from harness.report import atomic_write_text
-from training.data.validate import read_jsonl
+from training.data.validate import read_examples
 from training.tokenize import IGNORE, TrainingRefused, check_template_parity, ensure_pad, tokenize_example
 
 UNSLOTH_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -187,11 +187,10 @@ def read_split(folder: Path, name: str) -> list[dict[str, Any]]:
     path = folder / f"{name}.jsonl"
     if not path.is_file():
         return []
-    records = read_jsonl(path)
-    bad = next((f"{path}:{line}: {rec}" for line, rec in records if isinstance(rec, str)), None)
-    if bad:
-        raise TrainingRefused(bad)
-    return [rec for _, rec in records]
+    try:
+        return read_examples(path)
+    except ValueError as exc:
+        raise TrainingRefused(str(exc)) from None
 
 
 def tokenize_split(tokenizer: Any, examples: list[dict[str, Any]], max_length: int, stop_ids: list[int]) -> tuple[list[dict[str, list[int]]], list[str]]:

@@ -14,7 +14,7 @@ from training.data.build import BuildConfig, build, build_written, composition
 from training.data.examples import example_now
 from training.data.convert import CONVERTERS
 from training.data.generate import Composition
-from training.data.validate import read_jsonl, validate_file
+from training.data.validate import read_examples, read_jsonl, validate_file
 from training.data.split import SPLITS
 
 
@@ -93,12 +93,14 @@ def _cases(args: argparse.Namespace) -> int:
     from training.data.heldout import split_to_cases, spread
 
     path = Path(args.data) / f"{args.split}.jsonl"
-    records = read_jsonl(path)
-    bad = next((f"{path}:{line}: {rec}" for line, rec in records if isinstance(rec, str)), None)
-    if bad or not records:
-        print(f"cases refused: {bad or f'{path}: no examples'}", file=sys.stderr)
+    try:
+        examples = read_examples(path)
+    except ValueError as exc:
+        print(f"cases refused: {exc}", file=sys.stderr)
         return 1
-    examples = [rec for _, rec in records]
+    if not examples:
+        print(f"cases refused: {path}: no examples", file=sys.stderr)
+        return 1
     chosen = spread(examples, args.limit) if args.limit else examples
     cases, skipped = split_to_cases(chosen, _suite(args).catalogue, args.split)
     atomic_write_text(Path(args.out), "".join(jsonl.dumps(c) + "\n" for c in cases))

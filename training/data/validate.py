@@ -197,6 +197,15 @@ def read_jsonl(path: str | Path) -> list[tuple[int, Any]]:
     return out
 
 
+def read_examples(path: str | Path) -> list[Any]:
+    """The records of a JSONL file; ValueError naming `file:line` at the first line that is not JSON."""
+    records = read_jsonl(path)
+    bad = next((f"{path}:{line}: {rec}" for line, rec in records if isinstance(rec, str)), None)
+    if bad:
+        raise ValueError(bad)
+    return [rec for _, rec in records]
+
+
 def validate_file(path: str | Path, suite: Suite) -> list[str]:
     return validate_records(read_jsonl(path), str(path), suite)
 
