@@ -478,6 +478,7 @@ class LocalBackend(Backend):
         stop, device, width = set(self.stop_ids), self.model.device, self.settings.batch_size
         rows: list[dict[str, Any]] = []  # the active slots, in cache order
         active: tuple[int, ...] = ()  # the prefix every active row shares (held once, outside their cache)
+        active_layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         cache: Any = None
         mask: torch.Tensor | None = None
         with torch.inference_mode():
@@ -493,6 +494,7 @@ class LocalBackend(Backend):
                 if admitted:
                     active = prefix
                     new_rows, new_cache, new_mask, logits = self._admit(admitted, active)
+                    active_layers = self._prefix_layers(active)  # looked up once per admission, not every step
                     for row, token in zip(new_rows, logits.argmax(dim=-1).tolist()):
                         row["out"].append(token)
                     cache, mask = _join_rows(cache, mask, new_cache, new_mask)
@@ -501,7 +503,7 @@ class LocalBackend(Backend):
                     step = torch.tensor([[r["out"][-1]] for r in rows], device=device)
                     positions = torch.tensor([[r["pos"]] for r in rows], device=device)
                     mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-                    with attending(self._prefix_layers(active)):
+                    with attending(active_layers):
                         logits = self.model(input_ids=step, attention_mask=mask, position_ids=positions,
                                             past_key_values=cache, use_cache=True).logits[:, -1, :]
                     for row, token in zip(rows, logits.argmax(dim=-1).tolist()):
