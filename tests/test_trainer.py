@@ -374,6 +374,33 @@ def test_the_loss_on_labelled_positions_equals_the_full_causal_lm_loss_and_its_g
     assert label_positions_loss(model, inputs, num_items_in_batch=22).item() == pytest.approx(reference.item() * 11 / 22, rel=1e-5)
 
 
+def test_the_per_example_average_weighs_every_reply_alike(tiny):
+    """loss_average 'example': the mean over rows of each row's own mean loss (row 0 has 5 labelled tokens, row 1
+    has 6), computed from the model's per-row causal-LM losses; divided by the accumulation steps under Trainer's
+    token count, and refused with TRL's kernel."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from training.train import Job, label_positions_loss
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    ids = torch.randint(5, model.config.vocab_size, (2, 24))
+    labels = torch.full_like(ids, IGNORE)
+    labels[0, 10:15] = ids[0, 10:15]
+    labels[1, 3:6] = ids[1, 3:6]
+    labels[1, 17:20] = ids[1, 17:20]
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    rows = [model(input_ids=ids[i:i + 1], labels=labels[i:i + 1]).loss.item() for i in range(2)]
+    ours = label_positions_loss(model, inputs, per_example=True)
+    assert ours.item() == pytest.approx(sum(rows) / 2, rel=1e-5)
+    assert label_positions_loss(model, inputs).item() == pytest.approx((5 * rows[0] + 6 * rows[1]) / 11, rel=1e-5)
+    accumulated = label_positions_loss(model, inputs, num_items_in_batch=22, per_example=True, accumulation_steps=2)
+    assert accumulated.item() == pytest.approx(sum(rows) / 4, rel=1e-5)
+    with pytest.raises(ValueError, match="loss_average"):
+        Job.from_dict({"loss": "trl", "loss_average": "example"})
+
+
 def test_a_prefix_every_row_shares_runs_once_with_the_same_loss_and_gradients(tiny, monkeypatch):
     """Rows that open with the same unlabelled tokens (the system prompt) share one prefix forward: the loss and
     every gradient equal the rows run whole; right padding, and a label inside the prefix, stop the sharing there."""

@@ -34,6 +34,7 @@ from training.tokenize import IGNORE, TrainingRefused, check_template_parity, en
 UNSLOTH_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ENGINES = ("auto", "trl", "unsloth")
 LOSSES = ("labelled", "trl")
+LOSS_AVERAGES = ("token", "example")
 METHODS = ("lora", "full")
 
 
@@ -67,6 +68,10 @@ class Job:
     gradient_checkpointing: bool | None = None  # default: on for CUDA, off on CPU (30 % slower there, no memory need)
     # "labelled": the vocabulary head only where labels are (label_positions_loss); "trl": TRL's chunked kernel
     loss: str = "labelled"
+    # "token": every labelled token weighs the same (the causal-LM mean); "example": each reply's mean, then the mean
+    # over replies, so a short plain-text reply (whose one deciding token is "stop here, no call") weighs as much as a
+    # 60-token call. Only with loss "labelled".
+    loss_average: str = "token"
     # False only for a curriculum stage whose data is deliberately not the suite's prompt (the demo's stand-in first
     # reads conversations without the system prompt); job.json records it, and nothing is evaluated after it.
     prompt_check: bool = True
@@ -83,6 +88,10 @@ class Job:
         job = cls(**values)
         if job.engine not in ENGINES or job.method not in METHODS or job.loss not in LOSSES:
             raise ValueError(f"engine must be one of {ENGINES}, method one of {METHODS} and loss one of {LOSSES}")
+        if job.loss_average not in LOSS_AVERAGES:
+            raise ValueError(f"loss_average must be one of {LOSS_AVERAGES}, not {job.loss_average!r}")
+        if job.loss_average == "example" and job.loss != "labelled":
+            raise ValueError("loss_average 'example' needs loss 'labelled' (TRL's kernel averages over tokens)")
         return job
 
 
@@ -208,7 +217,7 @@ def tokenize_split(tokenizer: Any, examples: list[dict[str, Any]], max_length: i
 # -- the loss --------------------------------------------------------------------------------------
 
 def label_positions_loss(model: Any, inputs: Mapping[str, Any], num_items_in_batch: Any = None,
-                         share_prefix: bool = True) -> Any:
+                         share_prefix: bool = True, per_example: bool = False, accumulation_steps: int = 1) -> Any:
     """Mean next-token cross-entropy over the labelled positions, with the vocabulary head run only there.
 
     Assistant-only labels cover about 5 % of a golden-format example (the ~1,000-token system prompt is never a
@@ -220,6 +229,9 @@ def label_positions_loss(model: Any, inputs: Mapping[str, Any], num_items_in_bat
     which comes last) run through the model once, and every row continues from that one KV cache: the same values
     and the same gradients as running each row whole (the prefix's gradient is the sum over rows), for a fraction
     of the work. Only LoRA dropout differs: its mask over the prefix is drawn once for the batch, not per row.
+
+    With per_example, each row's labelled tokens are averaged first and the rows' means then averaged (each
+    micro-batch weighted alike under gradient accumulation: divided by accumulation_steps where Trainer does not).
     """
     import torch
     import torch.nn.functional as F
@@ -240,6 +252,11 @@ def label_positions_loss(model: Any, inputs: Mapping[str, Any], num_items_in_bat
     else:
         logits = model(**forward, use_cache=False, logits_to_keep=keep).logits
     picked = targets[:, keep]
+    if per_example:
+        each = F.cross_entropy(logits.float().transpose(1, 2), picked, ignore_index=IGNORE, reduction="none")
+        counts = (picked != IGNORE).sum(dim=1)
+        means = each.sum(dim=1)[counts > 0] / counts[counts > 0]
+        return means.sum() / (len(means) or 1) / (accumulation_steps if num_items_in_batch is not None else 1)
     total = F.cross_entropy(logits.float().flatten(0, 1), picked.flatten(), ignore_index=IGNORE, reduction="sum")
     count = num_items_in_batch if num_items_in_batch is not None else (picked != IGNORE).sum()
     return total / torch.as_tensor(count, device=total.device).clamp(min=1)
@@ -262,13 +279,15 @@ def shared_prefix_length(ids: Any, labels: Any, mask: Any = None) -> int:
     return int(differs[0]) if len(differs) else max(limit, 0)
 
 
-def label_positions_trainer(base: type) -> type:
+def label_positions_trainer(base: type, per_example: bool = False) -> type:
     """SFTTrainer with label_positions_loss: TRL's chunked log-prob kernel (built for GPU memory) also computes the
     entropy and top-1 of every position and, measured on SmolLM2-135M on 2 CPU cores, spent half of each step there."""
 
     def compute_loss(self: Any, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
         loss = label_positions_loss(model, inputs, num_items_in_batch,
-                                    share_prefix=not self.args.gradient_checkpointing)  # checkpointing drops caches
+                                    share_prefix=not self.args.gradient_checkpointing,  # checkpointing drops caches
+                                    per_example=per_example,
+                                    accumulation_steps=getattr(self, "current_gradient_accumulation_steps", 1))
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # like Trainer: the count is over every rank, DDP averages
         return (loss, None) if return_outputs else loss
@@ -430,7 +449,9 @@ def main(job: Job) -> dict[str, Any]:
         gradient_checkpointing=checkpointing, use_cpu=device == "cpu", dataloader_num_workers=0,
     )
     # Unsloth brings its own fused loss; the trl engine takes the head-only-where-labelled one by default
-    trainer_class = label_positions_trainer(SFTTrainer) if job.loss == "labelled" and engine == "trl" else SFTTrainer
+    if engine == "unsloth" and job.loss_average != "token":
+        raise TrainingRefused("loss_average 'example' is the trl engine's loss; Unsloth averages over tokens")
+    trainer_class = label_positions_trainer(SFTTrainer, job.loss_average == "example") if job.loss == "labelled" and engine == "trl" else SFTTrainer
     trainer = trainer_class(
         model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
         train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
