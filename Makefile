@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # torch 2.13.0's CPU build lies on this machine's disk; on a CUDA box: make venv TORCH=<version>
 TORCH ?= 2.13.0
 
-.PHONY: test venv demo gpu-smoke bench clean check-extras
+.PHONY: test lint venv demo gpu-smoke bench clean check-extras
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ venv: $(BIN)/.installed
 
 test: venv
 	$(BIN)/pytest -q
+
+# ruff: import order, pyflakes, pycodestyle, bugbear (pyproject.toml [tool.ruff])
+lint: venv
+	$(BIN)/ruff check .
 
 # Every extra resolves for Linux x86-64 / Python 3.12 against the package index, reading metadata only (no
 # wheel is downloaded): the GPU set (Unsloth pins trl and datasets below what [train] asks) and the CPU set.

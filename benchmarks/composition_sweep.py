@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.data.build import BuildConfig, build  # noqa: E402
 from training.data.generate import Composition  # noqa: E402
 from training.demo import DemoConfig, golden, subset  # noqa: E402
-from training.train import Job, main as train  # noqa: E402
+from training.train import Job  # noqa: E402
+from training.train import main as train
 
 KEYS = ("no_tool_accuracy", "tool_selection_accuracy", "case_pass_rate", "valid_json_rate")
 
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"config": text, "train_s": round(seconds), **{k: summary.get(k) for k in KEYS},
                      "n_cases": summary["n_cases"]})
         (work / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print(f"\n{'no_tool/general/average':<26}{'train s':>8}" + "".join(f"{k.replace('_accuracy', '').replace('_rate', ''):>16}" for k in KEYS))
+    short = [k.replace("_accuracy", "").replace("_rate", "") for k in KEYS]
+    print(f"\n{'no_tool/general/average':<26}{'train s':>8}" + "".join(f"{k:>16}" for k in short))
     for r in rows:
         cells = "".join("—".rjust(16) if r[k] is None else f"{r[k]:>16.3f}" for k in KEYS)
         print(f"{r['config']:<26}{r['train_s']:>8}{cells}")

@@ -32,8 +32,8 @@ from harness.hashing import model_weights_sha256
 from harness.metrics import percentile
 from harness.report import RunWriter, case_record
 from harness.run import case_request, score_reply
-from harness.summary import build_summary
 from harness.suite import resolve_suite
+from harness.summary import build_summary
 from harness.tiny import build_tiny_model
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "assistant.jsonl"

@@ -19,7 +19,7 @@ from harness.backends.remote import CloudflareBackend
 from harness.cases import load_case_file
 from harness.run import case_request
 from harness.suite import resolve_suite
-from harness.testing.fake_cloudflare import Fault, FakeCloudflare
+from harness.testing.fake_cloudflare import FakeCloudflare, Fault
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "assistant.jsonl"
 N, CONCURRENCY, DELAY = 60, 8, 0.2

@@ -27,7 +27,8 @@ import torch
 
 from harness.tiny import TinySpec, build_tiny_model
 from training.data.build import BuildConfig, build, corpus
-from training.train import Job, cuda_available, main as train, unsloth_installed
+from training.train import Job, cuda_available, unsloth_installed
+from training.train import main as train
 
 
 def steady_tokens_per_s(metrics: Path) -> float | None:

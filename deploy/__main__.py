@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deploy.check import CONFIG, MAX_RANK, WEIGHTS, CheckFailed, export, run_checks
+from deploy.cloudflare import CloudflareAPI, is_lora_capable
 from harness import escape
 from harness.backends.base import BackendError, BackendOptions, Reply, ask
 from harness.backends.http import RetryPolicy
@@ -18,8 +20,6 @@ from harness.metrics import rates_block
 from harness.report import atomic_write_text
 from harness.run import case_request, score_reply
 from harness.suite import Suite, resolve_suite
-from deploy.check import CONFIG, MAX_RANK, WEIGHTS, CheckFailed, export, run_checks
-from deploy.cloudflare import CloudflareAPI, is_lora_capable
 
 FINETUNE_LIMIT = 100
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

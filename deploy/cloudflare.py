@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 
 from harness.backends.base import BackendError
-from harness.backends.http import (RequestFailed, RetryPolicy, Secret, check_base_url, env_secret, redact_secrets,
-                                   request_sync)
+from harness.backends.http import RequestFailed, RetryPolicy, Secret, check_base_url, env_secret, redact_secrets, request_sync
 from harness.backends.remote import CLOUDFLARE_API, classify_cloudflare
 
 

@@ -169,7 +169,8 @@ def _fingerprint_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     adapter = fp.get("adapter") or {}
     rows = [("model", f"{summary.get('model')} (run {summary.get('run_id')})"),
             ("base model", f"{fp.get('base_model') or fp.get('cf_model') or fp.get('served_model') or '—'}"
-                           + (f", weights sha256 {str(fp.get('base_model_weights_sha256'))[:16]}" if fp.get("base_model_weights_sha256") else "")),
+                           + (f", weights sha256 {str(fp.get('base_model_weights_sha256'))[:16]}"
+                              if fp.get("base_model_weights_sha256") else "")),
             ("adapter", f"{adapter.get('path')} sha256 {str(adapter.get('sha256'))[:16]}" if adapter else "—"),
             ("training job", f"job.json sha256 {adapter['training_job_sha256'][:16]}" if adapter.get("training_job_sha256") else "—"),
             ("case files", ", ".join(f"{Path(f['path']).name} ({f['sha256'][:12]})" for f in fp.get("case_files", []))),

@@ -23,8 +23,8 @@ from harness.metrics import by_category, rates_block, wilson
 from harness.profiles import PROFILES
 from harness.prompt import build_messages
 from harness.report import FORMAT_VERSION, PARTIAL, RunWriter, atomic_write_text, case_record
-from harness.summary import build_summary
 from harness.suite import Suite
+from harness.summary import build_summary
 from harness.tools import Catalogue
 
 RUN_INFO = "run.json"

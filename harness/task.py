@@ -10,8 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from harness.gate import (DEFAULT_THRESHOLDS, GATEABLE, PROGRAM_THRESHOLDS_PATH, Threshold, load_threshold_file,
-                          parse_threshold, read_default_thresholds, resolve_thresholds)
+from harness.gate import (
+    DEFAULT_THRESHOLDS,
+    GATEABLE,
+    PROGRAM_THRESHOLDS_PATH,
+    Threshold,
+    load_threshold_file,
+    parse_threshold,
+    read_default_thresholds,
+    resolve_thresholds,
+)
 from harness.program.core import RULES
 from harness.program.run import format_program_failure
 from harness.summary import format_failure

@@ -120,6 +120,7 @@ def test_expectations_that_can_never_pass_are_refused(tmp_path, row, why):
 def test_a_typed_param_refuses_text_matchers(tmp_path, monkeypatch):
     """contains/date/datetime on an integer param (a catalogue with one) are refused; on a string they load."""
     import json
+
     from harness.tools import load_catalogue
     tools = {"tools": [{"name": "setTimer", "summary": "t", "params": {
         "type": "object", "properties": {"minutes": {"type": "integer"}, "label": {"type": ["string", "null"]}},

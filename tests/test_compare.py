@@ -3,10 +3,11 @@ import json
 from pathlib import Path
 
 import pytest
+from golden_replies import replies as golden_replies
 
 from conftest import write_jsonl
-from golden_replies import replies as golden_replies
-from harness.compare import CompareError, compare_runs, load_run, main as compare_main, mcnemar
+from harness.compare import CompareError, compare_runs, load_run, mcnemar
+from harness.compare import main as compare_main
 
 
 @pytest.mark.parametrize("b, c, p", [

@@ -1,7 +1,8 @@
 """The date forms of docs/contract.md, as properties over generated strings (hypothesis)."""
 from datetime import date
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.isotime import calendar_date, parse_date, parse_datetime
 from harness.matchers import compile_matcher

@@ -8,7 +8,7 @@ pytest.importorskip("peft")
 
 from deploy.__main__ import main as deploy  # noqa: E402
 from harness.hashing import sha256_file  # noqa: E402
-from harness.testing.fake_cloudflare import Fault, FakeCloudflare  # noqa: E402
+from harness.testing.fake_cloudflare import FakeCloudflare, Fault  # noqa: E402
 from harness.tiny import build_tiny_model, make_random_adapter  # noqa: E402
 
 CF = "@cf/meta/llama-3.2-3b-instruct"

@@ -7,8 +7,9 @@ import pytest
 
 pytest.importorskip("peft")
 
-from deploy.check import CheckFailed, checks, export  # noqa: E402
 from test_secrets_and_faults import adapter, tiny  # noqa: E402,F401 -- the same random adapter (a fixture)
+
+from deploy.check import CheckFailed, checks, export  # noqa: E402
 
 CF = "@cf/meta/llama-3.2-3b-instruct"
 WEIGHTS = "adapter_model.safetensors"
@@ -73,7 +74,7 @@ def test_a_broken_safetensors_file_fails_check_and_export_writes_nothing(adapter
 def test_the_safetensors_library_refuses_the_same_files(adapter, kind):
     safetensors = pytest.importorskip("safetensors")
     BREAKS[kind](adapter / WEIGHTS)
-    with pytest.raises(Exception):
+    with pytest.raises(safetensors.SafetensorError):
         with safetensors.safe_open(str(adapter / WEIGHTS), framework="pt") as f:
             [f.get_tensor(k) for k in f.keys()]
 

@@ -5,16 +5,18 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
+from golden_replies import replies as golden_replies  # noqa: E402
 from test_compare import _golden, _run  # noqa: E402
 from test_html_report import check_png  # noqa: E402
-from golden_replies import replies as golden_replies  # noqa: E402
-from harness.history import collect, main as history_main  # noqa: E402
+
+from harness.history import collect  # noqa: E402
+from harness.history import main as history_main
 
 
 def test_history_lists_runs_oldest_first_and_plots_them(pytester, capsys):
     cases = _golden(pytester)
     first = _run(pytester, "run-1", {c["id"]: "no" for c in cases})
-    second = _run(pytester, "run-2", golden_replies())
+    _run(pytester, "run-2", golden_replies())
     os.utime(first / "summary.json", (1_000_000, 1_000_000))  # written long before the second
     rows = collect(pytester.path / "reports")
     assert [r["run_id"] for r in rows] == ["run-1", "run-2"]  # latest/ is a copy, not a run

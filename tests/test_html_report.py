@@ -9,10 +9,12 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from test_compare import _golden, _run  # noqa: E402
 from golden_replies import replies as golden_replies  # noqa: E402
-from harness.html_report import main as report_main, render_html, training_metrics  # noqa: E402
+from test_compare import _golden, _run  # noqa: E402
+
 from harness.compare import load_run  # noqa: E402
+from harness.html_report import main as report_main  # noqa: E402
+from harness.html_report import render_html, training_metrics
 
 
 def images(page: str) -> list[bytes]:
@@ -82,7 +84,8 @@ def test_the_page_renders_its_plots_in_a_real_browser(pytester):
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from check_report_in_browser import main as check, plot_pixels
+    from check_report_in_browser import main as check
+    from check_report_in_browser import plot_pixels
     cases = _golden(pytester)
     a = _run(pytester, "a", {c["id"]: "I can't." for c in cases})
     b = _run(pytester, "b", golden_replies())

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 peft = pytest.importorskip("peft")
 
 from harness.backends import BackendError, BackendOptions, Request, ask, create_backend  # noqa: E402
-from harness.backends.local import LocalBackend, GenerationSettings  # noqa: E402
+from harness.backends.local import GenerationSettings, LocalBackend  # noqa: E402
 from harness.chat_format import render_llama3  # noqa: E402
 from harness.isotime import parse_now  # noqa: E402
 from harness.tiny import TinySpec, build_tiny_model, make_random_adapter  # noqa: E402
@@ -95,7 +95,8 @@ def test_adapter_for_another_base(tiny, adapter, tmp_path):
     other = build_tiny_model(tmp_path / "other-base", TinySpec(hidden_size=32, intermediate_size=64))
     with pytest.raises(BackendError, match="was trained on"):
         LocalBackend(str(other), adapter, settings=SETTINGS)
-    with pytest.raises(BackendError, match=r"does not fit base model .*: layer .* has (in|out)_features \d+, the adapter.s lora_[AB] expects \d+"):
+    with pytest.raises(BackendError, match=r"does not fit base model .*: layer .* has (in|out)_features \d+, "
+                                           r"the adapter.s lora_[AB] expects \d+"):
         LocalBackend(str(other), adapter, settings=SETTINGS, allow_base_mismatch=True)
 
 

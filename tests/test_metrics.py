@@ -1,10 +1,9 @@
 import pytest
 
 from conftest import case_row
-
 from harness.match import score
-from harness.suite import ASSISTANT_DISAMBIGUATION
 from harness.metrics import confusion, percentile, rate_counts, rates_block, wilson
+from harness.suite import ASSISTANT_DISAMBIGUATION
 
 
 @pytest.mark.parametrize("k, n, low, high", [

@@ -2,7 +2,8 @@
 import json
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.parse_native import parse_native
 
@@ -106,8 +107,8 @@ def test_a_native_run_end_to_end_under_replay(pytester):
     result.assert_outcomes(passed=2, failed=1)
     s = json.loads((pytester.path / "reports/latest/summary.json").read_text())
     assert s["model_fingerprint"]["reply_format"] == "native" and s["reasons"] == {"invalid_json": 1}
-    from harness.isotime import parse_now
     from conftest import assistant_prompt
+    from harness.isotime import parse_now
     prompt = assistant_prompt(parse_now("2026-02-24T09:00:00Z"), "native")
     assert '{"name": "createTask", "parameters": {' in prompt and "```json" not in prompt
 
@@ -155,8 +156,8 @@ def test_native_local_generation_renders_the_tools_through_the_chat_template(tmp
     from harness.backends import Request
     from harness.backends.local import GenerationSettings, LocalBackend
     from harness.isotime import parse_now
-    from harness.tiny import build_tiny_model
     from harness.suite import resolve_suite
+    from harness.tiny import build_tiny_model
     tiny = build_tiny_model(tmp_path / "tiny")
     suite = resolve_suite()
     now = parse_now("2026-02-24T09:00:00Z")

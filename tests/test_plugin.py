@@ -104,7 +104,8 @@ def test_threshold_overrides(pytester):
     offs = ["--threshold", "disambiguation_accuracy=off", "--threshold", "valid_json_rate=off"]
     assert run(pytester, "--threshold", "tool_selection_accuracy=0.5", *offs).ret == 0
     assert summary(pytester)["gate"]["thresholds"]["tool_selection_accuracy"] == {"op": ">", "value": 0.5}
-    (pytester.path / "gate.toml").write_text("[thresholds]\ntool_selection_accuracy = 0.5\ndisambiguation_accuracy = 'off'\nvalid_json_rate = 'off'\n")
+    (pytester.path / "gate.toml").write_text(
+        "[thresholds]\ntool_selection_accuracy = 0.5\ndisambiguation_accuracy = 'off'\nvalid_json_rate = 'off'\n")
     assert run(pytester, "--thresholds-file", "gate.toml").ret == 0
     assert run(pytester, "--gate-on", "lower-bound", "--thresholds-file", "gate.toml").ret == 1
     result = run(pytester, "--threshold", "tool_accuracy=0.5")

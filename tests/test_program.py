@@ -6,8 +6,8 @@ import pytest
 
 from conftest import write_jsonl
 from harness.cases import CaseFileError
-from harness.program.core import RULES, ProgramCase, day_region, load_program_file, parse_program, score_program
 from harness.program.cli import main as program_main
+from harness.program.core import RULES, ProgramCase, day_region, load_program_file, parse_program, score_program
 from harness.program.run import few_shot_examples, messages, request_text, run_strategy
 from harness.program.template import template_program, template_reply
 

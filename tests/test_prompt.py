@@ -45,6 +45,7 @@ def test_the_assistant_prompt_is_the_old_text_with_the_date_line_moved_last(cata
 
 def test_a_suite_brings_its_own_prompt_and_others_get_a_neutral_one(tmp_path):
     import json
+
     from harness.suite import resolve_suite
     tools = [{"type": "function", "function": {"name": "setTimer", "description": "Start a kitchen timer.",
               "parameters": {"type": "object", "properties": {"minutes": {"type": "integer"}}}}}]

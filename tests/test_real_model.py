@@ -61,9 +61,9 @@ def test_a_missing_package_or_a_changed_file_is_refused_with_the_fix(monkeypatch
 
 
 def test_the_chatml_family_pads_dates_and_labels_like_llama3_does(tokenizer, suite):
-    from conftest import labelled_spans
     from test_trainer import conversation
 
+    from conftest import labelled_spans
     from harness.chat_format import distinct_pad, render_chat, template_uses_date
     from training.tokenize import IGNORE, check_template_parity, ensure_pad, tokenize_example
 

@@ -12,8 +12,8 @@ from harness.backends.http import FatalBackendError, RateLimiter, RetryPolicy, S
 from harness.backends.remote import CloudflareBackend, OpenAIBackend
 from harness.chat_format import render_llama3
 from harness.isotime import parse_now
-from harness.testing.fake_cloudflare import CF_ERRORS, Fault, FakeCloudflare
 from harness.suite import resolve_catalogue  # noqa: E402
+from harness.testing.fake_cloudflare import CF_ERRORS, FakeCloudflare, Fault
 
 NOW = parse_now("2026-02-24T09:00:00Z")
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05, timeout_s=2.0)
@@ -260,8 +260,9 @@ def test_resume_refuses_another_model(pytester, monkeypatch, fake):
 
 def test_cf_model_without_the_at_sign(fake):
     assert CloudflareBackend.from_options.__func__  # noqa: B018
-    from harness.backends import BackendOptions
     import os
+
+    from harness.backends import BackendOptions
     os.environ.setdefault("CLOUDFLARE_ACCOUNT_ID", "a")
     os.environ.setdefault("CLOUDFLARE_API_TOKEN", "t")
     backend = CloudflareBackend.from_options("cloudflare-base", BackendOptions({"cf_model": "cf/meta/llama-3.2-3b-instruct"}))
@@ -301,6 +302,7 @@ def test_raw_mode_puts_exactly_one_bos_before_the_model(tiny_model):
     """Against a server that tokenizes like a real one (BOS added on encode), the raw prompt's token count
     equals the local backend's: the adapter sees what it was trained on, byte for byte."""
     from transformers import AutoTokenizer
+
     from harness.backends.local import GenerationSettings, LocalBackend
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
     local = LocalBackend(str(tiny_model), device="cpu", settings=GenerationSettings(max_new_tokens=2, batch_size=4))

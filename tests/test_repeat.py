@@ -1,13 +1,14 @@
 """--repeat N: every case asked N times; pass^N, the pass rate of each repeat, and the cases answered differently."""
 import json
 
-from conftest import write_jsonl
 from golden_replies import replies as golden_replies
+from test_compare import _golden
+
+from conftest import write_jsonl
 from harness.backends import Backend, BackendOptions, Reply
 from harness.gate import resolve_thresholds
 from harness.run import EvalRun
 from harness.suite import resolve_suite
-from test_compare import _golden
 
 
 class Flaky(Backend):

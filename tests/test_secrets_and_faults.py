@@ -9,7 +9,7 @@ import pytest
 from conftest import assistant_prompt, write_jsonl
 from harness.backends.http import FatalBackendError, RetryPolicy, Secret, redact_secrets
 from harness.backends.remote import CloudflareBackend, OpenAIBackend
-from harness.testing.fake_cloudflare import Fault, FakeCloudflare, envelope
+from harness.testing.fake_cloudflare import FakeCloudflare, Fault, envelope
 
 TOKEN = "cf-SECRETtoken-9f8e7d6c5b4a"
 KEY = "sk-SECRETkey-0a1b2c3d4e5f"

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from golden_replies import replies as golden_replies
 
 from conftest import write_jsonl
-from golden_replies import replies as golden_replies
 from harness.merge import main as merge_main
 
 

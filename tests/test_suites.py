@@ -160,8 +160,8 @@ def test_disambiguation_is_the_suites_setting(pytester):
 
 
 def test_a_case_may_open_with_its_own_system_message_where_the_suite_allows_it(pytester):
-    from harness.prompt import build_messages
     from harness.cases import load_case_file
+    from harness.prompt import build_messages
     folder = timer_suite(pytester.path / "kitchen")
     rows = [{"id": "s", "category": "single", "messages": [{"role": "system", "content": "You are terse."},
                                                            {"role": "user", "content": "timer 5"}],

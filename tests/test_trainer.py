@@ -7,13 +7,19 @@ pytest.importorskip("trl")
 
 from conftest import labelled_spans  # noqa: E402
 from harness.isotime import parse_now  # noqa: E402
+from harness.suite import resolve_suite  # noqa: E402
 from harness.tiny import build_tiny_model  # noqa: E402
 from training.data.build import BuildConfig, build  # noqa: E402
 from training.data.examples import call, make_example, reply, tool_result  # noqa: E402
-from training.tokenize import IGNORE, TrainingSetupError, check_template_parity, ensure_pad, tokenize_example  # noqa: E402
-from training.tokenize import TrainingRefused  # noqa: E402
+from training.tokenize import (  # noqa: E402
+    IGNORE,
+    TrainingRefused,  # noqa: E402
+    TrainingSetupError,
+    check_template_parity,
+    ensure_pad,
+    tokenize_example,
+)
 from training.train import Job, cli, diagnose, main, parse_args, pick_engine, unsloth_kwargs  # noqa: E402
-from harness.suite import resolve_suite  # noqa: E402
 
 NOW = parse_now("2026-03-03T10:00:00Z")
 

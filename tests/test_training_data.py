@@ -8,16 +8,16 @@ import pytest
 
 from conftest import write_jsonl
 from harness.cases import load_case_file
+from harness.isotime import parse_now
 from harness.match import score
 from harness.parse import parse_reply
+from harness.suite import resolve_suite  # noqa: E402
 from training.data.__main__ import main as data_cli
 from training.data.build import BuildConfig, build, load_seeds
 from training.data.convert import convert_file
 from training.data.examples import call, make_example, reply, tool_result
 from training.data.split import GoldenIndex, decontaminate, split_groups
 from training.data.validate import validate_example
-from harness.isotime import parse_now
-from harness.suite import resolve_suite  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "converters"
 GOLDEN = sorted((Path(__file__).resolve().parent.parent / "golden").glob("*.jsonl"))
@@ -136,11 +136,15 @@ def _break(ex, path, value):
 PLANTED = [
     ("system prompt drift", ("messages", 0, "content"), "You are a helpful assistant.", "byte-identical"),
     ("malformed block", ("messages", -1, "content"), "Ok.\n\n```json\n{\"tool\": \"completeTask\"\n```", "call 1: "),
-    ("unknown tool", ("messages", -1, "content"), reply({"tool": "finishTask", "params": {"taskId": "task_9"}}, ack="Done."), "unknown tool"),
-    ("schema", ("messages", 2, "content"), reply({"tool": "createTask", "params": {"title": "x"}}, ack="Ok."), "'priority' is a required property"),
-    ("bad date", ("messages", 2, "content"), reply(call("createTask", title="x", priority="low", dueDate="next friday")), "not an ISO 8601"),
+    ("unknown tool", ("messages", -1, "content"),
+     reply({"tool": "finishTask", "params": {"taskId": "task_9"}}, ack="Done."), "unknown tool"),
+    ("schema", ("messages", 2, "content"),
+     reply({"tool": "createTask", "params": {"title": "x"}}, ack="Ok."), "'priority' is a required property"),
+    ("bad date", ("messages", 2, "content"),
+     reply(call("createTask", title="x", priority="low", dueDate="next friday")), "not an ISO 8601"),
     ("id from nowhere", ("messages", -1, "content"), reply(call("completeTask", taskId="task_1")), "appears in no earlier tool result"),
-    ("no sentence", ("messages", -1, "content"), "```json\n{\"tool\": \"completeTask\", \"params\": {\"taskId\": \"task_9\"}}\n```", "sentence"),
+    ("no sentence", ("messages", -1, "content"),
+     "```json\n{\"tool\": \"completeTask\", \"params\": {\"taskId\": \"task_9\"}}\n```", "sentence"),
     ("tool turn", ("messages", 3, "content"), "not json", "(tool): content is not JSON"),
     ("kind mismatch", ("kind",), "no_tool", "plain text with no call"),
     ("unknown kind", ("kind",), "chat", "kind 'chat'"),

@@ -85,7 +85,8 @@ def test_near_copies_of_the_suites_cases_are_dropped(tmp_path):
     write_jsonl(written, [
         {"messages": [{"role": "user", "content": "set a timer for 12 minutes for the pasta!"}],
          "calls": [{"tool": "setTimer", "params": {"minutes": 12}}]},
-        {"messages": [{"role": "user", "content": "A 9 minute timer for the noodles"}], "calls": [{"tool": "setTimer", "params": {"minutes": 9}}]}])
+        {"messages": [{"role": "user", "content": "A 9 minute timer for the noodles"}],
+         "calls": [{"tool": "setTimer", "params": {"minutes": 9}}]}])
     manifest = build_written(resolve_suite([KITCHEN]), [written], tmp_path / "data", [str(KITCHEN / "cases.jsonl")])
     assert manifest["counts"]["decontaminated"] == 1 and manifest["counts"]["total"] == 1
     assert "set a timer for 12 minutes for the pasta" in manifest["decontaminated_examples"][0]

@@ -5,8 +5,8 @@
 
 Every stage is the product's own code: training.data, harness.models, training.train and `pytest --model=local-...`.
 The golden suite is only measured, never trained on (decontamination on); the training data never sees its wording.
-How the composition below was chosen, and what should choose it instead, is in the README. On a CPU the LoRA sees a subset of the training split
-(one epoch, so the whole loop fits about 15 minutes on 2 cores); `--device cuda` (the default where a GPU is)
+How the composition below was chosen, and what should choose it instead, is in the README. On a CPU the LoRA sees a subset
+of the training split (one epoch, so the whole loop fits about 15 minutes on 2 cores); `--device cuda` (the default where a GPU is)
 trains the full recipe: 2 epochs over the whole training split.
 """
 from __future__ import annotations
@@ -25,7 +25,8 @@ from harness.report import atomic_write_text
 from training.data.build import BuildConfig, build
 from training.data.generate import Composition
 from training.data.heldout import spread
-from training.train import Job, cuda_available, main as train
+from training.train import Job, cuda_available
+from training.train import main as train
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the demo must show (the issue's bar): the adapter beats the untrained model on case pass rate (McNemar),

@@ -23,9 +23,9 @@ def main() -> int:
     from harness.prompt import build_system_prompt
     from harness.suite import resolve_suite
     from harness.tiny import TinySpec, build_tiny_model
-    from training.data.build import BuildConfig, build
-    from training.data.build import corpus
-    from training.train import Job, main as train, unsloth_installed
+    from training.data.build import BuildConfig, build, corpus
+    from training.train import Job, unsloth_installed
+    from training.train import main as train
 
     work = Path(tempfile.mkdtemp(prefix="gpu-smoke-"))
     build(BuildConfig(out=str(work / "data")))
@@ -44,7 +44,8 @@ def main() -> int:
     backend = LocalBackend(str(base), out, load_in_4bit=True, settings=GenerationSettings(max_new_tokens=16, batch_size=2))
     now = parse_now("2026-02-24T09:00:00Z")
     suite = resolve_suite()
-    msgs = ({"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}, {"role": "user", "content": "weather in Oslo?"})
+    msgs = ({"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)},
+            {"role": "user", "content": "weather in Oslo?"})
     replies = ask(backend, [Request("a", msgs, now), Request("b", msgs, now)])
     fp = backend.fingerprint()
     print(f"4-bit local backend: load_in_4bit={fp['load_in_4bit']}, dtype {fp['dtype']}, device {fp['device']}; "

@@ -99,7 +99,8 @@ def check_template_parity(tokenizer: Any, examples: Sequence[Mapping[str, Any]],
 
             evaluated = render_chat(tokenizer, [{"role": "system", "content": SYSTEM}, *messages[1:-1]], NOW)
         else:
-            harness_messages = [{"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}] + list(messages[1:-1])
+            system = build_system_prompt(now, suite.catalogue, suite.template)
+            harness_messages = [{"role": "system", "content": system}] + list(messages[1:-1])
             # The local backend passes the tools to the template in the native format only (harness.run).
             harness_tools = suite.catalogue.to_function_tools() if suite.reply_format == "native" else None
             evaluated = render_chat(tokenizer, harness_messages, now, tools=harness_tools)

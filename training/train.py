@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness.hashing import model_weights_sha256, sha256_file
-from harness.suite import resolve_suite
 from harness.report import atomic_write_text
+from harness.suite import resolve_suite
 from training.data.validate import read_examples
 from training.tokenize import IGNORE, TrainingRefused, check_template_parity, ensure_pad, tokenize_example
 
@@ -202,7 +202,8 @@ def read_split(folder: Path, name: str) -> list[dict[str, Any]]:
         raise TrainingRefused(str(exc)) from None
 
 
-def tokenize_split(tokenizer: Any, examples: list[dict[str, Any]], max_length: int, stop_ids: list[int]) -> tuple[list[dict[str, list[int]]], list[str]]:
+def tokenize_split(tokenizer: Any, examples: list[dict[str, Any]], max_length: int,
+                   stop_ids: list[int]) -> tuple[list[dict[str, list[int]]], list[str]]:
     """Token rows, and the groups of examples left out for being longer than max_length (never truncated)."""
     rows, too_long = [], []
     for ex in examples:
@@ -451,7 +452,8 @@ def main(job: Job) -> dict[str, Any]:
     # Unsloth brings its own fused loss; the trl engine takes the head-only-where-labelled one by default
     if engine == "unsloth" and job.loss_average != "token":
         raise TrainingRefused("loss_average 'example' is the trl engine's loss; Unsloth averages over tokens")
-    trainer_class = label_positions_trainer(SFTTrainer, job.loss_average == "example") if job.loss == "labelled" and engine == "trl" else SFTTrainer
+    labelled = job.loss == "labelled" and engine == "trl"
+    trainer_class = label_positions_trainer(SFTTrainer, job.loss_average == "example") if labelled else SFTTrainer
     trainer = trainer_class(
         model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
         train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows) if val_rows else None,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from harness.backends.base import (Backend, BackendError, BackendOptions, Reply, ReplyMismatch, Request, ask,
-                                   bind_replies)
+from harness.backends.base import Backend, BackendError, BackendOptions, Reply, ReplyMismatch, Request, ask, bind_replies
 
 # name -> (module, factory, pip extra that provides its packages)
 REGISTRY: dict[str, tuple[str, str, str | None]] = {

@@ -138,7 +138,7 @@ class Backend(ABC):
         little without them."""
         return {}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- a backend with nothing to release keeps this
         """Release connections or memory."""
 
 

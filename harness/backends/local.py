@@ -24,8 +24,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from harness.backends.shared_prefix import NAME as SHARED_PREFIX_ATTENTION, attending, prefix_layers
 from harness.backends.base import GENERATION_MODES, Backend, BackendError, BackendOptions, OnReply, Reply, Request
+from harness.backends.shared_prefix import NAME as SHARED_PREFIX_ATTENTION
+from harness.backends.shared_prefix import attending, prefix_layers
 from harness.chat_format import STOP_TOKENS, distinct_pad, render_chat
 from harness.hashing import model_weights_sha256, safetensors_header, sha256_file
 
@@ -247,8 +248,8 @@ class LocalBackend(Backend):
             if not self.device.startswith("cuda"):
                 raise BackendError("--load-in-4bit needs a CUDA device")
             try:
-                from transformers import BitsAndBytesConfig
                 import bitsandbytes  # noqa: F401
+                from transformers import BitsAndBytesConfig
             except ImportError:
                 raise BackendError("--load-in-4bit needs bitsandbytes: pip install -e '.[gpu]'") from None
             kwargs["quantization_config"] = BitsAndBytesConfig(

@@ -17,8 +17,17 @@ from typing import Any
 import httpx
 
 from harness.backends.base import BackendError, BackendOptions, Reply, Request
-from harness.backends.http import (Failure, HttpBackend, RetryPolicy, Secret, check_base_url, classify_http, env_secret,
-                                   parse_retry_after, public_url)
+from harness.backends.http import (
+    Failure,
+    HttpBackend,
+    RetryPolicy,
+    Secret,
+    check_base_url,
+    classify_http,
+    env_secret,
+    parse_retry_after,
+    public_url,
+)
 from harness.chat_format import BOS, EOT, date_string, render_llama3
 
 CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"

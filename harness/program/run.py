@@ -4,7 +4,8 @@ Strategies: `direct` asks once; `few-shot` puts complete example programs (built
 the suite) before the request; `chain` asks for the split structure first, then each day's exercises from the list
 filtered to that day's body region (a malformed step is asked again once); `hybrid` tries direct (the fine-tuned
 or adapter backend), then few-shot, then chain, then the template, accepting the first answer that passes every rule
-(the summary counts which stage answered); `template` builds the program from the request with no model. Every reply goes through the same rules (harness.program.core). The summary holds each rule's pass
+(the summary counts which stage answered); `template` builds the program from the request with no model. Every reply
+goes through the same rules (harness.program.core). The summary holds each rule's pass
 rate over the replies it could judge, the case pass rate over all cases, each with its Wilson interval, by goal and
 by days per week, and the calls, tokens and latency the strategy spent.
 """
@@ -16,8 +17,18 @@ from typing import Any, Callable, Sequence
 from harness.backends import Backend, Reply, Request, ask
 from harness.metrics import percentile, wilson
 from harness.parse import fence
-from harness.program.core import (GROUPS, LOWER, RULES, UPPER, ProgramCase, ProgramResult, day_region,
-                                  first_json, program_name, score_program)
+from harness.program.core import (
+    GROUPS,
+    LOWER,
+    RULES,
+    UPPER,
+    ProgramCase,
+    ProgramResult,
+    day_region,
+    first_json,
+    program_name,
+    score_program,
+)
 from harness.program.template import template_reply
 
 STRATEGIES = ("direct", "few-shot", "chain", "hybrid", "template")

@@ -17,8 +17,7 @@ from harness import __version__
 from harness.backends import Backend, BackendError, BackendOptions, create_backend
 from harness.gate import Threshold, evaluate
 from harness.program.core import ProgramCase, ProgramResult
-from harness.program.run import (SYSTEM, gate_view, model_missing, record_line, run_strategy, summarize,
-                                 summary_lines)
+from harness.program.run import SYSTEM, gate_view, model_missing, record_line, run_strategy, summarize, summary_lines
 from harness.report import FORMAT_VERSION, RunWriter, atomic_write_text
 
 
@@ -107,7 +106,8 @@ class ProgramRun:
         incomplete = []
         if len(ordered) < len(self.planned):
             incomplete.append({"metric": "n_cases", "message": f"incomplete run: {len(ordered)} of {len(self.planned)} "
-                                                               f"cases scored" + (f" (backend stopped: {self.stopped})" if self.stopped else "")})
+                                                               f"cases scored"
+                                                               + (f" (backend stopped: {self.stopped})" if self.stopped else "")})
         if self.refused_files:
             incomplete.append({"metric": "case_files", "message": f"incomplete run: case file(s) refused: "
                                                                   f"{', '.join(self.refused_files)}"})

@@ -40,7 +40,7 @@ def template_program(case: ProgramCase) -> dict[str, Any]:
         # rotate the start so that days of one region do not all repeat the same exercises
         start = (i - 1) * 2 % len(pool) if pool else 0
         chosen, seen = [], set()
-        for g, x in pool[start:] + pool[:start]:
+        for _group, x in pool[start:] + pool[:start]:
             if x.casefold() not in seen and len(chosen) < 6:
                 chosen.append({"name": x, "sets": sets, "reps": reps, "rest_seconds": rest})
                 seen.add(x.casefold())

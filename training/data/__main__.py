@@ -11,11 +11,11 @@ from pathlib import Path
 from harness.chat_format import date_string
 from harness.suite import resolve_suite
 from training.data.build import BuildConfig, build, build_written, composition
-from training.data.examples import example_now
 from training.data.convert import CONVERTERS
+from training.data.examples import example_now
 from training.data.generate import Composition
-from training.data.validate import read_examples, read_jsonl, validate_file
 from training.data.split import SPLITS
+from training.data.validate import read_examples, read_jsonl, validate_file
 
 
 def _suite(args: argparse.Namespace):

@@ -18,8 +18,8 @@ from harness import jsonl
 from harness.cases import DEFAULT_NOW
 from harness.isotime import parse_now
 from harness.prompt import build_system_prompt
-from harness.suite import Suite, resolve_suite
 from harness.report import atomic_write_text
+from harness.suite import Suite, resolve_suite
 from training.data.convert import ConvertReport, convert_file
 from training.data.examples import make_example
 from training.data.generate import Composition, Phrasing, phrasings, targets
@@ -156,7 +156,8 @@ def write_set(everything: list[dict[str, Any]], strata: Mapping[str, str], suite
         "golden_files": list(golden),
         "tools": suite.catalogue.source or "per case",
         "reply_format": suite.reply_format,
-        "system_prompt_sha256": hashlib.sha256(build_system_prompt(parse_now(DEFAULT_NOW), suite.catalogue, suite.template).encode()).hexdigest(),
+        "system_prompt_sha256": hashlib.sha256(
+            build_system_prompt(parse_now(DEFAULT_NOW), suite.catalogue, suite.template).encode()).hexdigest(),
         "composition": composition(unique, suite),
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterable
 
 from harness import jsonl
 from harness.cases import DEFAULT_NOW
-from harness.suite import resolve_suite
 from harness.isotime import parse_date, parse_datetime, parse_now
+from harness.suite import resolve_suite
 from training.data.examples import call, make_example, reply
 from training.data.validate import validate_example
 
@@ -89,7 +89,8 @@ def _example(source: str, index: int, user: str, calls: list[dict[str, Any]]) ->
                         group=f"{source}/{index}")
 
 
-def _convert(source: str, records: Iterable[Any], extract: Callable[[Any], tuple[str, list[Call]] | str]) -> tuple[list[dict], ConvertReport]:
+def _convert(source: str, records: Iterable[Any],
+             extract: Callable[[Any], tuple[str, list[Call]] | str]) -> tuple[list[dict], ConvertReport]:
     report = ConvertReport(source)
     assistant = resolve_suite()  # converters map public data onto the assistant suite's tools
     out: list[dict] = []
@@ -197,6 +198,9 @@ def convert_file(source: str, path: str | Path, limit: int | None = None) -> tup
     if source not in CONVERTERS:
         raise ValueError(f"unknown source {source!r}; one of {', '.join(CONVERTERS)}")
     text = Path(path).read_text(encoding="utf-8")
-    records = jsonl.loads(text) if text.lstrip().startswith("[") else [jsonl.loads(line) for line in jsonl.split_lines(text) if line.strip()]
+    if text.lstrip().startswith("["):
+        records = jsonl.loads(text)
+    else:
+        records = [jsonl.loads(line) for line in jsonl.split_lines(text) if line.strip()]
     examples, report = _convert(source, records[:limit] if limit else records, CONVERTERS[source])
     return examples, report

@@ -12,8 +12,8 @@ from typing import Any, Mapping, Sequence
 from harness.isotime import parse_now
 from harness.parse import fence
 from harness.prompt import build_system_prompt
-from harness.suite import resolve_suite as assistant_suite
 from harness.suite import Suite
+from harness.suite import resolve_suite as assistant_suite
 
 KINDS = ("single", "contrastive", "no_tool", "multi_turn", "multi_tool", "general")
 

@@ -13,8 +13,21 @@ from typing import Callable
 
 from training.data.examples import call, reply, tool_result
 from training.data.vocab import (
-    CITIES, EMAIL_TOPICS, ERRANDS, EVENTS, PAIR_SUBJECTS, PLACES, RELATIONS, When, day_phrase, email_address,
-    fill, iso_minute, person, time_phrase, typo,
+    CITIES,
+    EMAIL_TOPICS,
+    ERRANDS,
+    EVENTS,
+    PAIR_SUBJECTS,
+    PLACES,
+    RELATIONS,
+    When,
+    day_phrase,
+    email_address,
+    fill,
+    iso_minute,
+    person,
+    time_phrase,
+    typo,
 )
 
 Turns = list[tuple[str, str]]

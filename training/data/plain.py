@@ -28,7 +28,8 @@ OUT_OF_SCOPE = (
     ("Play some music.", "I can't play music. I can help with your tasks, calendar, email and the weather."),
     ("Turn off the lights in the living room.", "I can't control devices. I can set a reminder for you instead."),
     ("Send a text message to my wife.", "I can't send text messages, only emails. Would you like me to email her instead?"),
-    ("What's the stock price of ACME today?", "I don't have access to stock prices. I can check the weather, manage tasks and your calendar, or send emails."),
+    ("What's the stock price of ACME today?",
+     "I don't have access to stock prices. I can check the weather, manage tasks and your calendar, or send emails."),
     ("Translate 'good night' into Japanese.", "'Good night' in Japanese is 'oyasumi nasai' (おやすみなさい)."),
     ("Can you call {city} city hall for me?", "I can't make phone calls. I can add a task to call them, or block time for it."),
 )
@@ -57,12 +58,14 @@ FACTS = (
 )
 ADVICE_FIXED = (
     ("Give me a tip for sleeping better.", "Keep a regular bedtime, and put screens away for the last half hour before sleep."),
-    ("How do I stay productive in the afternoon?", "Take a short walk after lunch, work in focused blocks, and tackle easy tasks when energy dips."),
+    ("How do I stay productive in the afternoon?",
+     "Take a short walk after lunch, work in focused blocks, and tackle easy tasks when energy dips."),
     ("Suggest a name for a grey cat.", "How about Pebble, Smokey or Ash?"),
     ("What's a good way to start a speech?", "Open with a short story or a surprising fact that ties to your main point."),
     ("Write a one-line birthday wish for a colleague.", "Happy birthday! Wishing you a great year ahead, inside and outside the office."),
     ("Give me a synonym for 'quick'.", "Fast, rapid or swift."),
-    ("How do I boil an egg?", "Cover it with water, bring to a boil, then simmer 7 to 9 minutes for hard-boiled and cool it in cold water."),
+    ("How do I boil an egg?",
+     "Cover it with water, bring to a boil, then simmer 7 to 9 minutes for hard-boiled and cool it in cold water."),
     ("Summarize what a to-do list is for.", "A to-do list keeps track of things you need to do, so nothing slips and you can prioritise."),
 )
 
@@ -74,7 +77,8 @@ def _tool_questions() -> tuple[tuple[str, str], ...]:
     out += [
         ("What's the difference between a task and a calendar event?",
          "A task is something to do, with an optional due date; a calendar event blocks a time slot, like a meeting or appointment."),
-        ("Which tools can you use?", "I can " + ", ".join(t.summary.rstrip(".").lower() for t in cat.tools[:4]) + ", and manage existing tasks and events."),
+        ("Which tools can you use?",
+         "I can " + ", ".join(t.summary.rstrip(".").lower() for t in cat.tools[:4]) + ", and manage existing tasks and events."),
         ("Can you see my old emails?", "No, I can only send emails, not read them."),
         ("Do tasks have priorities?", "Yes: low, medium or high. If you don't say, I use medium."),
         ("What time zone do you use?", "I use the time zone shown with the current date and time at the top of our conversation."),
@@ -120,8 +124,8 @@ AFTER_RESULT = (("thanks!", "You're welcome!"), ("perfect, thank you", "Glad to 
 
 def _after_result(index: int):
     """A thank-you after a tool result: the call is done, so the reply must not call again."""
-    from training.data.generate import event_form, task_form, EVENT_FORMS, TASK_FORMS
     from training.data.examples import tool_result
+    from training.data.generate import EVENT_FORMS, TASK_FORMS, event_form, task_form
 
     def build(rng: random.Random, now: datetime) -> Turns:
         if rng.random() < 0.5:
@@ -154,7 +158,8 @@ CAPABILITY = (
     ("Can you browse the web?", "No, I can't browse the web. I can check the weather, manage tasks and your calendar, and send emails."),
     ("Do you remember what we talked about last week?", "I only see this conversation, not earlier ones."),
     ("Are you a real person?", "No, I'm an AI assistant. I can help with your tasks, calendar, weather and email."),
-    ("What can't you do?", "I can't make calls, place orders, browse the web or control devices. I can do tasks, calendar, weather and email."),
+    ("What can't you do?",
+     "I can't make calls, place orders, browse the web or control devices. I can do tasks, calendar, weather and email."),
 )
 KNOWLEDGE = (
     ("Who invented the telephone?", "Alexander Graham Bell is credited with inventing the telephone, in 1876."),

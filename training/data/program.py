@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness import jsonl
+from harness.parse import fence
 from harness.program.core import GOALS, ProgramCase, load_program_file, parse_program, schema_errors, score_program
 from harness.program.run import SYSTEM, request_text
 from harness.program.template import template_program
-from harness.parse import fence
 from harness.report import atomic_write_text
 from training.data.split import by_split, invert, split_groups, write_splits
 

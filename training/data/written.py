@@ -26,8 +26,8 @@ from typing import Any, Mapping, Sequence
 
 from harness.cases import DEFAULT_NOW
 from harness.isotime import parse_now
-from harness.suite import Suite
 from harness.parse import fence
+from harness.suite import Suite
 from training.data.examples import KINDS, make_example
 from training.data.validate import read_jsonl
 
