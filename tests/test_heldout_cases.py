@@ -80,8 +80,11 @@ def test_an_example_that_cannot_be_a_case_is_left_out_with_its_reason():
     assert "not a valid call" in skipped[0] and "bookFlight" in skipped[1]
 
 
-def test_spread_keeps_the_mix_of_an_ordered_split():
-    rows = [{"kind": "a"}] * 50 + [{"kind": "b"}] * 50
+def test_spread_keeps_the_mix_of_kinds_and_takes_every_phrasing_group_before_repeating_one():
+    rows = ([{"kind": "a", "group": "a0", "n": i} for i in range(40)] + [{"kind": "a", "group": "a1", "n": 40}]
+            + [{"kind": "b", "group": f"b{i % 5}", "n": 41 + i} for i in range(59)])
     picked = spread(rows, 10)
-    assert len(picked) == 10 and sum(r["kind"] == "b" for r in picked) == 5
-    assert spread(rows, 500) == rows
+    assert len(picked) == 10 and sum(r["kind"] == "a" for r in picked) == 4  # 41 of 100 rows
+    assert {r["group"] for r in picked} == {"a0", "a1", "b0", "b1", "b2", "b3", "b4"}
+    assert [r["n"] for r in picked] == sorted(r["n"] for r in picked)  # in the split's order
+    assert spread(rows, 10) == picked and spread(rows, 500) == rows

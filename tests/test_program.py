@@ -274,8 +274,9 @@ class Coach:
 
     def __init__(self, cases, direct="bad", chain="good", malformed_first_day=False):
         self.by_request = {request_text(c): c for c in cases}
+        self.by_id = {c.id: c for c in cases}
         self.direct, self.chain, self.malformed_first_day = direct, chain, malformed_first_day
-        self.asked = []
+        self.asked, self.batches = [], []
 
     def _case(self, text):
         return next(c for t, c in self.by_request.items() if text.startswith(t) or t in text)
@@ -283,6 +284,7 @@ class Coach:
     def generate(self, requests, on_reply=None):
         from harness.backends import Reply
         out = []
+        self.batches.append([r.key for r in requests])
         for r in requests:
             text = r.messages[-1]["content"]
             self.asked.append(text.split("\n")[0][:40])
@@ -294,13 +296,10 @@ class Coach:
                 if self.malformed_first_day and n == 1 and sum(a.startswith("Day 1:") for a in self.asked) == 1:
                     body = "[{oops"
                 else:
-                    case = self.current
+                    case = self.by_id[r.key]  # a batch holds several cases' steps: the request names its case
                     body = json.dumps(template_program(case)["days"][n - 1]["exercises"] if self.chain == "good" else [])
             else:
-                self.current = self._case(text)
-                body = json.dumps(template_program(self.current)) if self.direct == "good" else "Let me think about it."
-            if "First only the split" in text:
-                self.current = self._case(text.split("\n\nFirst only")[0])
+                body = json.dumps(template_program(self._case(text))) if self.direct == "good" else "Let me think about it."
             out.append(r.bind(Reply(text=f"```json\n{body}\n```", latency_s=0.01,
                                     usage={"prompt_tokens": 10, "completion_tokens": 5})))
         return out
@@ -314,6 +313,9 @@ def test_chain_asks_structure_then_each_day_and_retries_a_malformed_step():
     first = cases[0]
     assert records[0]["calls"] == 1 + first.days_per_week + 1  # structure, each day, one retry of day 1
     assert records[1]["calls"] == 1 + cases[1].days_per_week and records[0]["tokens"] == 15 * records[0]["calls"]
+    # each step of every case in one batch: the three structures, then the three first days, ...
+    assert coach.batches[:2] == [[c.id for c in cases]] * 2 and len(coach.batches) == max(
+        1 + c.days_per_week + (i == 0) for i, c in enumerate(cases))  # case 0 one round behind after its retry
     broken = run_strategy(cases[:1], "chain", Coach(cases, chain="bad"))
     assert broken[0]["result"].reason in ("volumes", "json_valid", "schema_valid")  # empty days are not a program
 

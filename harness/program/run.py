@@ -12,7 +12,7 @@ by days per week, and the calls, tokens and latency the strategy spent.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Generator, Sequence
 
 from harness.backends import Backend, Reply, Request, ask
 from harness.metrics import percentile, wilson
@@ -81,15 +81,19 @@ def _tokens(reply: Reply) -> int:
 class Spend:
     """What one case's strategy spent: model calls, tokens and seconds."""
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend, self.calls, self.tokens, self.seconds = backend, 0, 0, 0.0
+    def __init__(self) -> None:
+        self.calls, self.tokens, self.seconds = 0, 0, 0.0
 
-    def ask(self, case_id: str, msgs: Sequence[dict[str, str]]) -> Reply:
-        [reply] = ask(self.backend, [Request(case_id, tuple(msgs), NOW)])
+    def add(self, reply: Reply) -> None:
         self.calls += 1
         self.tokens += _tokens(reply)
         self.seconds += reply.latency_s or 0.0
-        return reply
+
+
+# A strategy for one case is a generator: it yields the messages of its next model call, is sent that call's Reply,
+# and returns (reply text or None, error or None). run_strategy drives every case's generator together, so the
+# cases' calls at the same step go to the backend as one batch (a chain's day 2 of one case beside another's day 1).
+Steps = Generator[Sequence[dict[str, str]], Reply, Any]
 
 
 def _json_value(text: str | None, kind: type) -> Any:
@@ -98,18 +102,18 @@ def _json_value(text: str | None, kind: type) -> Any:
     return value if isinstance(value, kind) else None
 
 
-def _ask_twice(spend: Spend, case_id: str, msgs: Sequence[dict[str, str]], kind: type) -> Any:
+def _ask_twice(msgs: Sequence[dict[str, str]], kind: type) -> Steps:
     """A chain step: asked again once when its answer does not parse."""
     for _ in range(2):
-        value = _json_value(spend.ask(case_id, msgs).text, kind)
+        value = _json_value((yield msgs).text, kind)
         if value is not None:
             return value
     return None
 
 
-def chain_reply(case: ProgramCase, spend: Spend) -> str | None:
+def chain_steps(case: ProgramCase) -> Steps:
     """Structure first, then each day's exercises from the list filtered to its region; None when a step fails."""
-    structure = _ask_twice(spend, case.id, [
+    structure = yield from _ask_twice([
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": request_text(case) + "\n\nFirst only the split: a JSON list with one object per "
                                     'day, {"day_number", "name", "focus", "muscle_groups"}; no exercises yet.'}], list)
@@ -120,7 +124,7 @@ def chain_reply(case: ProgramCase, spend: Spend) -> str | None:
         region = day_region(d)
         groups = UPPER if region == "upper" else LOWER if region == "lower" else GROUPS
         allowed = "\n".join(f"{g}: {', '.join(case.exercises[g])}" for g in groups if case.exercises.get(g))
-        exercises = _ask_twice(spend, case.id, [
+        exercises = yield from _ask_twice([
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": f"Day {d.get('day_number')}: {d.get('name')} ({d.get('focus', region)}) of a "
                                         f"{case.goal.replace('_', ' ')} program. Choose 3 to 8 exercises from:\n{allowed}\n"
@@ -137,51 +141,64 @@ def model_missing(strategy: str, model: Any) -> str | None:
     return None if strategy == "template" or model else f"--strategy {strategy} needs --model (only template asks no model)"
 
 
-def _one(case: ProgramCase, strategy: str, spend: Spend | None) -> tuple[str | None, str | None]:
+def _one(case: ProgramCase, strategy: str) -> Steps:
     """(the reply, or None; the error when there is no reply) of one non-hybrid strategy for one case."""
     if strategy == "template":
         return template_reply(case), None
-    assert spend is not None
     if strategy == "chain":
-        text = chain_reply(case, spend)
+        text = yield from chain_steps(case)
         return (text, None) if text is not None else ("", None)  # a chain that broke down answers nothing usable
-    reply = spend.ask(case.id, messages(case, strategy))
+    reply = yield messages(case, strategy)
     return reply.text, reply.error
+
+
+def _strategy(case: ProgramCase, strategy: str) -> Steps:
+    """(the result, the stage whose answer was accepted): hybrid tries its stages in turn, the others are one stage."""
+    for stage in HYBRID_STAGES if strategy == "hybrid" else (strategy,):
+        text, error = yield from _one(case, stage)
+        result = score_program(case, text, error)
+        if result.passed:
+            break
+    return result, stage
 
 
 def run_strategy(cases: Sequence[ProgramCase], strategy: str, backend: Backend | None,
                  progress: Callable[[int], None] = lambda n: None) -> list[dict[str, Any]]:
     """One record per case: the result, what the strategy spent (model calls, tokens, seconds), and for hybrid the
-    stage whose answer was accepted."""
+    stage whose answer was accepted. Every case's next call goes in one batch (the backend's batch size)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"--strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
     missing = model_missing(strategy, backend)
     if missing:
         raise ValueError(missing)
-    if strategy in ("direct", "few-shot"):  # one request each: batched
-        requests = [Request(c.id, messages(c, strategy), NOW) for c in cases]
-        replies: list[Reply] = []
-        assert backend is not None
-        for start in range(0, len(requests), backend.batch_size or len(requests)):
-            chunk = requests[start:start + (backend.batch_size or len(requests))]
-            replies += ask(backend, chunk)
-            progress(len(chunk))
-        return [{"result": score_program(c, r.text, r.error), "calls": 1,
-                 "tokens": _tokens(r),
-                 "latency_s": r.latency_s} for c, r in zip(cases, replies)]
-    records = []
+    spends = {c.id: Spend() for c in cases}
+    done: dict[str, tuple[ProgramResult, str]] = {}
+    running: dict[str, Steps] = {}
+    asking: dict[str, Sequence[dict[str, str]]] = {}
+
+    def advance(case_id: str, reply: Reply | None) -> None:
+        try:
+            asking[case_id] = running[case_id].send(reply)  # type: ignore[arg-type]  # None starts the generator
+        except StopIteration as stop:
+            done[case_id] = stop.value
+            del running[case_id]
+            asking.pop(case_id, None)
+            progress(1)
+
     for case in cases:
-        spend = Spend(backend) if backend is not None else None
-        stages = HYBRID_STAGES if strategy == "hybrid" else (strategy,)
-        for stage in stages:
-            text, error = _one(case, stage, spend)
-            result = score_program(case, text, error)
-            if result.passed:
-                break
-        records.append({"result": result, "calls": spend.calls if spend else 0, "tokens": spend.tokens if spend else 0,
-                        "latency_s": spend.seconds if spend else 0.0, "stage": stage if strategy == "hybrid" else None})
-        progress(1)
-    return records
+        running[case.id] = _strategy(case, strategy)
+        advance(case.id, None)
+    while asking:
+        assert backend is not None  # model_missing: only the template asks nothing
+        requests = [Request(case_id, tuple(msgs), NOW) for case_id, msgs in asking.items()]
+        size = backend.batch_size or len(requests)
+        for start in range(0, len(requests), size):
+            for request, reply in zip(requests[start:start + size], ask(backend, requests[start:start + size])):
+                spends[request.key].add(reply)
+                advance(request.key, reply)
+    return [{"result": done[c.id][0], "calls": spends[c.id].calls, "tokens": spends[c.id].tokens,
+             "latency_s": spends[c.id].seconds, "stage": done[c.id][1] if strategy == "hybrid" else None}
+            for c in cases]
 
 
 def _rate(passed: int, of: int) -> dict[str, Any]:

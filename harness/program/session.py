@@ -66,14 +66,14 @@ class ProgramRun:
                 "case_files": [{"path": p, "sha256": h} for p, h in self.case_files.items()]}
 
     def result_for(self, case: ProgramCase) -> ProgramResult:
-        """The scored result for `case`: one-request strategies ask for the next chunk of pending cases together (the
-        backend's batch size); chain and hybrid go case by case."""
+        """The scored result for `case`: the next chunk of pending cases (the backend's batch size) runs together,
+        each step of a chain or hybrid batched across the chunk (run_strategy)."""
         if case.id not in self.records and self.stopped:
             raise BackendError(self.stopped)
         if case.id not in self.records:
             pending = [c for c in self.planned if c.id not in self.records]
             start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
-            size = (self.backend.batch_size or len(pending)) if self.backend and self.strategy in ("direct", "few-shot") else 1
+            size = (self.backend.batch_size if self.backend else None) or len(pending)
             chunk = pending[start:start + size] or [case]
             try:
                 with self.output_visible():

@@ -89,7 +89,26 @@ def split_to_cases(examples: Iterable[Mapping[str, Any]], catalogue: Catalogue, 
 
 
 def spread(examples: Sequence[Mapping[str, Any]], n: int) -> list[Mapping[str, Any]]:
-    """Up to n examples taken evenly across the split (its order groups kinds together), so a subset keeps its mix."""
+    """Up to n examples, in the split's order: each kind keeps its share of the split (largest remainders), and
+    within a kind the phrasing groups take turns, so a subset holds as many different phrasings as it can (a
+    subset taken by position repeats the few groups that hold most examples)."""
     if n >= len(examples):
         return list(examples)
-    return [examples[i * len(examples) // n] for i in range(n)]
+    kinds: dict[Any, dict[Any, list[int]]] = {}
+    for i, ex in enumerate(examples):
+        kinds.setdefault(ex.get("kind"), {}).setdefault(ex.get("group", i), []).append(i)
+    sizes = {k: sum(map(len, groups.values())) for k, groups in kinds.items()}
+    exact = {k: n * size / len(examples) for k, size in sizes.items()}
+    quota = {k: int(v) for k, v in exact.items()}
+    for k in sorted(exact, key=lambda k: quota[k] - exact[k])[:n - sum(quota.values())]:
+        quota[k] += 1
+    chosen: list[int] = []
+    for k, groups in kinds.items():
+        queues = list(groups.values())
+        taken = 0
+        for turn in range(max(map(len, queues))):
+            for q in queues:
+                if taken < quota[k] and turn < len(q):
+                    chosen.append(q[turn])
+                    taken += 1
+    return [examples[i] for i in sorted(chosen)]
