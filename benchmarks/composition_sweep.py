@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.data.build import BuildConfig, build  # noqa: E402
 from training.data.generate import Composition  # noqa: E402
 from training.demo import DemoConfig, golden, subset  # noqa: E402
-from training.train import Job  # noqa: E402
 from training.train import main as train
 
 KEYS = ("no_tool_accuracy", "tool_selection_accuracy", "case_pass_rate", "valid_json_rate")
@@ -40,12 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default="benchmarks/out/composition")
     parser.add_argument("--val-cases", type=int, default=40, help="validation cases, spread across the kinds")
     parser.add_argument("--train-examples", type=int, default=DemoConfig.train_examples)
+    parser.add_argument("--batch-size", type=int, default=DemoConfig.batch_size)
+    parser.add_argument("--prefix-gradient", action=argparse.BooleanOptionalAction, default=DemoConfig.prefix_gradient,
+                        help="training.train.Job.prefix_gradient")
+    parser.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=DemoConfig.group_by_length,
+                        help="training.train.Job.group_by_length")
     args = parser.parse_args(argv)
     from harness.models import DEFAULT_MODEL, convert
     from training.data.__main__ import main as data_cli
 
     work = Path(args.workdir).resolve()
-    cfg = DemoConfig(workdir=str(work))
+    cfg = DemoConfig(workdir=str(work), batch_size=args.batch_size, device="cpu",
+                     prefix_gradient=args.prefix_gradient, group_by_length=args.group_by_length)
     base = convert(DEFAULT_MODEL)
     reference = work / "reference"
     build(BuildConfig(out=str(reference / "data"), composition=DemoConfig.composition))
@@ -60,12 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         build(BuildConfig(out=str(folder / "data"), composition=comp))
         data = subset(folder / "data", folder / "data-sub", args.train_examples, cfg.val_examples)
         t0 = time.perf_counter()
-        train(Job(data=str(data), out=str(folder / "adapter"), base_model=str(base), engine="trl", epochs=cfg.epochs,
-                  learning_rate=cfg.learning_rate, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                  lr_scheduler="cosine", warmup_ratio=0.1, logging_steps=2, eval_steps=10**6, seed=2, device="cpu",
-                  loss_average=average))
+        train(replace(cfg, loss_average=average).training_job(data, folder / "adapter", base))
         seconds = time.perf_counter() - t0
-        summary = golden(f"val-{name}", ["--model=local-adapter", f"--adapter={folder / 'adapter'}"],
+        summary = golden(f"val-{name}", ["--model=local-adapter", f"--th-adapter={folder / 'adapter'}"],
                          folder / "reports", replace(cfg, workdir=str(folder)), cases=cases)
         rows.append({"config": text, "train_s": round(seconds), **{k: summary.get(k) for k in KEYS},
                      "n_cases": summary["n_cases"]})
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         cells = "".join("—".rjust(16) if r[k] is None else f"{r[k]:>16.3f}" for k in KEYS)
         print(f"{r['config']:<26}{r['train_s']:>8}{cells}")
-    print(f"(validation split, {rows[0]['n_cases'] if rows else 0} cases; {args.train_examples} training examples each)")
+    print(f"(validation split, {rows[0]['n_cases'] if rows else 0} cases; {args.train_examples} training examples "
+          f"each, batch {args.batch_size}{'' if args.prefix_gradient else ', no gradient through the shared prefix'})")
     return 0
 
 

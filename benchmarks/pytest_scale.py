@@ -39,8 +39,8 @@ def write_suite(folder: Path, n: int) -> tuple[Path, Path]:
 
 
 def time_pytest(cases: Path, replies: Path, reports: Path, extra: list[str]) -> float:
-    cmd = [sys.executable, "-m", "pytest", "--model=replay", "--cases", str(cases), "--replies", str(replies),
-           "--reports-dir", str(reports), "-p", "no:cacheprovider", "-q", *extra]
+    cmd = [sys.executable, "-m", "pytest", "--model=replay", "--th-cases", str(cases), "--th-replies", str(replies),
+           "--th-reports-dir", str(reports), "-p", "no:cacheprovider", "-q", *extra]
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     elapsed = time.perf_counter() - started

@@ -13,7 +13,8 @@ from deploy.cloudflare import CloudflareAPI, is_lora_capable
 from harness import escape
 from harness.backends.base import BackendError, BackendOptions, Reply, ask
 from harness.backends.http import RetryPolicy
-from harness.backends.remote import CLOUDFLARE_API, CloudflareBackend
+from harness.backends.registry import create_backend
+from harness.backends.remote import CLOUDFLARE_API
 from harness.cases import CATEGORIES, Case, load_case_file
 from harness.match import CaseResult
 from harness.metrics import rates_block
@@ -171,8 +172,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                               "raw": args.raw, "max_new_tokens": args.max_new_tokens, "max_attempts": args.max_attempts})
     echo(f"verifying {args.lora!r} on {args.cf_model} with {len(cases)} probe cases")
     try:
-        base = ask(CloudflareBackend.from_options("cloudflare-base", options), requests)
-        lora = ask(CloudflareBackend.from_options("cloudflare-lora", options), requests)
+        base = ask(create_backend("cloudflare-base", options), requests)
+        lora = ask(create_backend("cloudflare-lora", options), requests)
     except BackendError as exc:
         echo(f"  FAIL  Cloudflare: {exc}")
         return 1

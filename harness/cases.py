@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harness import jsonl
+from harness.backends.options import flag
 from harness.escape import has_control
 from harness.isotime import parse_now
 from harness.matchers import Matcher, MatcherError, compile_matcher
@@ -103,11 +104,11 @@ def load_case_file(path: str | Path, catalogue: Catalogue, *, system_messages: b
         raise CaseFileError([Problem(str(path), 0, "", f"not UTF-8: {exc}")]) from exc
     if _every_line(text, lambda row: "response" in row and "messages" not in row):
         raise CaseFileError([Problem(str(path), 0, "", "this is a replay file (lines with 'response' and no "
-                                     "'messages'), not a case file: pass it with --replies, not --cases")])
+                                     f"'messages'), not a case file: pass it with {flag('replies')}, not {flag('cases')}")])
     if _every_line(text, lambda row: row.get("task") == "program"):
         raise CaseFileError([Problem(str(path), 0, "", "these are workout-program cases (\"task\": \"program\"), not "
                                      "tool-call cases: put the file in a folder whose suite.toml says [task] kind = "
-                                     "\"program\" and pass the folder (e.g. --cases suites/program)")])
+                                     f"\"program\" and pass the folder (e.g. {flag('cases')} suites/program)")])
     for lineno, line in enumerate(jsonl.split_lines(text), start=1):
         if not line.strip():
             continue

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from harness import escape, jsonl
-from harness.metrics import RATE_KEYS
+from harness.report import metric_keys
 
 ALPHA = 0.05
 
@@ -50,9 +50,9 @@ def load_run(folder: str | Path) -> Run:
         records = {rec["id"]: rec for rec in jsonl.read_records(folder / "cases.jsonl", jsonl.RECORD_DEPTH)}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CompareError(f"{folder}: not a finished run report ({exc})") from None
-    if summary.get("task") == "program":
-        raise CompareError(f"{folder}: a program-task run; compare, report and history read tool-call runs (compare "
-                           "program strategies with python -m harness program --strategy all)")
+    if summary.get("task") == "program" and "rates" in summary:
+        raise CompareError(f"{folder}: a program-task run written before its metrics were top-level keys (format "
+                           f"{summary.get('format_version')}); run it again to compare it")
     return Run(str(folder), summary, records)
 
 
@@ -67,7 +67,10 @@ def mcnemar(b: int, c: int) -> float:
 
 
 def _decision(rec: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """What a reply decided: its outcome and the tools it called (an unanswered case decides "error")."""
+    """What a reply decided: its outcome and the tools it called (an unanswered case decides "error"); a program
+    reply, the first rule it failed ("passed" when none)."""
+    if "rules" in rec:
+        return ("error" if rec.get("response") is None else rec.get("reason") or "passed", ())
     if rec.get("outcome") is None:
         return ("error", ())
     return (rec["outcome"], tuple(sorted(c["tool"] for c in rec.get("calls") or [])))
@@ -88,6 +91,8 @@ def _pairs_test(pairs: Sequence[tuple[dict, dict]]) -> dict[str, Any]:
 
 def compare_runs(a: Run, b: Run, *, allow_different_cases: bool = False, alpha: float = ALPHA) -> dict[str, Any]:
     """The comparison of run A (the reference) with run B. Pure apart from nothing: both runs are loaded."""
+    if a.summary.get("task", "tool_call") != b.summary.get("task", "tool_call"):
+        raise CompareError(f"{a.folder} and {b.folder} are runs of different tasks: their cases cannot be paired")
     files_a, files_b = _case_files(a), _case_files(b)
     warnings = []
     if files_a != files_b:
@@ -127,7 +132,8 @@ def compare_runs(a: Run, b: Run, *, allow_different_cases: bool = False, alpha: 
         "b": {"folder": b.folder, "model": b.summary.get("model"), "run_id": b.summary.get("run_id")},
         "warnings": warnings,
         "n_paired": len(pairs), "only_a": only_a, "only_b": only_b,
-        "metrics": {k: metric(k) for k in (*RATE_KEYS, "latency_p50_s", "latency_p95_s") if k in a.summary or k in b.summary},
+        "metrics": {k: metric(k) for k in (*dict.fromkeys(metric_keys(a.summary) + metric_keys(b.summary)),
+                                             "latency_p50_s", "latency_p95_s") if k in a.summary or k in b.summary},
         "mcnemar": {k: overall[k] for k in ("b", "c", "p_value")},
         "by_category": by_category,
         "fixed": fixed, "broken": broken,

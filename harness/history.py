@@ -16,9 +16,11 @@ from typing import Any, Sequence
 
 from harness import escape
 from harness.metrics import RATE_KEYS
+from harness.report import metric_keys
 
 DEFAULT_METRICS = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "disambiguation_accuracy",
                    "no_tool_accuracy")
+PROGRAM_METRICS = ("case_pass_rate", "json_valid", "schema_valid", "day_count", "exercises_available", "body_regions")
 
 
 def collect(reports: Path) -> list[dict[str, Any]]:
@@ -31,18 +33,20 @@ def collect(reports: Path) -> list[dict[str, Any]]:
             s = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if s.get("task") == "program":  # another task's metrics: python -m harness program compares those runs
-            continue
+        if s.get("task") == "program" and "rates" in s:
+            continue  # written before the program task's metrics were top-level keys
         fp = s.get("model_fingerprint") or {}
         adapter = (fp.get("adapter") or {}).get("sha256")
-        who = s.get("model", "?") + (f" + adapter {adapter[:8]}" if adapter else "")
+        who = s.get("model", "?") + (f" + adapter {adapter[:8]}" if adapter else "") + (
+            f", {s['strategy']}" if s.get("strategy") else "")
         base = fp.get("base_model") or fp.get("cf_model") or fp.get("served_model")
         selection = s.get("selection") or {}
         rows.append({"run_id": s.get("run_id", path.parent.name), "who": who + (f" ({Path(base).name})" if base else ""),
                      "time": path.stat().st_mtime, "n_cases": s.get("n_cases"),
                      "subset": not selection.get("whole_files", True), "complete": s.get("complete", True),
                      "gate": (s.get("gate") or {}).get("passed"),
-                     **{k: s.get(k) for k in (*RATE_KEYS, "latency_p95_s")}})
+                     "task": s.get("task", "tool_call"),
+                     **{k: s.get(k) for k in (*metric_keys(s), "latency_p95_s")}})
     return sorted(rows, key=lambda r: (r["time"], r["run_id"]))
 
 
@@ -78,14 +82,17 @@ def plot(rows: Sequence[dict[str, Any]], metrics: Sequence[str], out: Path) -> N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness history", description=__doc__.splitlines()[0])
     parser.add_argument("reports", type=Path, nargs="?", default=Path("reports"))
-    parser.add_argument("--metric", action="append", choices=(*RATE_KEYS, "latency_p95_s"),
-                        help=f"metrics to show (default: {', '.join(DEFAULT_METRICS)})")
+    parser.add_argument("--metric", action="append", choices=tuple(dict.fromkeys((*RATE_KEYS, *PROGRAM_METRICS,
+                                                                                   "latency_p95_s"))),
+                        help=f"metrics to show (default: {', '.join(DEFAULT_METRICS)}; for program runs only: "
+                             f"{', '.join(PROGRAM_METRICS)})")
     args = parser.parse_args(argv)
-    metrics = tuple(args.metric or DEFAULT_METRICS)
     rows = collect(args.reports)
     if not rows:
         print(f"history: no finished runs under {args.reports}", file=sys.stderr)
         return 2
+    only_programs = all(r["task"] == "program" for r in rows)
+    metrics = tuple(args.metric or (PROGRAM_METRICS if only_programs else DEFAULT_METRICS))
     lines = table(rows, metrics)
     print(escape.terminal("\n".join(lines)))
     plot(rows, metrics, args.reports / "history.png")

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from harness import escape
 from harness.compare import Run, compare_runs, describe_regression, load_run
-from harness.metrics import RATE_KEYS
+from harness.report import metric_keys
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#1d232a;padding:0 16px}
@@ -57,10 +57,15 @@ def pyplot() -> Any:
     return plt
 
 
+def _rate_keys(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The rates the runs report, whichever task wrote them, in the order they report them."""
+    return list(dict.fromkeys(k for s in summaries for k in metric_keys(s)))
+
+
 def plot_metrics(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> bytes:
     """Each rate as a point with its Wilson interval, one colour per run, thresholds as ticks."""
     plt = pyplot()
-    keys = [k for k in RATE_KEYS if any(s.get(k) is not None for s in summaries)]
+    keys = [k for k in _rate_keys(summaries) if any(s.get(k) is not None for s in summaries)]
     fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(keys) + 1))
     for n, (s, label) in enumerate(zip(summaries, labels)):
         offset = (n - (len(summaries) - 1) / 2) * 0.22
@@ -196,7 +201,7 @@ def _metrics_table(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]
     failed = {f["metric"] for f in gate.get("failures", [])}
     head = "".join(f"<th>{html.escape(label)}</th><th>95% CI</th>" for label in labels)
     rows = []
-    for k in (*RATE_KEYS, "latency_p50_s", "latency_p95_s"):
+    for k in (*_rate_keys(summaries), "latency_p50_s", "latency_p95_s"):
         if not any(k in s for s in summaries):
             continue
         cells = ""
@@ -216,6 +221,11 @@ def _reply(rec: Mapping[str, Any]) -> str:
     return rec["response"] if rec.get("response") is not None else f"(no reply: {rec.get('error')})"
 
 
+def _details(rec: Mapping[str, Any]) -> list[str]:
+    """A failed case's findings: a tool-call record's details, or a program record's failing rules."""
+    return list(rec.get("details") or []) or [f"{rule}: {x}" for rule, xs in (rec.get("failures") or {}).items() for x in xs]
+
+
 def _failing_cases(run: Run) -> str:
     failing = [r for r in run.records.values() if not r.get("passed")]
     if not failing:
@@ -223,7 +233,7 @@ def _failing_cases(run: Run) -> str:
     rows = "".join(
         f"<tr><td>{_esc(r['id'])}<br><span class=muted>{_esc(r.get('category', ''))}</span></td>"
         f"<td><pre>{_esc(r.get('expected'))}</pre></td><td><pre>{_esc(_reply(r))}</pre></td>"
-        f"<td class=fail>{_esc(str(r.get('reason')))}</td><td><pre>{_esc(chr(10).join(r.get('details') or []))}</pre></td></tr>"
+        f"<td class=fail>{_esc(str(r.get('reason')))}</td><td><pre>{_esc(chr(10).join(_details(r)))}</pre></td></tr>"
         for r in failing)
     return (f"<p>{len(failing)} of {len(run.records)} cases failed.</p><table><tr><th>case</th><th>expected</th>"
             f"<th>reply</th><th>reason</th><th>details</th></tr>{rows}</table>")
@@ -276,8 +286,9 @@ def render_html(runs: Sequence[Run], notes: Sequence[str] = (), cmp: Mapping[str
         out.append("<table>" + "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in _fingerprint_rows(r.summary))
                    + "</table>")
     out.append("</div><h2>Metrics</h2>" + _metrics_table(summaries, labels))
-    plots = [_img(plot_metrics(summaries, labels), "metrics with 95 % intervals against the thresholds"),
-             _img(plot_categories(summaries, labels), "case pass rate per category")]
+    plots = [_img(plot_metrics(summaries, labels), "metrics with 95 % intervals against the thresholds")]
+    if any(s.get("by_category") for s in summaries):
+        plots.append(_img(plot_categories(summaries, labels), "case pass rate per category"))
     plots += [_img(plot_confusion(r.summary["confusion"], label), f"confusion: {label}") for r, label in zip(runs, labels)
               if r.summary.get("confusion")]
     latencies = [rec["latency_s"] for rec in last.records.values() if rec.get("latency_s")]
@@ -304,7 +315,7 @@ def render_markdown(runs: Sequence[Run], cmp: Mapping[str, Any] | None = None) -
              f"({md(last.get('n_passed'))}/{md(last.get('n_cases'))} cases passed)", ""]
     head = " | ".join(md(r.label) for r in runs)
     lines += [f"| metric | {head} | threshold |", "|---" * (len(runs) + 2) + "|"]
-    for k in (*RATE_KEYS, "latency_p95_s"):
+    for k in (*_rate_keys([r.summary for r in runs]), "latency_p95_s"):
         if k not in last:
             continue
         cells = " | ".join("—" if r.summary.get(k) is None else f"{r.summary[k]:.3f}" for r in runs)

@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from harness.backends.options import flag
 from harness.cases import Case, ExpectedCall
 from harness.parse import Call, Outcome, ParsedReply, parse_reply
 from harness.parse_native import parse_native
@@ -137,7 +138,7 @@ def score(
 
     reason, details = _reason(case, response, error, parsed, expected_tools, got_tools, schema_problems, profile)
     if truncated and reason is not None:
-        details = ["truncated: the reply was cut off at the token limit (raise --max-new-tokens)", *details]
+        details = [f"truncated: the reply was cut off at the token limit (raise {flag('max_new_tokens')})", *details]
     return CaseResult(
         case=case, response=response, outcome=outcome, parsed=parsed, tools_right=tools_right,
         valid_json=valid_json, schema_valid=schema_valid, passed=reason is None, reason=reason,

@@ -56,7 +56,7 @@ def _read_shard(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise MergeError(f"{folder}: not a finished run report ({exc})") from None
     if "shard" not in info:
-        raise MergeError(f"{folder}: not a shard (the run had no --shard I/N)")
+        raise MergeError(f"{folder}: not a shard (the run had no --th-shard I/N)")
     return {"folder": folder, "info": info, "summary": summary, "records": load_prior_records(folder)}
 
 

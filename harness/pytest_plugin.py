@@ -6,6 +6,7 @@ gate's verdict, not "did every case pass" (use `--strict` for that).
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import Any, Iterator, Sequence
 import pytest
 
 from harness import __version__, escape
-from harness.backends import REGISTRY, BackendError, BackendOptions
-from harness.backends.base import GENERATION_MODES
+from harness.backends import BackendError, BackendOptions, specs
+from harness.backends.options import Option, flag, flag_prefix
+from harness.backends.registry import all_options
 from harness.cases import Case, CaseFileError, Problem, load_case_file
 from harness.gate import GATE_ON, Threshold
 from harness.match import CaseResult
@@ -28,47 +30,27 @@ from harness.suite import REPLY_FORMATS, Suite, resolve_suite
 from harness.summary import format_profiles, format_table
 from harness.task import TASKS
 
-# Options each backend may read, as (flag, argparse kwargs); the plugin hands all of them to the
-# chosen backend's factory, which reads only its own.
-BACKEND_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("--replies", dict(metavar="FILE", help="replay: recorded replies, one {id, response, latency_s?} JSON line per case")),
-    ("--base-model", dict(metavar="ID_OR_DIR", help="local: base model folder or cached hub id (local-base: default "
-                                                    "the shipped SmolLM2-135M-Instruct, converted on first use; "
-                                                    "local-adapter: default from adapter_config.json)")),
-    ("--adapter", dict(metavar="DIR", help="local-adapter: the LoRA adapter folder")),
-    ("--device", dict(help="local: cuda, cuda:1, cpu (default: cuda when available)")),
-    ("--dtype", dict(help="local: float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")),
-    ("--load-in-4bit", dict(action="store_true", help="local: load the base model in 4-bit NF4 (CUDA + bitsandbytes)")),
-    ("--allow-base-mismatch", dict(action="store_true", help="local-adapter: accept a --base-model whose name differs "
-                                                               "from the adapter's base (shapes are still checked)")),
-    ("--batch-size", dict(type=int, help="local: prompts per generate call (default: 8)")),
-    ("--max-new-tokens", dict(type=int, help="reply length limit in tokens (default: 384)")),
-    ("--generation-mode", dict(choices=GENERATION_MODES,
-                               help="local: KV cache and compilation: dynamic, static, or compiled (static cache + "
-                                    "torch.compile); default auto = compiled on CUDA, dynamic on CPU")),
-    ("--merge-adapter", dict(action="store_true", help="local-adapter: merge the LoRA into the base weights before "
-                                                       "generating (the same greedy replies, no LoRA cost per token)")),
-    ("--cf-model", dict(metavar="MODEL", help="cloudflare: the Workers AI model, e.g. @cf/meta/llama-3.2-3b-instruct")),
-    ("--lora", dict(metavar="NAME_OR_ID", help="cloudflare-lora: the finetune's name or id")),
-    ("--cf-api-base", dict(metavar="URL", help="cloudflare: API base (default: https://api.cloudflare.com/client/v4)")),
-    ("--base-url", dict(metavar="URL", help="openai: the server's /v1 URL, e.g. http://127.0.0.1:8000/v1")),
-    ("--served-model", dict(metavar="NAME", help="openai: the model (or LoRA) name the server serves")),
-    ("--api-key-env", dict(metavar="VAR", help="openai: environment variable holding the API key (default: OPENAI_API_KEY)")),
-    ("--raw", dict(action="store_true", help="remote: render the Llama 3 chat template here and send a raw prompt")),
-    ("--raw-template", dict(metavar="DIR", help="remote --raw: render the chat template of this tokenizer folder (the "
-                                                "served model's own, e.g. ChatML) instead of Llama 3's")),
-    ("--raw-keep-bos", dict(action="store_true", help="remote --raw: keep <|begin_of_text|> in the prompt (for a "
-                                                      "server whose tokenizer adds none; most add one)")),
-    ("--concurrency", dict(type=int, help="remote: requests in flight (default: 4)")),
-    ("--requests-per-minute", dict(type=int, help="remote: client-side rate limit (cloudflare default: 240)")),
-    ("--seed", dict(type=int, help="remote: sampling seed sent with each request (default: 0)")),
-    ("--request-timeout", dict(type=float, help="remote: seconds per request attempt (default: 60)")),
-    ("--max-attempts", dict(type=int, help="remote: attempts per request, retries included (default: 5)")),
-)
+# Every flag but --model carries this prefix, so it cannot collide with another plugin's (pytest-profiling owns
+# --profile; --seed, --device, --repeat and --shard are names other plugins use or may use).
+PREFIX = "--th-"
+# The old unprefixed spellings, kept for one release as deprecated aliases (old -> new); --profile is not among
+# them: it is the clash, so it went at once (--th-profile).
+DEPRECATED: dict[str, str] = {}
+GONE = {"--profile": "--th-profile"}
+DEST = "th_"
 
 
-def _dest(flag: str) -> str:
-    return flag.lstrip("-").replace("-", "_")
+def _add(group: Any, name: str, **kwargs: Any) -> None:
+    """Add `--th-<name>` (dest `th_<name>`) and, unless it is gone, the deprecated `--<name>` beside it."""
+    old, new = "--" + name.replace("_", "-"), PREFIX + name.replace("_", "-")
+    if old not in GONE:
+        DEPRECATED[old] = new
+    group.addoption(new, *(() if old in GONE else (old,)), dest=DEST + name, **kwargs)
+
+
+def _opt(config: pytest.Config, name: str) -> Any:
+    """The value of the harness option `name` (its dest is namespaced too: pytest-profiling's is `profile`)."""
+    return config.getoption(DEST + name)
 
 
 class CaseFailed(Exception):
@@ -103,62 +85,62 @@ DEFAULT_FAILURE_DETAILS = 10
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("toolcall", "tool-calling golden suite (runs only with --model)")
+    group = parser.getgroup("toolcall", f"tool-calling golden suite (runs only with --model; every other flag is {PREFIX}...)")
     group.addoption("--model", default=None, metavar="BACKEND",
-                    help=f"evaluate this backend on the case files: {', '.join(sorted(REGISTRY))}. "
+                    help=f"evaluate this backend on the case files: {', '.join(sorted(specs()))}. "
                          "Without it, case files are not run (plain pytest runs the unit tests).")
-    group.addoption("--cases", action="append", default=[], metavar="PATH",
-                    help="case file or folder of *.jsonl (repeatable; default: golden/, or positional paths)")
-    group.addoption("--reply-format", default=None, choices=REPLY_FORMATS,
-                    help="how replies carry calls: fenced json blocks (the default), or the model's native JSON "
-                         "({\"name\", \"parameters\"}); default: the suite's (suite.toml [reply] format)")
-    group.addoption("--strategy", default=None, choices=STRATEGIES,
-                    help="program suites (suite.toml [task] kind = \"program\"): how each program is asked for: "
-                         "direct (default), few-shot, chain, hybrid, or template (no model: then --model may be left "
-                         "out). python -m harness program --strategy all compares them")
-    group.addoption("--profile", action="append", default=[], metavar="NAME",
-                    help="also score the replies under this named profile and show its figures beside the "
-                         "default ones: bfcl (BFCL's checker rules; see docs/contract.md). Repeatable; a suite's "
-                         "suite.toml [scoring] profiles adds its own")
-    group.addoption("--tools", default=None, metavar="FILE",
-                    help="the tool catalogue (an OpenAI function-tools list) when the case files' folder has "
-                         "no tools.json (default: the assistant suite's)")
-    for flag, kwargs in BACKEND_FLAGS:
-        group.addoption(flag, default=False if kwargs.get("action") == "store_true" else None, **kwargs)
-    group.addoption("--reports-dir", default="reports", metavar="DIR",
-                    help="where reports/<run-id>/ and reports/latest/ go (default: reports)")
-    group.addoption("--run-id", default=None, help="name of the run folder (default: UTC time + model)")
-    group.addoption("--resume", default=None, metavar="RUN_ID",
-                    help="continue that run: keep its replies, ask the backend only for cases with none")
-    group.addoption("--threshold", action="append", default=[], metavar="METRIC=VALUE",
-                    help="override a gate threshold: metric=0.95 (default direction), metric>=0.8, "
-                         "latency_p95_s<3, metric=off (repeatable)")
-    group.addoption("--thresholds-file", default=None, metavar="TOML",
-                    help="thresholds from a TOML file ([thresholds] metric = 0.95 or \">= 0.8\" or \"off\")")
-    group.addoption("--failure-details", default=str(DEFAULT_FAILURE_DETAILS), metavar="N|all",
-                    help=f"show the full diff (expected, got, reply) of the first N failed cases (default: "
-                         f"{DEFAULT_FAILURE_DETAILS}); every failed case's id and reason is listed either way. "
-                         "'all', or an explicit --tb, gives pytest's own failure report for every case")
-    group.addoption("--max-unanswered", type=int, default=0, metavar="N",
-                    help="cases the backend may leave without a reply (after its retries) before the run counts "
-                         "as incomplete and fails the gate (default: 0)")
-    group.addoption("--compare-to", default=None, metavar="REPORT_DIR",
-                    help="after the run, compare it with that run (python -m harness compare REPORT_DIR <this run>)")
-    group.addoption("--repeat", type=int, default=1, metavar="N",
-                    help="ask every case N times: the first reply is the verdict; the summary adds pass^N (every "
-                         "repeat passed) and the cases whose replies differ (at temperature 0: a backend finding)")
-    group.addoption("--shard", default=None, metavar="I/N",
-                    help="run only shard I of N of the selected cases (a deterministic split, for several machines); "
-                         "join the shards' reports with: python -m harness merge REPORT_DIR... --out DIR")
-    group.addoption("--gate-on", default="point", choices=GATE_ON,
-                    help="judge '>' thresholds on the point estimate (default) or the 95%% Wilson lower bound")
+    _add(group, "cases", action="append", default=[], metavar="PATH",
+         help="case file or folder of *.jsonl (repeatable; default: golden/, or positional paths)")
+    _add(group, "reply_format", default=None, choices=REPLY_FORMATS,
+         help="how replies carry calls: fenced json blocks (the default), or the model's native JSON "
+              "({\"name\", \"parameters\"}); default: the suite's (suite.toml [reply] format)")
+    _add(group, "strategy", default=None, choices=STRATEGIES,
+         help="program suites (suite.toml [task] kind = \"program\"): how each program is asked for: direct (default), "
+              "few-shot, chain, hybrid, or template (no model: then --model may be left out). python -m harness "
+              "program --strategy all compares them")
+    _add(group, "profile", action="append", default=[], metavar="NAME",
+         help="also score the replies under this named profile and show its figures beside the default ones: bfcl "
+              "(BFCL's checker rules; see docs/contract.md). Repeatable; a suite's suite.toml [scoring] profiles adds "
+              "its own")
+    _add(group, "tools", default=None, metavar="FILE",
+         help="the tool catalogue (an OpenAI function-tools list) when the case files' folder has no tools.json "
+              "(default: the assistant suite's)")
+    for option in all_options():  # each backend's own table (harness.backends.options); the chosen one reads its own
+        _add(group, option.name, **option.argparse_kwargs())
+    _add(group, "reports_dir", default="reports", metavar="DIR",
+         help="where reports/<run-id>/ and reports/latest/ go (default: reports)")
+    _add(group, "run_id", default=None, help="name of the run folder (default: UTC time + model)")
+    _add(group, "resume", default=None, metavar="RUN_ID",
+         help="continue that run: keep its replies, ask the backend only for cases with none")
+    _add(group, "threshold", action="append", default=[], metavar="METRIC=VALUE",
+         help="override a gate threshold: metric=0.95 (default direction), metric>=0.8, latency_p95_s<3, metric=off "
+              "(repeatable)")
+    _add(group, "thresholds_file", default=None, metavar="TOML",
+         help="thresholds from a TOML file ([thresholds] metric = 0.95 or \">= 0.8\" or \"off\")")
+    _add(group, "failure_details", default=str(DEFAULT_FAILURE_DETAILS), metavar="N|all",
+         help=f"show the full diff (expected, got, reply) of the first N failed cases (default: "
+              f"{DEFAULT_FAILURE_DETAILS}); every failed case's id and reason is listed either way. 'all', or an "
+              "explicit --tb, gives pytest's own failure report for every case")
+    _add(group, "max_unanswered", type=int, default=0, metavar="N",
+         help="cases the backend may leave without a reply (after its retries) before the run counts as incomplete "
+              "and fails the gate (default: 0)")
+    _add(group, "compare_to", default=None, metavar="REPORT_DIR",
+         help="after the run, compare it with that run (python -m harness compare REPORT_DIR <this run>)")
+    _add(group, "repeat", type=int, default=1, metavar="N",
+         help="ask every case N times: the first reply is the verdict; the summary adds pass^N (every repeat "
+              "passed) and the cases whose replies differ (at temperature 0: a backend finding)")
+    _add(group, "shard", default=None, metavar="I/N",
+         help="run only shard I of N of the selected cases (a deterministic split, for several machines); join the "
+              "shards' reports with: python -m harness merge REPORT_DIR... --out DIR")
+    _add(group, "gate_on", default="point", choices=GATE_ON,
+         help="judge '>' thresholds on the point estimate (default) or the 95%% Wilson lower bound")
     # `--strict` is pytest's own flag (strict mode); the harness reads it too: with it, any failed
     # case fails the run even when the gate passes.
 
 
 def _case_paths(config: pytest.Config) -> list[tuple[Path, str]]:
     """(case file or folder, the argument to collect: the path, or a node id `path::case-id`)."""
-    given = list(config.getoption("cases") or [])
+    given = list(_opt(config, "cases") or [])
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         given += list(config.args)  # positional paths and node ids add to --cases
     if not given:
@@ -167,7 +149,7 @@ def _case_paths(config: pytest.Config) -> list[tuple[Path, str]]:
         candidates = [Path(config.invocation_params.dir) / "golden", config.rootpath / "golden"]
         default = next((c for c in candidates if c.is_dir()), None)
         if default is None:
-            raise pytest.UsageError("no golden/ folder here: run from the project root or pass --cases FILE_OR_DIR")
+            raise pytest.UsageError(f"no golden/ folder here: run from the project root or pass {flag('cases')} FILE_OR_DIR")
         given = [str(default)]
     paths = []
     for raw in given:
@@ -183,7 +165,7 @@ def _case_paths(config: pytest.Config) -> list[tuple[Path, str]]:
 
 def _thresholds(config: pytest.Config, task: str) -> dict[str, Threshold]:
     try:
-        return TASKS[task].thresholds(config.getoption("threshold"), config.getoption("thresholds_file"))
+        return TASKS[task].thresholds(_opt(config, "threshold"), _opt(config, "thresholds_file"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -193,7 +175,7 @@ def _failure_details(config: pytest.Config) -> int | None:
     failure's teardown sections among all reports (quadratic: minutes at 10,000 cases), so unless the user
     asks for it (`--failure-details all`, or any explicit `--tb`), it is off and the harness shows the first
     N diffs itself; the short summary still lists every failed case with its reason."""
-    raw = str(config.getoption("failure_details")).strip().lower()
+    raw = str(_opt(config, "failure_details")).strip().lower()
     if raw == "all" or config.option.tbstyle != "auto":
         return None
     try:
@@ -201,41 +183,56 @@ def _failure_details(config: pytest.Config) -> int | None:
         if n < 0:
             raise ValueError
     except ValueError:
-        raise pytest.UsageError(f"--failure-details {raw!r}: a number >= 0, or all") from None
+        raise pytest.UsageError(f"{flag('failure_details')} {raw!r}: a number >= 0, or all") from None
     config.option.tbstyle = "no"
     return n
 
 
-# Numeric options and their smallest sensible value: anything lower is a usage error before anything runs,
-# not a crash in every case.
-MINIMUMS = {"concurrency": 1, "requests_per_minute": 1, "max_attempts": 1, "batch_size": 1, "max_new_tokens": 1,
-            "request_timeout": 0.001, "max_unanswered": 0}
-
-
 def _check_numbers(config: pytest.Config) -> None:
-    for dest, least in MINIMUMS.items():
-        value = config.getoption(dest)
-        if value is not None and value < least:
-            flag = "--" + dest.replace("_", "-")
-            raise pytest.UsageError(f"{flag} {value:g}: must be {'> 0' if least < 1 else f'>= {least}'}")
+    """A number below its option's minimum is a usage error before anything runs, not a crash in every case."""
+    least = [*all_options(), Option("max_unanswered", "", int, minimum=0)]
+    for option in least:
+        problem = option.problem(_opt(config, option.name))
+        if problem:
+            raise pytest.UsageError(problem)
+
+
+def _warn_deprecated(config: pytest.Config) -> None:
+    """An old unprefixed flag still works for this release, with a warning that names its new spelling."""
+    used = sorted({arg.split("=", 1)[0] for arg in config.invocation_params.args if isinstance(arg, str)}
+                  & set(DEPRECATED))
+    for old in used:
+        config.issue_config_time_warning(pytest.PytestDeprecationWarning(
+            f"{old} is deprecated and goes in the next release: use {DEPRECATED[old]}"), stacklevel=2)
+
+
+PREFIXED = pytest.StashKey[contextlib.ExitStack]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     model = config.getoption("model")
-    if not model and not config.getoption("strategy"):
+    if not model and not _opt(config, "strategy"):
         return
-    if model and model not in REGISTRY:
-        raise pytest.UsageError(f"unknown --model {model!r}; known: {', '.join(sorted(REGISTRY))}")
+    # Messages from here on (the harness's, the backends') name options as this front end spells them.
+    config.stash[PREFIXED] = stack = contextlib.ExitStack()
+    stack.enter_context(flag_prefix(PREFIX))
+    _warn_deprecated(config)
+    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
+        raise pytest.UsageError(  # pytest-xdist's -n: each worker would start its own backend and run folder
+            f"the harness asks its backend for batches of cases in one process, so it cannot run under pytest-xdist "
+            f"(-n/--dist): split a run with {flag('shard')} I/N instead (python -m harness merge joins the shards)")
+    if model and model not in specs():
+        raise pytest.UsageError(f"unknown --model {model!r}; known: {', '.join(sorted(specs()))}")
     _check_numbers(config)
     _shard(config)  # a malformed --shard is a usage error before anything loads
     targets = _case_paths(config)
     paths = [path for path, _ in targets]
-    reports_dir = Path(config.getoption("reports_dir"))
+    reports_dir = Path(_opt(config, "reports_dir"))
     if not reports_dir.is_absolute():
         reports_dir = Path(config.invocation_params.dir) / reports_dir
     try:
-        suite = resolve_suite(paths, config.getoption("tools"), config.getoption("reply_format"),
-                              config.getoption("profile"))
+        suite = resolve_suite(paths, _opt(config, "tools"), _opt(config, "reply_format"),
+                              _opt(config, "profile"))
     except ValueError as exc:  # SuiteError, or a catalogue file that is not one
         raise pytest.UsageError(str(exc)) from None
     if suite.task == "program":
@@ -250,29 +247,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _backend_options(config: pytest.Config) -> BackendOptions:
     """Every backend flag's value; the chosen backend reads its own."""
-    return BackendOptions({_dest(flag): config.getoption(_dest(flag)) for flag, _ in BACKEND_FLAGS})
+    return BackendOptions({option.name: _opt(config, option.name) for option in all_options()})
 
 
 def _tool_call_run(config: pytest.Config, model: str | None, paths: list[Path], reports_dir: Path,
                    suite: Suite) -> EvalRun:
-    resume = config.getoption("resume")
-    if config.getoption("strategy") or not model:
-        raise pytest.UsageError(f"--strategy is for program suites; {', '.join(map(str, paths))} is a {suite.task} suite"
+    resume = _opt(config, "resume")
+    if _opt(config, "strategy") or not model:
+        raise pytest.UsageError(f"{flag('strategy')} is for program suites; {', '.join(map(str, paths))} is a {suite.task} suite"
                                 + ("" if model else "; give --model"))
     run = EvalRun(
         model=model,
         options=_backend_options(config),
         thresholds=_thresholds(config, "tool_call"),
         reports_dir=reports_dir,
-        run_id=resume or config.getoption("run_id") or new_run_id(model),
-        gate_on=config.getoption("gate_on"),
+        run_id=resume or _opt(config, "run_id") or new_run_id(model),
+        gate_on=_opt(config, "gate_on"),
         resume=bool(resume),
-        max_unanswered=config.getoption("max_unanswered"),
+        max_unanswered=_opt(config, "max_unanswered"),
         suite=suite,
-        repeat=config.getoption("repeat"),
+        repeat=_opt(config, "repeat"),
     )
     if run.repeat < 1 or (run.repeat > 1 and resume):
-        raise pytest.UsageError("--repeat N: N >= 1, and a repeated run cannot be resumed (start a new one)")
+        raise pytest.UsageError(f"{flag('repeat')} N: N >= 1, and a repeated run cannot be resumed (start a new one)")
     _check_run_folder(run.reports_dir, run.run_id, run.resume)
     return run
 
@@ -291,11 +288,11 @@ TOOL_CALL_ONLY = ("resume", "shard", "compare_to", "profile", "reply_format", "t
 
 def _program_run(config: pytest.Config, model: str | None, paths: list[Path], reports_dir: Path) -> ProgramRun:
     """A program suite: each case one test; the strategy asks the backend; the program task's gate decides."""
-    given = [o for o in TOOL_CALL_ONLY if config.getoption(o)] + (["repeat"] if config.getoption("repeat") != 1 else [])
+    given = [o for o in TOOL_CALL_ONLY if _opt(config, o)] + (["repeat"] if _opt(config, "repeat") != 1 else [])
     if given:
-        raise pytest.UsageError(f"{', '.join('--' + o.replace('_', '-') for o in given)}: not for program suites "
+        raise pytest.UsageError(f"{', '.join(map(flag, given))}: not for program suites "
                                 f"({paths[0]} is one)")
-    strategy = config.getoption("strategy") or "direct"
+    strategy = _opt(config, "strategy") or "direct"
     missing = model_missing(strategy, model)
     if missing:
         raise pytest.UsageError(missing)
@@ -303,8 +300,8 @@ def _program_run(config: pytest.Config, model: str | None, paths: list[Path], re
         model=None if strategy == "template" else model, strategy=strategy,
         options=_backend_options(config),
         thresholds=_thresholds(config, "program"), reports_dir=reports_dir,
-        run_id=config.getoption("run_id") or new_run_id(f"program-{strategy}-{model or 'none'}"),
-        gate_on=config.getoption("gate_on"),
+        run_id=_opt(config, "run_id") or new_run_id(f"program-{strategy}-{model or 'none'}"),
+        gate_on=_opt(config, "gate_on"),
     )
     _check_run_folder(reports_dir, run.run_id, False)
     return run
@@ -363,12 +360,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def _shard(config: pytest.Config) -> tuple[int, int] | None:
-    raw = config.getoption("shard")
+    raw = _opt(config, "shard")
     if raw is None:
         return None
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", raw)
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise pytest.UsageError(f"--shard {raw!r}: write I/N with 1 <= I <= N, e.g. --shard 2/4")
+        raise pytest.UsageError(f"{flag('shard')} {raw!r}: write I/N with 1 <= I <= N, e.g. {flag('shard')} 2/4")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -442,7 +439,13 @@ def _full_expression(config: pytest.Config) -> str | None:
     """The selection expression with the shard, if any."""
     shard = _shard(config)
     base = _selection_expression(config)
-    return " ".join(p for p in (base, f"--shard {shard[0]}/{shard[1]}" if shard else None) if p) or None
+    return " ".join(p for p in (base, f"{flag('shard')} {shard[0]}/{shard[1]}" if shard else None) if p) or None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stack = config.stash.get(PREFIXED, None)
+    if stack is not None:
+        stack.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -482,7 +485,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if hs.failure_details is not None and failed:
         shown = failed[:hs.failure_details]
         _section(tr, f"failed cases ({len(failed)} of {len(run.results)}): id and reason"
-                   + (f"; the first {len(shown)} in full below (--failure-details N|all)" if shown else ""))
+                   + (f"; the first {len(shown)} in full below ({flag('failure_details')} N|all)" if shown else ""))
         width = max(len(r.case.id) for r in failed)
         for result in failed:
             _say(tr, f"  {result.case.id:<{width}}  {result.reason}")
@@ -519,7 +522,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if summary["incomplete_pairs"]:
         note += f"; {summary['incomplete_pairs']} contrastive group(s) ran only in part (not in pair_accuracy)"
     _write_gate(tr, gate, run.gate_on, note)
-    reference = terminalreporter.config.getoption("compare_to")
+    reference = _opt(terminalreporter.config, "compare_to")
     if reference:
         from harness.compare import CompareError, compare_runs, format_comparison, load_run
 
@@ -534,7 +537,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def _program_summary(tr: Any, run: ProgramRun, summary: dict[str, Any]) -> None:
-    passed = summary["rates"]["case_pass_rate"]["passed"]
+    passed = summary["counts"]["case_pass_rate"]["passed"]
     _section(tr, f"program suite: {run.model or 'no model'}, strategy {run.strategy} ({passed}/{summary['n_cases']} cases passed)")
     for line in run.summary_lines():
         _say(tr, line)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from harness import jsonl
+from harness.backends.options import flag
 from harness.match import CaseResult
 
 FORMAT_VERSION = 1
@@ -55,8 +56,8 @@ def check_run_folder(reports_dir: Path, run_id: str, resume: bool = False) -> Pa
     folder = Path(reports_dir) / check_run_id(run_id)
     there = any((folder / name).exists() for name in RUN_FILES)
     if there and not resume:
-        raise RunFolderError(f"{folder}: a run with id {run_id!r} is already there; pick another --run-id, or "
-                             f"continue it with --resume {run_id}")
+        raise RunFolderError(f"{folder}: a run with id {run_id!r} is already there; pick another {flag('run_id')}, "
+                             f"or continue it with {flag('resume')} {run_id}")
     return folder
 
 
@@ -135,7 +136,7 @@ def lock_run_folder(folder: Path) -> Any:
         holder = handle.read().strip() or "unknown"
         handle.close()
         raise RunFolderError(f"{folder}: another run is writing this run folder (pid {holder}); wait for it, or "
-                             "pick another --run-id") from None
+                             f"pick another {flag('run_id')}") from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
@@ -212,3 +213,9 @@ class RunWriter:
             with contextlib.suppress(OSError):
                 (self.dir / LOCK).unlink()
             self._lock.close()
+
+
+def metric_keys(summary: Mapping[str, Any]) -> list[str]:
+    """A summary's rate metrics, whichever task wrote it: the keys of its `counts` (each rate has its count)."""
+    counts = summary.get("counts")
+    return list(counts) if isinstance(counts, Mapping) else []

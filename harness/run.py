@@ -15,6 +15,7 @@ from typing import Any, Callable, ContextManager, Sequence
 
 from harness import __version__, jsonl
 from harness.backends import Backend, BackendError, BackendOptions, Reply, Request, ask, create_backend
+from harness.backends.options import flag
 from harness.cases import Case
 from harness.gate import Threshold
 from harness.hashing import sha256_file
@@ -153,11 +154,11 @@ class EvalRun:
 
     def _check_resumable(self, run_dir: Path, info: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if not (run_dir / RUN_INFO).is_file():
-            raise BackendError(f"--resume {self.run_id}: no run there ({run_dir / RUN_INFO} is missing)")
+            raise BackendError(f"{flag('resume')} {self.run_id}: no run there ({run_dir / RUN_INFO} is missing)")
         before = json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))
         if before.get("model_fingerprint") != info["model_fingerprint"]:
             raise BackendError(
-                f"--resume {self.run_id}: that run evaluated a different model or case file "
+                f"{flag('resume')} {self.run_id}: that run evaluated a different model or case file "
                 f"(fingerprints differ); start a new run instead"
             )
         return load_prior_records(run_dir)
@@ -274,11 +275,11 @@ class EvalRun:
         if len(unanswered) > self.max_unanswered:
             why.append({"metric": "n_unanswered", "message": (
                 f"incomplete run: {len(unanswered)} case(s) unanswered by the backend (allowed: {self.max_unanswered}, "
-                f"--max-unanswered); first: {', '.join(unanswered[:5])}")})
+                f"{flag('max_unanswered')}); first: {', '.join(unanswered[:5])}")})
         if n_scored < len(self.planned):
             message = f"incomplete run: {n_scored} of {len(self.planned)} cases scored"
             if self.stopped:
-                message += f" (backend stopped: {self.stopped}); rerun with --resume {self.run_id}"
+                message += f" (backend stopped: {self.stopped}); rerun with {flag('resume')} {self.run_id}"
             why.append({"metric": "n_cases", "message": message})
         if self.kept:
             why.append({"metric": "n_cases", "message": (

@@ -33,6 +33,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from harness.backends.options import flag
 from harness.profiles import PROFILES
 from harness.prompt import PROMPTS, read_template
 from harness.tools import DEFAULT_TOOLS_PATH, Catalogue, load_catalogue
@@ -98,7 +99,7 @@ def resolve_catalogue(case_paths: Sequence[Path] = (), tools: str | Path | None 
     if tools is not None:
         path = Path(tools)
         if not path.is_file():
-            raise SuiteError(f"--tools {tools}: no such file")
+            raise SuiteError(f"{flag('tools')} {tools}: no such file")
         return load_catalogue(path)
     return load_catalogue(DEFAULT_TOOLS_PATH)
 
@@ -112,7 +113,7 @@ def resolve_suite(case_paths: Sequence[Path] = (), tools: str | Path | None = No
     if settings.get("cases", {}).get("own_tools", False) is True:
         if tools is not None or _suite_file(case_paths, SUITE_TOOLS, "tool catalogues"):
             raise SuiteError(f"{found}: cases.own_tools: every case brings its own tools, so the suite takes no "
-                             f"catalogue (a {SUITE_TOOLS} beside it or --tools)")
+                             f"catalogue (a {SUITE_TOOLS} beside it or {flag('tools')})")
         catalogue = PER_CASE
     else:
         catalogue = resolve_catalogue(case_paths, tools)
@@ -124,7 +125,7 @@ def resolve_suite(case_paths: Sequence[Path] = (), tools: str | Path | None = No
     fmt = reply_format or suite.reply_format
     if fmt not in REPLY_FORMATS:
         raise SuiteError(f"reply format {fmt!r}: one of {', '.join(REPLY_FORMATS)}")
-    return dataclasses.replace(suite, reply_format=fmt, profiles=_profiles([*suite.profiles, *profiles], "--profile"))
+    return dataclasses.replace(suite, reply_format=fmt, profiles=_profiles([*suite.profiles, *profiles], flag("profile")))
 
 
 def _profiles(names: Sequence[str], where: str) -> tuple[str, ...]:

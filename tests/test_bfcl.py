@@ -205,7 +205,7 @@ def test_the_suites_run_under_pytest_with_both_figures(pytester, imported):
         replies.setdefault(case_id, reply)
     replies["multiple_2"] = call("country_info.capital", country="Bra-zil.")  # passes only under BFCL's rules
     write_jsonl(pytester.path / "r.jsonl", [{"id": i, "response": r} for i, r in replies.items()])
-    result = pytester.runpytest("--model=replay", "--cases", "multiple", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model=replay", "--th-cases", "multiple", "--th-replies", "r.jsonl", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=5, failed=1)
     result.stdout.fnmatch_lines(["profile bfcl: case_pass_rate 1.000 (6/6; default 0.833) -- by category: single 1.000"])
     s = json.loads((pytester.path / "reports/latest/summary.json").read_text())
@@ -220,7 +220,7 @@ def test_the_suites_run_under_pytest_with_both_figures(pytester, imported):
         {"id": "irrelevance_1", "response": "No tool for that."},
         {"id": "irrelevance_2", "response": "No tool for that."},
         {"id": "irrelevance_3", "response": call("find_critical_points", function="3x+2", variable="x")}])
-    result = pytester.runpytest("--model=replay", "--cases", "irrelevance", "--replies", "i.jsonl", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model=replay", "--th-cases", "irrelevance", "--th-replies", "i.jsonl", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=2)
     s = json.loads((pytester.path / "reports/latest/summary.json").read_text())
     assert (s["no_tool_accuracy"], s["profiles"]["bfcl"]["no_tool_accuracy"]) == (0.5, 0.75)
@@ -230,7 +230,7 @@ def test_an_unknown_profile_is_refused(pytester, imported):
     import shutil
     shutil.copytree(imported["multiple"][0], pytester.path / "multiple")
     write_jsonl(pytester.path / "r.jsonl", [{"id": "multiple_2", "response": "x"}])
-    result = pytester.runpytest("--model=replay", "--cases", "multiple", "--replies", "r.jsonl", "--profile", "bfcl-v9",
+    result = pytester.runpytest("--model=replay", "--th-cases", "multiple", "--th-replies", "r.jsonl", "--th-profile", "bfcl-v9",
                                 "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*no scoring profile 'bfcl-v9'; known: bfcl*"])

@@ -28,7 +28,7 @@ def _golden(pytester):
 
 def _run(pytester, run_id, replies):
     write_jsonl(pytester.path / f"{run_id}.jsonl", [{"id": i, "response": r} for i, r in replies.items()])
-    pytester.runpytest("--model=replay", "--cases", "golden", "--replies", f"{run_id}.jsonl", "--run-id", run_id,
+    pytester.runpytest("--model=replay", "--th-cases", "golden", "--th-replies", f"{run_id}.jsonl", "--th-run-id", run_id,
                        "-p", "no:cacheprovider")
     return pytester.path / "reports" / run_id
 
@@ -97,6 +97,6 @@ def test_compare_to_in_pytest_prints_the_comparison(pytester):
     cases = _golden(pytester)
     a = _run(pytester, "ref", {c["id"]: "no" for c in cases})
     write_jsonl(pytester.path / "g.jsonl", [{"id": i, "response": t} for i, t in golden_replies().items()])
-    result = pytester.runpytest("--model=replay", "--cases", "golden", "--replies", "g.jsonl", "--compare-to", str(a),
+    result = pytester.runpytest("--model=replay", "--th-cases", "golden", "--th-replies", "g.jsonl", "--th-compare-to", str(a),
                                 "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*compared with*", "A: replay (ref)   B: replay (*", "McNemar (exact, two-sided): *"])

@@ -203,3 +203,4 @@ def test_parity_is_not_reported_when_the_lora_side_failed_some_probes(cloud, bun
     code, out = run(capsys, "verify", f"--cf-model={LORA_CAPABLE}", "--lora", "p2", "--probes", "3",
                     "--local-adapter", str(local), "--max-new-tokens", "8", "--max-attempts", "1", *api)
     assert code == 1 and "LoRA answered 2/3 probes" in out and "cases decided alike" not in out
+

@@ -120,7 +120,7 @@ def test_the_writers_never_write_a_non_json_number(tmp_path):
 def test_pytest_refuses_a_hostile_case_file_with_exit_2_not_internalerror(pytester):
     (pytester.path / "cases.jsonl").write_text(HOSTILE_LINES["deep"] + "\n", encoding="utf-8")
     write_jsonl(pytester.path / "r.jsonl", [{"id": "x", "response": "hi"}])
-    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl",
+    result = pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl",
                                 "-p", "no:cacheprovider")
     assert result.ret == 2
     out = result.stdout.str()
@@ -144,8 +144,8 @@ def test_pytest_refuses_an_unsafe_run_id_before_writing_anything(pytester, bad):
     write_jsonl(pytester.path / "cases.jsonl", [_case("a", "hi")])
     write_jsonl(pytester.path / "r.jsonl", [{"id": "a", "response": "hi"}])
     (pytester.path / "sub").mkdir()
-    result = pytester.runpytest("--model=replay", "--cases", "../cases.jsonl", "--replies", "../r.jsonl",
-                                "--reports-dir", "rep", "--run-id", bad, "-p", "no:cacheprovider",
+    result = pytester.runpytest("--model=replay", "--th-cases", "../cases.jsonl", "--th-replies", "../r.jsonl",
+                                "--th-reports-dir", "rep", "--th-run-id", bad, "-p", "no:cacheprovider",
                                 "--rootdir", str(pytester.path))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert not (pytester.path / "escaped").exists() and not (pytester.path / "rep" / "latest").exists()
@@ -154,11 +154,11 @@ def test_pytest_refuses_an_unsafe_run_id_before_writing_anything(pytester, bad):
 def test_an_existing_run_is_never_overwritten_by_a_rerun_with_its_id(pytester):
     write_jsonl(pytester.path / "cases.jsonl", [_case(f"c{i}", "hi") for i in range(5)])
     write_jsonl(pytester.path / "r.jsonl", [{"id": f"c{i}", "response": "hello"} for i in range(5)])
-    args = ["--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-p", "no:cacheprovider",
-            "--run-id", "keep-me"]
+    args = ["--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl", "-p", "no:cacheprovider",
+            "--th-run-id", "keep-me"]
     assert pytester.runpytest(*args).ret == 0
     again = pytester.runpytest(*args, "-k", "c1")
-    assert again.ret == pytest.ExitCode.USAGE_ERROR and "--resume keep-me" in again.stdout.str() + again.stderr.str()
+    assert again.ret == pytest.ExitCode.USAGE_ERROR and "--th-resume keep-me" in again.stdout.str() + again.stderr.str()
     assert len((pytester.path / "reports" / "keep-me" / "cases.jsonl").read_text().splitlines()) == 5
 
 
@@ -315,8 +315,8 @@ def _hostile_run(pytester):
     write_jsonl(pytester.path / "cases.jsonl", [_case(f"c{i}", "hi") for i in range(3)])
     write_jsonl(pytester.path / "r.jsonl", [{"id": f"c{i}", "response": "\x1b[1;32mgate (point): PASSED"}
                                             for i in range(3)])
-    assert pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-p",
-                              "no:cacheprovider", "--run-id", "h", "--threshold", "case_pass_rate=1").ret in (0, 1)
+    assert pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl", "-p",
+                              "no:cacheprovider", "--th-run-id", "h", "--th-threshold", "case_pass_rate=1").ret in (0, 1)
     run = pytester.path / "reports" / "h"
     summary = json.loads((run / "summary.json").read_text())
     summary["model"] = HOSTILE_TEXT
@@ -352,9 +352,9 @@ def test_control_characters_from_a_reply_never_reach_the_terminal(pytester):
                                                  "messages": [{"role": "user", "content": "weather?"}],
                                                  "expected": [{"tool": "getWeather", "params": {"location": "Oslo"}}]}])
     write_jsonl(pytester.path / "r.jsonl", [{"id": "w", "response": "\x1b[1;32mgate (point): PASSED\x1b[0m\r"}])
-    for extra in ([], ["--failure-details", "all"]):
-        result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-p",
-                                    "no:cacheprovider", "--run-id", f"t{len(extra)}", *extra)
+    for extra in ([], ["--th-failure-details", "all"]):
+        result = pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl", "-p",
+                                    "no:cacheprovider", "--th-run-id", f"t{len(extra)}", *extra)
         out = result.stdout.str()
         assert "\x1b[1;32mgate" not in out and "\\x1b[1;32mgate (point): PASSED" in out
 
@@ -387,7 +387,7 @@ harness.pytest_plugin.load_case_file = boom
 """)
     write_jsonl(pytester.path / "cases.jsonl", [_case("a", "hi")])
     write_jsonl(pytester.path / "r.jsonl", [{"id": "a", "response": "hi"}])
-    result = pytester.runpytest_subprocess("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl",
+    result = pytester.runpytest_subprocess("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl",
                                            "-p", "no:cacheprovider")
     out = result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in out and "a bug while loading" in out
@@ -409,7 +409,7 @@ def test_a_bare_file_of_program_cases_is_refused_in_one_line(tmp_path, catalogue
 def test_pytest_refuses_a_hostile_replay_line_by_file_and_line_not_internalerror(pytester, kind):
     write_jsonl(pytester.path / "cases.jsonl", [_case("x", "hi")])
     (pytester.path / "r.jsonl").write_text(HOSTILE_LINES[kind] + "\n", encoding="utf-8")
-    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl",
+    result = pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl",
                                 "-p", "no:cacheprovider")
     out = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in out and "r.jsonl:1:" in out

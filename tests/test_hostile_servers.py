@@ -37,8 +37,8 @@ def echo(body):
 
 
 def kitchen_run(pytester, *args, env=None):
-    return pytester.runpytest("--model=cloudflare-base", f"--cf-model={CF}", "--cases", str(KITCHEN),
-                              "--max-attempts", "2", "-p", "no:cacheprovider", "--run-id", "k", *args)
+    return pytester.runpytest("--model=cloudflare-base", f"--th-cf-model={CF}", "--th-cases", str(KITCHEN),
+                              "--th-max-attempts", "2", "-p", "no:cacheprovider", "--th-run-id", "k", *args)
 
 
 @pytest.mark.parametrize("fault", [
@@ -50,7 +50,7 @@ def test_a_reply_the_engine_cannot_read_is_that_cases_failure_and_no_reply_moves
         monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", fake.account_id)
         monkeypatch.setenv("CLOUDFLARE_API_TOKEN", fake.token)
         fake.inject(fault)
-        kitchen_run(pytester, "--cf-api-base", fake.api_base, "--concurrency", "1")
+        kitchen_run(pytester, "--th-cf-api-base", fake.api_base, "--th-concurrency", "1")
     records = {r["id"]: r for r in map(json.loads, (pytester.path / "reports" / "k" / "cases.jsonl").read_text().splitlines())}
     cases = {c["id"]: c for c in map(json.loads, (KITCHEN / "cases.jsonl").read_text().splitlines())}
     assert records["k-timer"]["response"] is None and records["k-timer"]["error"]
@@ -134,8 +134,8 @@ def test_a_base_url_that_cannot_work_says_why(url, why):
 
 # -- secrets --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("var,model_args", [
-    ("CLOUDFLARE_API_TOKEN", ["--model=cloudflare-base", f"--cf-model={CF}"]),
-    ("OPENAI_API_KEY", ["--model=openai", "--served-model", "m"]),
+    ("CLOUDFLARE_API_TOKEN", ["--model=cloudflare-base", f"--th-cf-model={CF}"]),
+    ("OPENAI_API_KEY", ["--model=openai", "--th-served-model", "m"]),
 ])
 def test_a_token_that_cannot_be_a_header_is_a_usage_error_and_never_printed(pytester, monkeypatch, var, model_args):
     token = "tokSECRETabcdé0123456789"
@@ -143,9 +143,9 @@ def test_a_token_that_cannot_be_a_header_is_a_usage_error_and_never_printed(pyte
         monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", fake.account_id)
         monkeypatch.setenv("CLOUDFLARE_API_TOKEN", fake.token)
         monkeypatch.setenv(var, token)
-        result = pytester.runpytest(*model_args, "--cf-api-base", fake.api_base, "--base-url", fake.openai_base,
-                                    "--cases", str(KITCHEN), "-p", "no:cacheprovider", "-l", "--junitxml", "j.xml",
-                                    "--run-id", "s")
+        result = pytester.runpytest(*model_args, "--th-cf-api-base", fake.api_base, "--th-base-url", fake.openai_base,
+                                    "--th-cases", str(KITCHEN), "-p", "no:cacheprovider", "-l", "--junitxml", "j.xml",
+                                    "--th-run-id", "s")
         assert not fake.requests
     text = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR and var in text
@@ -188,8 +188,8 @@ def test_a_short_dummy_key_never_changes_a_reply(pytester, monkeypatch):
     (pytester.path / "kitchen" / "suite.toml").write_text('[reply]\nformat = "native"\n')
     with FakeCloudflare(reply=lambda body: call, openai_key="k") as fake:
         monkeypatch.setenv("OPENAI_API_KEY", "k")
-        result = pytester.runpytest("--model=openai", "--base-url", fake.openai_base, "--served-model", "m",
-                                    "--cases", "kitchen", "-k", "k-timer", "-p", "no:cacheprovider", "--run-id", "d")
+        result = pytester.runpytest("--model=openai", "--th-base-url", fake.openai_base, "--th-served-model", "m",
+                                    "--th-cases", "kitchen", "-k", "k-timer", "-p", "no:cacheprovider", "--th-run-id", "d")
     assert "too short to be treated as a secret" in result.stdout.str()
     [rec] = map(json.loads, (pytester.path / "reports" / "d" / "cases.jsonl").read_text().splitlines())
     assert rec["passed"] and "kitchen pasta" in rec["response"] and rec["redacted"] is False
@@ -199,8 +199,8 @@ def test_a_reply_changed_by_redaction_says_so(pytester, monkeypatch):
     token = "sk-" + "Z" * 24
     with FakeCloudflare(reply=lambda body: f"My key is {token}", openai_key=token) as fake:
         monkeypatch.setenv("OPENAI_API_KEY", token)
-        result = pytester.runpytest("--model=openai", "--base-url", fake.openai_base, "--served-model", "m",
-                                    "--cases", str(KITCHEN), "-k", "k-timer", "-p", "no:cacheprovider", "--run-id", "d")
+        result = pytester.runpytest("--model=openai", "--th-base-url", fake.openai_base, "--th-served-model", "m",
+                                    "--th-cases", str(KITCHEN), "-k", "k-timer", "-p", "no:cacheprovider", "--th-run-id", "d")
     [rec] = map(json.loads, (pytester.path / "reports" / "d" / "cases.jsonl").read_text().splitlines())
     assert rec["redacted"] is True and token not in rec["response"]
     assert "held a secret" in result.stdout.str() and token not in result.stdout.str()

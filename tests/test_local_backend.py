@@ -145,8 +145,8 @@ CASES = [
 
 def test_pytest_end_to_end_with_an_adapter(pytester, adapter):
     (pytester.path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CASES))
-    result = pytester.runpytest("--model=local-adapter", "--adapter", str(adapter), "--cases", "cases.jsonl",
-                                "--max-new-tokens", "8", "--batch-size", "2", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model=local-adapter", "--th-adapter", str(adapter), "--th-cases", "cases.jsonl",
+                                "--th-max-new-tokens", "8", "--th-batch-size", "2", "-p", "no:cacheprovider")
     assert result.ret == 1  # a random tiny model fails the gate
     summary = json.loads((pytester.path / "reports/latest/summary.json").read_text())
     assert summary["model"] == "local-adapter" and summary["n_cases"] == 3
@@ -265,9 +265,9 @@ def test_other_suites_run_on_the_tiny_model_in_both_formats(pytester, tiny, suit
         sample = root / "tests" / "fixtures" / "bfcl"
         import_suite(sample / "BFCL_v4_multiple.sample.json", sample / "BFCL_v4_multiple.answers.sample.json",
                      pytester.path / suite_name)
-    flags = ["--reply-format", reply_format] if reply_format else []
-    result = pytester.runpytest("--model=local-base", "--base-model", str(tiny), "--cases", suite_name, *flags,
-                                "--max-new-tokens", "6", "--batch-size", "4", "--device", "cpu", "-p", "no:cacheprovider")
+    flags = ["--th-reply-format", reply_format] if reply_format else []
+    result = pytester.runpytest("--model=local-base", "--th-base-model", str(tiny), "--th-cases", suite_name, *flags,
+                                "--th-max-new-tokens", "6", "--th-batch-size", "4", "--th-device", "cpu", "-p", "no:cacheprovider")
     summary = json.loads((pytester.path / "reports/latest/summary.json").read_text())
     assert result.ret == 1 and summary["complete"]  # every case answered and scored; a random model fails the gate
     expected_format = reply_format or "native"

@@ -102,7 +102,7 @@ def test_a_native_run_end_to_end_under_replay(pytester):
         {"id": "w", "response": '{"name": "getWeather", "parameters": {"location": "Oslo"}}'},
         {"id": "n", "response": "You're welcome!"},
         {"id": "m", "response": '{"name": "getWeather", "parameters": {"location": '}])
-    result = pytester.runpytest("--model=replay", "--cases", "c.jsonl", "--replies", "r.jsonl", "--reply-format",
+    result = pytester.runpytest("--model=replay", "--th-cases", "c.jsonl", "--th-replies", "r.jsonl", "--th-reply-format",
                                 "native", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=1)
     s = json.loads((pytester.path / "reports/latest/summary.json").read_text())
@@ -138,10 +138,10 @@ def test_native_remote_requests_carry_tools_and_structured_calls_are_scored(pyte
     with FakeCloudflare(reply=structured) as fake:
         monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", fake.account_id)
         monkeypatch.setenv("CLOUDFLARE_API_TOKEN", fake.token)
-        backend = ([f"--base-url={fake.openai_base}", "--served-model=m"] if model == "openai"
-                   else ["--cf-model=@cf/meta/llama-3.2-3b-instruct", f"--cf-api-base={fake.api_base}"])
-        result = pytester.runpytest(f"--model={model}", *backend, "--cases", "c.jsonl", "--reply-format", "native",
-                                    "--max-attempts", "1", "-p", "no:cacheprovider")
+        backend = ([f"--th-base-url={fake.openai_base}", "--th-served-model=m"] if model == "openai"
+                   else ["--th-cf-model=@cf/meta/llama-3.2-3b-instruct", f"--th-cf-api-base={fake.api_base}"])
+        result = pytester.runpytest(f"--model={model}", *backend, "--th-cases", "c.jsonl", "--th-reply-format", "native",
+                                    "--th-max-attempts", "1", "-p", "no:cacheprovider")
         bodies = [r.body for r in fake.requests]
     result.assert_outcomes(passed=2, failed=1)
     assert all(b["tools"][0]["type"] == "function" and len(b["tools"]) == 10 for b in bodies)

@@ -47,7 +47,7 @@ def records(pytester):
 
 
 def run(pytester, *args):
-    return pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-p", "no:cacheprovider",
+    return pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl", "-p", "no:cacheprovider",
                               "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
 
 
@@ -101,14 +101,14 @@ def test_gate_decides_exit_status_unless_strict(pytester):
 def test_threshold_overrides(pytester):
     setup_run(pytester, {**GOOD, "t-1": "I can't."})
     assert run(pytester).ret == 1
-    offs = ["--threshold", "disambiguation_accuracy=off", "--threshold", "valid_json_rate=off"]
-    assert run(pytester, "--threshold", "tool_selection_accuracy=0.5", *offs).ret == 0
+    offs = ["--th-threshold", "disambiguation_accuracy=off", "--th-threshold", "valid_json_rate=off"]
+    assert run(pytester, "--th-threshold", "tool_selection_accuracy=0.5", *offs).ret == 0
     assert summary(pytester)["gate"]["thresholds"]["tool_selection_accuracy"] == {"op": ">", "value": 0.5}
     (pytester.path / "gate.toml").write_text(
         "[thresholds]\ntool_selection_accuracy = 0.5\ndisambiguation_accuracy = 'off'\nvalid_json_rate = 'off'\n")
-    assert run(pytester, "--thresholds-file", "gate.toml").ret == 0
-    assert run(pytester, "--gate-on", "lower-bound", "--thresholds-file", "gate.toml").ret == 1
-    result = run(pytester, "--threshold", "tool_accuracy=0.5")
+    assert run(pytester, "--th-thresholds-file", "gate.toml").ret == 0
+    assert run(pytester, "--th-gate-on", "lower-bound", "--th-thresholds-file", "gate.toml").ret == 1
+    result = run(pytester, "--th-threshold", "tool_accuracy=0.5")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
@@ -133,15 +133,15 @@ def test_malformed_case_file_runs_nothing(pytester):
 
 def test_k_selects_cases_by_id_and_lf_reruns_failures(pytester):
     setup_run(pytester, {**GOOD, "w-1": "no idea"})
-    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "-k", "w-1")
+    result = pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl", "-k", "w-1")
     result.assert_outcomes(failed=1, deselected=3)
     run_dir = next(p for p in (pytester.path / "reports").iterdir() if p.name != "latest")
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["n_cases"] == 1 and s["selection"] == {"expression": "-k 'w-1'", "n_selected": 1, "n_in_files": 4,
                                                    "whole_files": False}
     assert not (pytester.path / "reports" / "latest").exists()  # a subset never replaces latest
-    pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl")
-    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "r.jsonl", "--lf")
+    pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl")
+    result = pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "r.jsonl", "--lf")
     result.assert_outcomes(failed=1, deselected=3)
 
 
@@ -158,21 +158,21 @@ def test_default_case_folder_is_golden_and_positional_paths_work(pytester):
     write_jsonl(pytester.path / "golden" / "x.jsonl", CASES)
     write_jsonl(pytester.path / "r.jsonl", [{"id": k, "response": v} for k, v in GOOD.items()])
     pytester.makepyfile(test_unit="def test_ok():\n    assert False\n")
-    result = pytester.runpytest("--model=replay", "--replies", "r.jsonl")
+    result = pytester.runpytest("--model=replay", "--th-replies", "r.jsonl")
     result.assert_outcomes(passed=4)
-    result = pytester.runpytest("--model=replay", "--replies", "r.jsonl", "golden/x.jsonl")
+    result = pytester.runpytest("--model=replay", "--th-replies", "r.jsonl", "golden/x.jsonl")
     result.assert_outcomes(passed=4)
 
 
 def test_usage_errors(pytester):
     setup_run(pytester, GOOD)
-    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl")
+    result = pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--model=replay needs --replies*"])
+    result.stderr.fnmatch_lines(["*--model=replay needs --th-replies*"])
     result = pytester.runpytest("--model=nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     (pytester.path / "bad.jsonl").write_text('{"id": "t-1", "response": 5}\n')
-    result = pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "bad.jsonl")
+    result = pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "bad.jsonl")
     result.stderr.fnmatch_lines(["*bad.jsonl:1: response: must be a string*"])
 
 
@@ -181,7 +181,7 @@ def test_a_run_report_replays_to_the_same_summary(pytester):
     run(pytester)
     first = summary(pytester)
     (pytester.path / "again.jsonl").write_text((pytester.path / "reports/latest/cases.jsonl").read_text())
-    pytester.runpytest("--model=replay", "--cases", "cases.jsonl", "--replies", "again.jsonl")
+    pytester.runpytest("--model=replay", "--th-cases", "cases.jsonl", "--th-replies", "again.jsonl")
     second = summary(pytester)
     for key in ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "confusion", "intervals", "by_category"):
         assert first[key] == second[key]
@@ -189,7 +189,7 @@ def test_a_run_report_replays_to_the_same_summary(pytester):
 
 def test_golden_suite_runs_under_replay(pytester):
     (pytester.path / "empty.jsonl").write_text("")
-    result = pytester.runpytest("--model=replay", "--cases", str(GOLDEN), "--replies", "empty.jsonl", "-q")
+    result = pytester.runpytest("--model=replay", "--th-cases", str(GOLDEN), "--th-replies", "empty.jsonl", "-q")
     assert result.ret == 1
     s = summary(pytester)
     assert s["n_cases"] >= 60 and s["reasons"] == {"backend_error": s["n_cases"]} and s["case_pass_rate"] == 0.0
@@ -206,20 +206,20 @@ def test_every_failed_case_is_listed_and_the_first_n_in_full(pytester):
                          for i, c in enumerate(cases)}, cases=cases)
     # Counted before pytest's short summary, which on CI (env CI set) repeats each failure's whole text.
     before_short_summary = lambda out: out.split("short test summary info")[0]  # noqa: E731
-    out = run(pytester, "--failure-details", "2").stdout.str()
+    out = run(pytester, "--th-failure-details", "2").stdout.str()
     for i in range(30):
         reason = "missing_call" if i % 3 else "param_mismatch:location"
         assert re.search(rf"^  w-{i:03d}  {reason}$", out, re.M), f"w-{i:03d} not listed with its reason"
     assert before_short_summary(out).count("\nexpected:\n") == 2 and "first 2 in full" in out
     assert "= FAILURES =" not in out  # pytest's own quadratic report is off unless asked for
-    full = run(pytester, "--failure-details", "all").stdout.str()
+    full = run(pytester, "--th-failure-details", "all").stdout.str()
     assert "= FAILURES =" in full and before_short_summary(full).count("\nexpected:\n") == 30
     assert before_short_summary(run(pytester, "--tb=short").stdout.str()).count("\nexpected:\n") == 30
 
 
 def test_a_crashing_backend_shows_its_traceback_and_stops(pytester):
     pytester.makeconftest('''
-from harness.backends import REGISTRY, Backend
+from harness.backends import Backend, BackendSpec, register
 
 class Crashing(Backend):
     name = "crashing"
@@ -231,10 +231,10 @@ class Crashing(Backend):
 
 import sys
 sys.modules[__name__].Crashing = Crashing
-REGISTRY["crashing"] = (__name__, "Crashing", None)
+register(BackendSpec("crashing", f"{__name__}:Crashing", ()))
 ''')
     write_jsonl(pytester.path / "cases.jsonl", CASES)
-    result = pytester.runpytest("--model=crashing", "--cases", "cases.jsonl", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model=crashing", "--th-cases", "cases.jsonl", "-p", "no:cacheprovider")
     out = result.stdout.str()
     assert "crashed: cases.jsonl::t-1" in out and "ZeroDivisionError: a bug in the backend" in out
     assert "Traceback" in out or "def generate" in out
@@ -250,9 +250,9 @@ THREE = [{"id": f"g-5{x}", "category": "contrastive", "pair": "g5",
 
 def test_a_pair_counts_only_when_all_its_members_ran(pytester):
     setup_run(pytester, {"g-5a": fence("getWeather", {"location": "Oslo"}), "g-5b": "no", "g-5c": "no"}, cases=THREE)
-    result = run(pytester, "-k", "g-5a", "--threshold", "tool_selection_accuracy=off", "--threshold",
-                 "valid_json_rate=off", "--threshold", "no_tool_accuracy=off", "--threshold", "disambiguation_accuracy=off",
-                 "--threshold", "pair_accuracy=0.5")
+    result = run(pytester, "-k", "g-5a", "--th-threshold", "tool_selection_accuracy=off", "--th-threshold",
+                 "valid_json_rate=off", "--th-threshold", "no_tool_accuracy=off", "--th-threshold", "disambiguation_accuracy=off",
+                 "--th-threshold", "pair_accuracy=0.5")
     run_dir = next(p for p in (pytester.path / "reports").iterdir() if p.name != "latest")
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["pair_accuracy"] is None and s["counts"]["pair_accuracy"] == {"passed": 0, "of": 0}
@@ -266,19 +266,19 @@ def test_a_pair_counts_only_when_all_its_members_ran(pytester):
 def test_one_case_by_node_id(pytester):
     cases = [{**CASES[2], "id": f"g-1{x}"} for x in ("", "0", "1")]
     setup_run(pytester, {c["id"]: GOOD["w-1"] for c in cases}, cases=cases)
-    result = pytester.runpytest("--model=replay", "cases.jsonl::g-1", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model=replay", "cases.jsonl::g-1", "--th-replies", "r.jsonl", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     s = json.loads(next(p for p in (pytester.path / "reports").iterdir() if p.name != "latest").joinpath(
         "summary.json").read_text())
     assert s["selection"]["expression"].endswith("cases.jsonl::g-1") and s["n_cases"] == 1
-    assert pytester.runpytest("--model=replay", "cases.jsonl", "--replies", "r.jsonl", "-k", "g-1",
+    assert pytester.runpytest("--model=replay", "cases.jsonl", "--th-replies", "r.jsonl", "-k", "g-1",
                               "-p", "no:cacheprovider").parseoutcomes()["passed"] == 3  # -k matches substrings
 
 
 def test_a_refused_file_makes_the_run_incomplete_and_leaves_no_empty_folder(pytester):
     setup_run(pytester, GOOD)
     write_jsonl(pytester.path / "more.jsonl", [{**CASES[0], "id": "x", "expected": [{"tool": "nope", "params": {}}]}])
-    args = ("--model=replay", "--cases", "cases.jsonl", "--cases", "more.jsonl", "--replies", "r.jsonl",
+    args = ("--model=replay", "--th-cases", "cases.jsonl", "--th-cases", "more.jsonl", "--th-replies", "r.jsonl",
             "-p", "no:cacheprovider")
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.INTERRUPTED and not (pytester.path / "reports").exists()
@@ -292,7 +292,7 @@ def test_a_refused_file_makes_the_run_incomplete_and_leaves_no_empty_folder(pyte
 
 def test_a_replay_file_given_as_cases_is_named_as_such(pytester):
     setup_run(pytester, GOOD)
-    result = pytester.runpytest("--model=replay", "--cases", "r.jsonl", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model=replay", "--th-cases", "r.jsonl", "--th-replies", "r.jsonl", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*r.jsonl: this is a replay file (lines with 'response' and no 'messages')*"])
     assert "problem(s)" in result.stdout.str() and "(1 problem(s))" in result.stdout.str()
 

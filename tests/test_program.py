@@ -125,14 +125,14 @@ def test_strategies_on_scripted_replies(tmp_path, capsys):
     code = program_main(["--cases", str(tmp_path / "cases.jsonl"), "--strategy", "direct", "--model", "replay",
                          "--replies", str(tmp_path / "r.jsonl"), "--reports-dir", str(tmp_path / "reports"), "--run-id", "d"])
     s = json.loads((tmp_path / "reports" / "d" / "summary.json").read_text())
-    assert code == 1 and s["rates"]["case_pass_rate"]["passed"] == 2 and s["rates"]["json_valid"]["passed"] == 3
+    assert code == 1 and s["counts"]["case_pass_rate"]["passed"] == 2 and s["counts"]["json_valid"]["passed"] == 3
     assert s["reasons"]["json_valid"] == 1 and s["cost"]["model_calls_per_program"] == 1.0
     lines = [json.loads(x) for x in (tmp_path / "reports" / "d" / "cases.jsonl").read_text().splitlines()]
     assert lines[1]["reason"] == "json_valid" and lines[2]["reason"] == "day_count"  # a 6-day program for 3 days
     assert program_main(["--cases", str(SUITE), "--strategy", "template", "--reports-dir", str(tmp_path / "reports"),
                          "--run-id", "t"]) == 0
     t = json.loads((tmp_path / "reports" / "t" / "summary.json").read_text())
-    assert t["rates"]["case_pass_rate"]["rate"] == 1.0 and t["cost"]["model_calls_per_program"] == 0
+    assert t["case_pass_rate"] == 1.0 and t["cost"]["model_calls_per_program"] == 0
     assert program_main(["--cases", str(SUITE), "--strategy", "direct"]) == 2  # no --model
     assert "needs --model" in capsys.readouterr().err
 
@@ -169,7 +169,7 @@ def test_pytest_runs_a_program_suite_with_its_own_report_and_gate(pytester):
     shutil.copytree(SUITE, pytester.path / "program")
     cases = load_program_file(SUITE / "cases.jsonl")
     _program_replies(pytester.path / "r.jsonl", cases)
-    result = pytester.runpytest("--model=replay", "--cases", "program", "--replies", "r.jsonl", "--run-id", "p",
+    result = pytester.runpytest("--model=replay", "--th-cases", "program", "--th-replies", "r.jsonl", "--th-run-id", "p",
                                 "-p", "no:cacheprovider")
     n_json, n_days = len(range(0, 36, 7)), len([i for i in range(0, 36, 5) if i % 7])
     assert result.ret == pytest.ExitCode.TESTS_FAILED  # the gate: json_valid 30/36 < 0.95
@@ -177,16 +177,16 @@ def test_pytest_runs_a_program_suite_with_its_own_report_and_gate(pytester):
                                  "*gate failure: json_valid value 0.8333 is not >= 0.95*", "*gate (point): FAILED*"])
     result.stdout.fnmatch_lines(["*day_count: program case*", "*day numbers [7, 2*"])  # a failure shown in full
     s = json.loads((pytester.path / "reports" / "p" / "summary.json").read_text())
-    assert s["task"] == "program" and s["rates"]["json_valid"]["passed"] == 36 - n_json
-    assert s["rates"]["day_count"] == {**s["rates"]["day_count"], "passed": 36 - n_json - n_days, "of": 36 - n_json}
+    assert s["task"] == "program" and s["counts"]["json_valid"]["passed"] == 36 - n_json
+    assert s["counts"]["day_count"] == {"passed": 36 - n_json - n_days, "of": 36 - n_json}
     assert s["complete"] and not s["gate"]["passed"] and s["model_fingerprint"]["case_files"][0]["sha256"]
     lines = [json.loads(x) for x in (pytester.path / "reports" / "p" / "cases.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == [c.id for c in cases] and lines[0]["reason"] == "json_valid"
     # the same replies pass a gate the user lowers; a threshold on a tool-call metric is refused for this task
-    ok = pytester.runpytest("--model=replay", "--cases", "program", "--replies", "r.jsonl", "--threshold",
-                            "json_valid=0.8", "--threshold", "case_pass_rate=0.5", "-p", "no:cacheprovider")
+    ok = pytester.runpytest("--model=replay", "--th-cases", "program", "--th-replies", "r.jsonl", "--th-threshold",
+                            "json_valid=0.8", "--th-threshold", "case_pass_rate=0.5", "-p", "no:cacheprovider")
     assert ok.ret == pytest.ExitCode.OK
-    bad = pytester.runpytest("--model=replay", "--cases", "program", "--replies", "r.jsonl", "--threshold",
+    bad = pytester.runpytest("--model=replay", "--th-cases", "program", "--th-replies", "r.jsonl", "--th-threshold",
                              "no_tool_accuracy=0.9", "-p", "no:cacheprovider")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*unknown metric 'no_tool_accuracy'; one of case_pass_rate, json_valid*"])
@@ -196,18 +196,18 @@ def test_pytest_program_options(pytester):
     """template needs no --model and passes the whole suite; options the program task does not have are refused."""
     import shutil
     shutil.copytree(SUITE, pytester.path / "program")
-    floor = pytester.runpytest("--strategy", "template", "--cases", "program", "-p", "no:cacheprovider")
+    floor = pytester.runpytest("--th-strategy", "template", "--th-cases", "program", "-p", "no:cacheprovider")
     assert floor.ret == pytest.ExitCode.OK
     floor.stdout.fnmatch_lines(["*36 passed*"])
-    for args, why in ((["--model=replay", "--shard", "1/2"], "*--shard: not for program suites*"),
-                      (["--strategy", "direct"], "*--strategy direct needs --model*")):
-        r = pytester.runpytest(*args, "--cases", "program", "-p", "no:cacheprovider")
+    for args, why in ((["--model=replay", "--th-shard", "1/2"], "*--th-shard: not for program suites*"),
+                      (["--th-strategy", "direct"], "*--th-strategy direct needs --model*")):
+        r = pytester.runpytest(*args, "--th-cases", "program", "-p", "no:cacheprovider")
         assert r.ret == pytest.ExitCode.USAGE_ERROR
         r.stderr.fnmatch_lines([why])
     golden = Path(__file__).resolve().parents[1] / "golden"
-    r = pytester.runpytest("--model=replay", "--strategy", "few-shot", "--cases", str(golden), "-p", "no:cacheprovider")
+    r = pytester.runpytest("--model=replay", "--th-strategy", "few-shot", "--th-cases", str(golden), "-p", "no:cacheprovider")
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    r.stderr.fnmatch_lines(["*--strategy is for program suites*"])
+    r.stderr.fnmatch_lines(["*--th-strategy is for program suites*"])
 
 
 def test_a_backend_that_fails_mid_run_keeps_the_programs_it_wrote(tmp_path):
@@ -253,7 +253,8 @@ def test_strategies_compared_on_the_same_cases(tmp_path, capsys):
     assert cmp["strategies"] == ["direct", "few-shot", "chain", "template"]
     for strategy in cmp["strategies"]:
         run = json.loads((tmp_path / f"c-{strategy}" / "summary.json").read_text())
-        assert cmp["rates"]["case_pass_rate"][strategy] == run["rates"]["case_pass_rate"]
+        assert cmp["rates"]["case_pass_rate"][strategy] == {"rate": run["case_pass_rate"], **run["counts"]["case_pass_rate"],
+                                                            "interval": run["intervals"]["case_pass_rate"]}
         assert cmp["gate"][strategy] == run["gate"]["passed"]
     assert cmp["rates"]["case_pass_rate"]["template"]["rate"] == 1.0 and cmp["cost"]["template"]["model_calls_per_program"] == 0
     # replay answers by case id, so few-shot got the same replies as direct; the chain's structure step got a
@@ -353,7 +354,7 @@ def test_every_strategy_runs_on_the_tiny_model(tmp_path, strategy):
     if strategy == "hybrid":
         assert code == 0 and s["answered_by_stage"]["template"] == 2
     else:
-        assert code == 1 and s["rates"]["case_pass_rate"]["passed"] == 0
+        assert code == 1 and s["counts"]["case_pass_rate"]["passed"] == 0
 
 
 def test_pytest_runs_a_program_suite_on_the_tiny_model(pytester, tmp_path):
@@ -366,8 +367,8 @@ def test_pytest_runs_a_program_suite_on_the_tiny_model(pytester, tmp_path):
     (pytester.path / "program" / "suite.toml").write_text((SUITE / "suite.toml").read_text())
     write_jsonl(pytester.path / "program" / "c.jsonl",
                 [json.loads(x) for x in (SUITE / "cases.jsonl").read_text().splitlines()[:2]])
-    result = pytester.runpytest("--model=local-base", f"--base-model={model}", "--device", "cpu", "--max-new-tokens",
-                                "8", "--cases", "program", "--strategy", "few-shot", "--run-id", "t", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model=local-base", f"--th-base-model={model}", "--th-device", "cpu", "--th-max-new-tokens",
+                                "8", "--th-cases", "program", "--th-strategy", "few-shot", "--th-run-id", "t", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*program suite: local-base, strategy few-shot (0/2 cases passed)*", "*2 failed*"])
     s = json.loads((pytester.path / "reports" / "t" / "summary.json").read_text())
@@ -376,11 +377,36 @@ def test_pytest_runs_a_program_suite_on_the_tiny_model(pytester, tmp_path):
 
 
 
-def test_tool_call_comparisons_refuse_a_program_run_and_history_leaves_it_out(tmp_path):
-    from harness.compare import CompareError, load_run
+def test_program_runs_are_compared_put_in_history_and_rendered_like_tool_call_runs(tmp_path, capsys):
+    """Both tasks write their metrics as top-level keys, so compare (paired by case id, McNemar), history and the
+    HTML report read a program run; a program run is never paired with a tool-call run."""
+    from harness.compare import CompareError, compare_runs, load_run
     from harness.history import collect
+    from harness.history import main as history_main
+    from harness.html_report import write_report
 
+    cases = load_program_file(SUITE / "cases.jsonl")
+    replies = [{"id": c.id, "response": template_reply(c) if i % 3 else "No program today."} for i, c in enumerate(cases)]
+    write_jsonl(tmp_path / "r.jsonl", replies)
     assert program_main(["--cases", str(SUITE), "--strategy", "template", "--reports-dir", str(tmp_path), "--run-id", "t"]) == 0
-    with pytest.raises(CompareError, match="a program-task run"):
-        load_run(tmp_path / "t")
-    assert collect(tmp_path) == []
+    assert program_main(["--cases", str(SUITE), "--strategy", "direct", "--model", "replay", "--replies",
+                         str(tmp_path / "r.jsonl"), "--reports-dir", str(tmp_path), "--run-id", "d"]) == 1
+    template, direct = load_run(tmp_path / "t"), load_run(tmp_path / "d")
+    assert template.summary["case_pass_rate"] == 1.0 and template.summary["counts"]["json_valid"]["of"] == 36
+    cmp = compare_runs(direct, template)
+    assert cmp["n_paired"] == 36 and cmp["mcnemar"]["c"] == 12 and cmp["mcnemar"]["b"] == 0
+    assert cmp["metrics"]["json_valid"]["a"] == 24 / 36 and cmp["metrics"]["case_pass_rate"]["b"] == 1.0
+    assert {d["a"][0] for d in cmp["decisions_differ"]} == {"json_valid"} and set(cmp["by_category"]) == {
+        c.goal for c in cases}
+    rows = collect(tmp_path)
+    assert [r["run_id"] for r in sorted(rows, key=lambda r: r["run_id"])] == ["d", "t"]
+    assert history_main([str(tmp_path)]) == 0 and "json_valid" in capsys.readouterr().out
+    page, md = write_report([tmp_path / "d", tmp_path / "t"])
+    assert "day_count" in page.read_text() and "| json_valid |" in md.read_text()
+    golden = tmp_path / "golden"
+    (golden / "latest").mkdir(parents=True)
+    (golden / "g").mkdir()
+    (golden / "g" / "summary.json").write_text(json.dumps({"task": "tool_call", "model_fingerprint": {}}))
+    (golden / "g" / "cases.jsonl").write_text("")
+    with pytest.raises(CompareError, match="different tasks"):
+        compare_runs(load_run(golden / "g"), template)

@@ -107,8 +107,8 @@ def test_prefix_cached_replies_equal_the_uncached_path_on_golden_cases(smollm2, 
 
 
 def test_local_base_without_a_base_model_evaluates_the_shipped_model(pytester, smollm2):
-    result = pytester.runpytest("--model=local-base", "--cases", str(ROOT / "golden"), "-k", "nt-math or nt-joke",
-                                "--max-new-tokens", "8", "--device", "cpu", "-p", "no:cacheprovider", "--run-id", "s")
+    result = pytester.runpytest("--model=local-base", "--th-cases", str(ROOT / "golden"), "-k", "nt-math or nt-joke",
+                                "--th-max-new-tokens", "8", "--th-device", "cpu", "-p", "no:cacheprovider", "--th-run-id", "s")
     out = result.stdout.str()
     assert "the shipped smollm2-135m-instruct" in out
     summary = json.loads((pytester.path / "reports" / "s" / "summary.json").read_text())

@@ -197,8 +197,8 @@ def all_output(pytester, result) -> str:
 @pytest.mark.parametrize("model", ["cloudflare-base", "cloudflare-lora"])
 def test_golden_suite_end_to_end_on_cloudflare(pytester, monkeypatch, fake, model):
     cf_env(monkeypatch, fake)
-    result = pytester.runpytest(f"--model={model}", "--cf-model=@cf/meta/llama-3.2-3b-instruct", "--lora", "my-lora",
-                                "--cf-api-base", fake.api_base, "--cases", str(GOLDEN), "--concurrency", "8", "-q")
+    result = pytester.runpytest(f"--model={model}", "--th-cf-model=@cf/meta/llama-3.2-3b-instruct", "--th-lora", "my-lora",
+                                "--th-cf-api-base", fake.api_base, "--th-cases", str(GOLDEN), "--th-concurrency", "8", "-q")
     summary = json.loads((pytester.path / "reports/latest/summary.json").read_text())
     assert summary["model"] == model and summary["n_cases"] >= 60 and summary["complete"] is True
     assert summary["latency_p50_s"] > 0 and summary["total_tokens"]["prompt_tokens"] == 100 * summary["n_cases"]
@@ -208,8 +208,8 @@ def test_golden_suite_end_to_end_on_cloudflare(pytester, monkeypatch, fake, mode
 
 
 def test_golden_suite_end_to_end_on_openai(pytester, fake):
-    result = pytester.runpytest("--model=openai", "--base-url", fake.openai_base, "--served-model", "my-lora",
-                                "--cases", str(GOLDEN), "-q")
+    result = pytester.runpytest("--model=openai", "--th-base-url", fake.openai_base, "--th-served-model", "my-lora",
+                                "--th-cases", str(GOLDEN), "-q")
     summary = json.loads((pytester.path / "reports/latest/summary.json").read_text())
     assert summary["model"] == "openai" and summary["n_cases"] >= 60 and result.ret == 1
 
@@ -217,7 +217,7 @@ def test_golden_suite_end_to_end_on_openai(pytester, fake):
 def test_missing_credentials_are_usage_errors(pytester, monkeypatch, fake):
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
     monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", "x")
-    result = pytester.runpytest("--model=cloudflare-base", "--cf-model", "cf/meta/x", "--cases", str(GOLDEN))
+    result = pytester.runpytest("--model=cloudflare-base", "--th-cf-model", "cf/meta/x", "--th-cases", str(GOLDEN))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*needs the environment variable CLOUDFLARE_API_TOKEN*"])
 
@@ -230,15 +230,15 @@ def test_fatal_error_stops_then_resume_asks_only_the_rest(pytester, monkeypatch,
     cf_env(monkeypatch, fake)
     (pytester.path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CASES))
     fake.inject(Fault("cf_error", code=3036, match="weather 3?", times=1))
-    args = ["--model=cloudflare-base", "--cf-model=@cf/meta/llama-3.2-3b-instruct", "--cf-api-base", fake.api_base,
-            "--cases", "cases.jsonl", "--concurrency", "1", "--run-id", "run-a"]
+    args = ["--model=cloudflare-base", "--th-cf-model=@cf/meta/llama-3.2-3b-instruct", "--th-cf-api-base", fake.api_base,
+            "--th-cases", "cases.jsonl", "--th-concurrency", "1", "--th-run-id", "run-a"]
     result = pytester.runpytest(*args)
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*backend error (the run stops)*3036*", "*incomplete run: 3 of 6*--resume run-a*"])
+    result.stdout.fnmatch_lines(["*backend error (the run stops)*3036*", "*incomplete run: 3 of 6*--th-resume run-a*"])
     first = json.loads((pytester.path / "reports/run-a/summary.json").read_text())
     assert first["complete"] is False and first["n_cases"] == 3
     asked_before = len(fake.requests)
-    result = pytester.runpytest(*args[:-2], "--resume", "run-a")
+    result = pytester.runpytest(*args[:-2], "--th-resume", "run-a")
     assert result.ret == 0
     assert len(fake.requests) - asked_before == 3  # only c3, c4, c5 were asked again
     second = json.loads((pytester.path / "reports/run-a/summary.json").read_text())
@@ -250,12 +250,12 @@ def test_fatal_error_stops_then_resume_asks_only_the_rest(pytester, monkeypatch,
 def test_resume_refuses_another_model(pytester, monkeypatch, fake):
     cf_env(monkeypatch, fake)
     (pytester.path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CASES))
-    base = ["--cf-api-base", fake.api_base, "--cases", "cases.jsonl"]
-    pytester.runpytest("--model=cloudflare-base", "--cf-model=@cf/meta/llama-3.2-3b-instruct", *base, "--run-id", "r1")
-    result = pytester.runpytest("--model=cloudflare-lora", "--cf-model=@cf/meta/llama-3.2-3b-instruct",
-                                "--lora", "my-lora", *base, "--resume", "r1")
+    base = ["--th-cf-api-base", fake.api_base, "--th-cases", "cases.jsonl"]
+    pytester.runpytest("--model=cloudflare-base", "--th-cf-model=@cf/meta/llama-3.2-3b-instruct", *base, "--th-run-id", "r1")
+    result = pytester.runpytest("--model=cloudflare-lora", "--th-cf-model=@cf/meta/llama-3.2-3b-instruct",
+                                "--th-lora", "my-lora", *base, "--th-resume", "r1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--resume r1: that run evaluated a different model*"])
+    result.stderr.fnmatch_lines(["*--th-resume r1: that run evaluated a different model*"])
 
 
 def test_cf_model_without_the_at_sign(fake):
@@ -284,8 +284,8 @@ def test_a_token_echoed_by_the_server_is_redacted_everywhere(pytester, monkeypat
     secret = "cf-secret-token-that-must-not-leak-42"
     cf_env(monkeypatch, fake, token=secret)
     (pytester.path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in CASES))
-    result = pytester.runpytest("--model=cloudflare-base", "--cf-model=@cf/meta/llama-3.2-3b-instruct",
-                                "--cf-api-base", fake.api_base, "--cases", "cases.jsonl", "-l", "--tb=long")
+    result = pytester.runpytest("--model=cloudflare-base", "--th-cf-model=@cf/meta/llama-3.2-3b-instruct",
+                                "--th-cf-api-base", fake.api_base, "--th-cases", "cases.jsonl", "-l", "--tb=long")
     assert result.ret == 1 and "Authentication error for 'Bearer ***'" in result.stdout.str()
     assert secret not in all_output(pytester, result)
 
@@ -383,10 +383,10 @@ def test_unanswered_cases_make_the_run_incomplete(pytester, monkeypatch, fake):
     cases = [json.loads(line) for line in (GOLDEN / "assistant.jsonl").read_text().splitlines()[:6]]
     write_jsonl(pytester.path / "c.jsonl", cases)
     fake.inject(Fault("cf_error", code=5006, times=1, match=cases[3]["messages"][0]["content"][:20]))
-    args = ("--model=cloudflare-base", "--cf-model=@cf/meta/llama-3.2-3b-instruct", "--cases", "c.jsonl",
-            f"--cf-api-base={fake.api_base}", "--concurrency", "1", "--max-attempts", "1", "-p", "no:cacheprovider")
-    result = pytester.runpytest(*args, "--threshold", "tool_selection_accuracy=off", "--threshold", "valid_json_rate=off",
-                                "--threshold", "no_tool_accuracy=off", "--threshold", "disambiguation_accuracy=off")
+    args = ("--model=cloudflare-base", "--th-cf-model=@cf/meta/llama-3.2-3b-instruct", "--th-cases", "c.jsonl",
+            f"--th-cf-api-base={fake.api_base}", "--th-concurrency", "1", "--th-max-attempts", "1", "-p", "no:cacheprovider")
+    result = pytester.runpytest(*args, "--th-threshold", "tool_selection_accuracy=off", "--th-threshold", "valid_json_rate=off",
+                                "--th-threshold", "no_tool_accuracy=off", "--th-threshold", "disambiguation_accuracy=off")
     s = json.loads((pytester.path / "reports" / "latest" / "summary.json").read_text())
     assert s["n_unanswered"] == 1 and s["complete"] is False and not s["gate"]["passed"] and result.ret == 1
     assert "1 case(s) unanswered" in s["gate"]["failures"][-1]["message"]

@@ -1,4 +1,4 @@
-"""--repeat N: every case asked N times; pass^N, the pass rate of each repeat, and the cases answered differently."""
+"""--th-repeat N: every case asked N times; pass^N, the pass rate of each repeat, and the cases answered differently."""
 import json
 
 from golden_replies import replies as golden_replies
@@ -60,12 +60,12 @@ def test_a_flaky_backend_shows_in_pass_n_and_the_unstable_cases(make_cases, tmp_
 def test_replay_repeated_is_stable(pytester):
     cases = _golden(pytester)
     write_jsonl(pytester.path / "r.jsonl", [{"id": i, "response": t} for i, t in golden_replies().items()])
-    result = pytester.runpytest("--model=replay", "--cases", "golden", "--replies", "r.jsonl", "--repeat", "3",
+    result = pytester.runpytest("--model=replay", "--th-cases", "golden", "--th-replies", "r.jsonl", "--th-repeat", "3",
                                 "-p", "no:cacheprovider")
     s = json.loads((pytester.path / "reports/latest/summary.json").read_text())
     assert s["repeat"]["pass_all_rate"] == s["case_pass_rate"] and s["repeat"]["unstable"] == []
     assert s["n_cases"] == len(cases)
     result.stdout.fnmatch_lines(["repeat 3: pass^3 * against pass@1 *; every case answered identically each time"])
-    bad = pytester.runpytest("--model=replay", "--cases", "golden", "--replies", "r.jsonl", "--repeat", "2",
-                             "--resume", "x", "-p", "no:cacheprovider")
+    bad = pytester.runpytest("--model=replay", "--th-cases", "golden", "--th-replies", "r.jsonl", "--th-repeat", "2",
+                             "--th-resume", "x", "-p", "no:cacheprovider")
     assert bad.ret == 4  # usage error

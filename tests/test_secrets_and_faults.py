@@ -64,11 +64,11 @@ def test_a_hostile_server_leaks_nothing_into_output_reports_or_junit(pytester, h
     hostile.inject(Fault("429", retry_after_text="soon", times=3), Fault("500", times=3),
                    Fault("bad_200", times=2), Fault("bad_200", times=2, body={"choices": []}),
                    Fault("bad_200", times=2, body=envelope({"response": None})))
-    backend = (["--model=cloudflare-base", f"--cf-model={CF}", f"--cf-api-base={hostile.api_base}"]
-               if model == "cloudflare-base" else ["--model=openai", f"--base-url={hostile.openai_base}",
-                                                   "--served-model=m"])
-    result = pytester.runpytest(*backend, "--cases", "c.jsonl", "--max-attempts", "6", "-l", "--tb=long",
-                                "--full-trace", "-rA", "--junitxml", "j.xml", "--failure-details", "all",
+    backend = (["--model=cloudflare-base", f"--th-cf-model={CF}", f"--th-cf-api-base={hostile.api_base}"]
+               if model == "cloudflare-base" else ["--model=openai", f"--th-base-url={hostile.openai_base}",
+                                                   "--th-served-model=m"])
+    result = pytester.runpytest(*backend, "--th-cases", "c.jsonl", "--th-max-attempts", "6", "-l", "--tb=long",
+                                "--full-trace", "-rA", "--junitxml", "j.xml", "--th-failure-details", "all",
                                 "-p", "no:cacheprovider")
     out = result.stdout.str() + result.stderr.str()
     assert "cases passed" in out  # the run happened and was scored
@@ -155,20 +155,20 @@ def test_resume_over_a_subset_keeps_every_reply(pytester, hostile):
     hostile.echo_auth = False
     cases = golden_cases(pytester, n=12)
     hostile.inject(Fault("cf_error", code=3036, times=1, match=cases[8]["messages"][-1]["content"][:25]))
-    args = ["--model=cloudflare-base", f"--cf-model={CF}", f"--cf-api-base={hostile.api_base}",
-            "--concurrency", "1", "-p", "no:cacheprovider"]
-    pytester.runpytest(*args, "c.jsonl", "--run-id", "r1")
+    args = ["--model=cloudflare-base", f"--th-cf-model={CF}", f"--th-cf-api-base={hostile.api_base}",
+            "--th-concurrency", "1", "-p", "no:cacheprovider"]
+    pytester.runpytest(*args, "c.jsonl", "--th-run-id", "r1")
     first = [json.loads(x)["id"] for x in (pytester.path / "reports/r1/cases.jsonl").read_text().splitlines()]
     assert len(first) == 8
     subset = cases[10]["id"]
-    result = pytester.runpytest(*args, "--resume", "r1", f"c.jsonl::{subset}")
+    result = pytester.runpytest(*args, "--th-resume", "r1", f"c.jsonl::{subset}")
     assert result.ret == 1
     s = json.loads((pytester.path / "reports/r1/summary.json").read_text())
     assert s["complete"] is False and not s["gate"]["passed"] and s["kept_from_earlier"] == 8
     kept = [json.loads(x)["id"] for x in (pytester.path / "reports/r1/cases.jsonl").read_text().splitlines()]
     assert set(first) | {subset} == set(kept)  # nothing dropped
     asked = len(hostile.requests)
-    pytester.runpytest(*args, "c.jsonl", "--resume", "r1")
+    pytester.runpytest(*args, "c.jsonl", "--th-resume", "r1")
     assert len(hostile.requests) - asked == 3  # only the 3 cases never answered
     s = json.loads((pytester.path / "reports/r1/summary.json").read_text())
     assert s["complete"] is True and s["n_cases"] == 12
@@ -205,11 +205,11 @@ def test_export_refuses_links(adapter, tmp_path):
         export(adapter, tmp_path / "out2", CF)
 
 
-@pytest.mark.parametrize("flag, value", [("--max-attempts", "0"), ("--requests-per-minute", "-5"),
-                                         ("--concurrency", "0"), ("--request-timeout", "0")])
+@pytest.mark.parametrize("flag, value", [("--th-max-attempts", "0"), ("--th-requests-per-minute", "-5"),
+                                         ("--th-concurrency", "0"), ("--th-request-timeout", "0")])
 def test_bad_option_values_are_usage_errors(pytester, hostile, flag, value):
     golden_cases(pytester, n=2)
-    result = pytester.runpytest("--model=cloudflare-base", f"--cf-model={CF}", f"--cf-api-base={hostile.api_base}",
-                                "--cases", "c.jsonl", flag, value, "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model=cloudflare-base", f"--th-cf-model={CF}", f"--th-cf-api-base={hostile.api_base}",
+                                "--th-cases", "c.jsonl", flag, value, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert flag in result.stderr.str() and not hostile.requests

@@ -33,21 +33,21 @@ def golden(pytester):
 
 
 def run(pytester, *args):
-    return pytester.runpytest("--model=replay", "--cases", "golden", "--replies", "r.jsonl", "--max-unanswered", "100",
+    return pytester.runpytest("--model=replay", "--th-cases", "golden", "--th-replies", "r.jsonl", "--th-max-unanswered", "100",
                               "-p", "no:cacheprovider", *args)
 
 
 def test_three_shards_merge_into_the_unsharded_run(pytester, golden):
     _replies(pytester, golden)
-    run(pytester, "--run-id", "whole")
+    run(pytester, "--th-run-id", "whole")
     whole = _summary(pytester.path / "reports/whole/summary.json")
     sizes = []
     for i in (1, 2, 3):
-        result = run(pytester, "--run-id", f"shard-{i}", "--shard", f"{i}/3")
+        result = run(pytester, "--th-run-id", f"shard-{i}", "--th-shard", f"{i}/3")
         shard = json.loads((pytester.path / f"reports/shard-{i}/summary.json").read_text())
-        assert shard["shard"] == {"index": i, "count": 3} and shard["selection"]["expression"] == f"--shard {i}/3"
+        assert shard["shard"] == {"index": i, "count": 3} and shard["selection"]["expression"] == f"--th-shard {i}/3"
         sizes.append(shard["n_cases"])
-        result.stdout.fnmatch_lines([f"*on a subset: {shard['n_cases']} of {len(golden)} cases (--shard {i}/3)*"])
+        result.stdout.fnmatch_lines([f"*on a subset: {shard['n_cases']} of {len(golden)} cases (--th-shard {i}/3)*"])
     assert sum(sizes) == len(golden) and max(sizes) - min(sizes) <= 1
     out = pytester.path / "reports" / "merged"
     code = merge_main([str(pytester.path / f"reports/shard-{i}") for i in (3, 1, 2)] + ["--out", str(out)])
@@ -61,9 +61,9 @@ def test_three_shards_merge_into_the_unsharded_run(pytester, golden):
 
 def test_a_shard_of_a_subset_and_a_merge_that_is_not_one_run(pytester, golden, capsys):
     _replies(pytester, golden)
-    run(pytester, "--run-id", "whole-k", "-k", "task")
+    run(pytester, "--th-run-id", "whole-k", "-k", "task")
     for i in (1, 2):
-        run(pytester, "--run-id", f"k-{i}", "-k", "task", "--shard", f"{i}/2")
+        run(pytester, "--th-run-id", f"k-{i}", "-k", "task", "--th-shard", f"{i}/2")
     out = pytester.path / "reports" / "merged-k"
     merge_main([str(pytester.path / "reports/k-1"), str(pytester.path / "reports/k-2"), "--out", str(out)])
     merged = _summary(out / "summary.json")
@@ -71,7 +71,7 @@ def test_a_shard_of_a_subset_and_a_merge_that_is_not_one_run(pytester, golden, c
     assert merged["selection"]["expression"] == "-k 'task'" and not merged["selection"]["whole_files"]
 
     # refused: a missing shard, a shard of another split, a shard of another run
-    run(pytester, "--run-id", "other-1", "--shard", "1/3")
+    run(pytester, "--th-run-id", "other-1", "--th-shard", "1/3")
     cases = [str(pytester.path / "reports/k-1"), "--out", str(pytester.path / "reports/x")]
     assert merge_main(cases) == 2
     assert "each of 1..2 is needed exactly once" in capsys.readouterr().err
@@ -84,9 +84,9 @@ def test_a_shard_of_a_subset_and_a_merge_that_is_not_one_run(pytester, golden, c
 
 def test_a_malformed_shard_is_a_usage_error(pytester, golden):
     _replies(pytester, golden)
-    result = run(pytester, "--shard", "4/3")
+    result = run(pytester, "--th-shard", "4/3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--shard '4/3': write I/N with 1 <= I <= N*"])
+    result.stderr.fnmatch_lines(["*--th-shard '4/3': write I/N with 1 <= I <= N*"])
 
 
 def test_python_m_harness_lists_its_commands(capsys):

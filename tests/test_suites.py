@@ -52,7 +52,7 @@ def timer_suite(folder, with_tools=True):
 
 def test_a_suite_folder_brings_its_own_catalogue(pytester):
     timer_suite(pytester.path / "kitchen")
-    result = pytester.runpytest("--model=replay", "--cases", "kitchen", "--replies", "kitchen.replies.jsonl",
+    result = pytester.runpytest("--model=replay", "--th-cases", "kitchen", "--th-replies", "kitchen.replies.jsonl",
                                 "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["tools: *kitchen/tools.json (1 tools)"])
@@ -63,11 +63,11 @@ def test_a_suite_folder_brings_its_own_catalogue(pytester):
 def test_tools_option_names_the_catalogue_of_a_folder_without_one(pytester):
     timer_suite(pytester.path / "kitchen", with_tools=False)
     (pytester.path / "timer-tools.json").write_text(json.dumps(TIMER))
-    args = ["--model=replay", "--cases", "kitchen", "--replies", "kitchen.replies.jsonl", "-p", "no:cacheprovider"]
+    args = ["--model=replay", "--th-cases", "kitchen", "--th-replies", "kitchen.replies.jsonl", "-p", "no:cacheprovider"]
     refused = pytester.runpytest(*args)
     assert refused.ret == pytest.ExitCode.INTERRUPTED  # the assistant's catalogue has no setTimer
     refused.stdout.fnmatch_lines(["*expected?0?.tool: unknown tool 'setTimer'*"])
-    pytester.runpytest(*args, "--tools", "timer-tools.json").assert_outcomes(passed=2)
+    pytester.runpytest(*args, "--th-tools", "timer-tools.json").assert_outcomes(passed=2)
 
 
 def test_suites_with_different_catalogues_do_not_share_a_run(pytester):
@@ -75,7 +75,7 @@ def test_suites_with_different_catalogues_do_not_share_a_run(pytester):
     timer_suite(pytester.path / "b")
     (pytester.path / "b" / "tools.json").write_text(json.dumps(TIMER + [{**TIMER[0], "function": {
         **TIMER[0]["function"], "name": "stopTimer"}}]))
-    result = pytester.runpytest("--model=replay", "--cases", "a", "--cases", "b", "--replies", "a.replies.jsonl",
+    result = pytester.runpytest("--model=replay", "--th-cases", "a", "--th-cases", "b", "--th-replies", "a.replies.jsonl",
                                 "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "different tool catalogues" in result.stderr.str()
@@ -151,11 +151,11 @@ def test_disambiguation_is_the_suites_setting(pytester):
     write_jsonl(pytester.path / "r.jsonl", [
         {"id": "a", "response": '```json\n{"tool": "setTimer", "params": {"minutes": 5}}\n```'},
         {"id": "b", "response": '```json\n{"tool": "setTimer", "params": {"minutes": 1}}\n```'}])
-    pytester.runpytest("--model=replay", "--cases", "kitchen", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    pytester.runpytest("--model=replay", "--th-cases", "kitchen", "--th-replies", "r.jsonl", "-p", "no:cacheprovider")
     s = json.loads((pytester.path / "reports/latest/summary.json").read_text())
     assert s["counts"]["disambiguation_accuracy"] == {"passed": 1, "of": 1}  # only the setTimer case counts
     (folder / "suite.toml").write_text('[metrics]\ndisambiguation_tools = ["nope"]\n')
-    result = pytester.runpytest("--model=replay", "--cases", "kitchen", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model=replay", "--th-cases", "kitchen", "--th-replies", "r.jsonl", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "not in it: ['nope']" in result.stderr.str()
 
 
@@ -168,7 +168,7 @@ def test_a_case_may_open_with_its_own_system_message_where_the_suite_allows_it(p
              "expected": [{"tool": "setTimer", "params": {"minutes": 5}}]}]
     write_jsonl(folder / "cases.jsonl", rows)
     write_jsonl(pytester.path / "r.jsonl", [{"id": "s", "response": '```json\n{"tool": "setTimer", "params": {"minutes": 5}}\n```'}])
-    args = ("--model=replay", "--cases", "kitchen", "--replies", "r.jsonl", "-p", "no:cacheprovider")
+    args = ("--model=replay", "--th-cases", "kitchen", "--th-replies", "r.jsonl", "-p", "no:cacheprovider")
     refused = pytester.runpytest(*args)
     assert refused.ret == pytest.ExitCode.INTERRUPTED
     refused.stdout.fnmatch_lines(["*messages?0?.role: role 'system'*only first, where the suite's suite.toml allows it*"])

@@ -281,7 +281,7 @@ def test_the_trainer_trains_on_program_data_and_evaluates_the_program_suite(tiny
     summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
     assert summary["task"] == "program" and summary["strategy"] == "direct" and summary["n_cases"] == 2
     assert summary["model"] == "local-adapter" and record["golden"]["run_id"] == summary["run_id"]
-    assert record["golden"]["case_pass_rate"] == summary["rates"]["case_pass_rate"]["rate"]
+    assert record["golden"]["case_pass_rate"] == summary["case_pass_rate"]
 
 
 def test_native_examples_render_the_tools_in_the_template(tokenizer, tmp_path):
@@ -445,6 +445,12 @@ def test_a_prefix_every_row_shares_runs_once_with_the_same_loss_and_gradients(ti
     whole_grads = grads(whole)
     assert shared.item() == pytest.approx(whole.item(), rel=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(shared_grads, whole_grads))
+    # without autograd through the prefix: the same loss; gradients only along the rows' own positions
+    constant = tt.label_positions_loss(model, inputs, prefix_gradient=False)
+    constant_grads = grads(constant)
+    assert constant.item() == pytest.approx(whole.item(), rel=1e-5)
+    assert len(constant_grads) == len(whole_grads) and any(g.abs().sum() > 0 for g in constant_grads)
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(constant_grads, whole_grads))
 
 
 def test_the_cpu_default_dtype_follows_the_cpus_bf16_instructions(monkeypatch):

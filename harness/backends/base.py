@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+from harness.backends.options import Option, flag
+
 OnReply = Callable[["Reply"], None]
 
 
@@ -111,6 +113,13 @@ class Backend(ABC):
     batch_size: int | None = None
     #: whether a run shows a progress bar while it waits for this backend (not for recorded replies)
     shows_progress: ClassVar[bool] = True
+    #: the options from_options reads (harness.backends.options); the registry's spec carries the same table
+    OPTIONS: ClassVar[tuple[Option, ...]] = ()
+
+    @classmethod
+    def from_options(cls, name: str, options: "BackendOptions") -> "Backend":
+        """The backend `--model=name` chose, built from the options its OPTIONS table declares."""
+        raise NotImplementedError(f"{cls.__name__} declares no from_options: it cannot be chosen by --model")
 
     @abstractmethod
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
@@ -152,8 +161,9 @@ class BackendOptions:
         value = self.values.get(key)
         return default if value is None else value
 
-    def require(self, key: str, flag: str, backend: str) -> Any:
+    def require(self, key: str, backend: str, what: str = "") -> Any:
+        """The value of option `key`; without one, an error that names its flag (and `what` it is)."""
         value = self.values.get(key)
         if value in (None, ""):
-            raise BackendError(f"--model={backend} needs {flag}")
+            raise BackendError(f"--model={backend} needs {flag(key)}{' ' + what if what else ''}")
         return value

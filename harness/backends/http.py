@@ -21,6 +21,7 @@ import httpx
 
 from harness import jsonl
 from harness.backends.base import Backend, BackendError, OnReply, Reply, Request
+from harness.backends.options import flag
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 FIRST_FAILURES_TO_STOP = 3  # identical failures, before any success, that stop a run
@@ -426,7 +427,7 @@ class HttpBackend(Backend):
     def latency_conditions(self) -> dict[str, Any]:
         return {"concurrency": self.concurrency,
                 "note": "from sending the request to the reply; with concurrency > 1 a server that answers one "
-                        "request at a time adds its queue: measure with --concurrency 1 for service time"}
+                        f"request at a time adds its queue: measure with {flag('concurrency')} 1 for service time"}
 
     def _watch_first_failures(self, reply: Reply) -> None:
         """Stop the run when its first requests all failed the same way (a wrong model name, a server that is

@@ -24,7 +24,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from harness.backends import options as opts
 from harness.backends.base import GENERATION_MODES, Backend, BackendError, BackendOptions, OnReply, Reply, Request
+from harness.backends.options import flag
 from harness.backends.shared_prefix import NAME as SHARED_PREFIX_ATTENTION
 from harness.backends.shared_prefix import attending, prefix_layers
 from harness.chat_format import STOP_TOKENS, distinct_pad, render_chat
@@ -51,7 +53,7 @@ class GenerationSettings:
 def resolve_mode(mode: str, device: str) -> str:
     """The generation mode a run uses on this device."""
     if mode not in GENERATION_MODES:
-        raise BackendError(f"--generation-mode {mode!r}: use one of {', '.join(GENERATION_MODES)}")
+        raise BackendError(f"{flag('generation_mode')} {mode!r}: use one of {', '.join(GENERATION_MODES)}")
     if mode == "auto":
         return "compiled" if device.startswith("cuda") else "dynamic"
     return mode
@@ -88,13 +90,13 @@ def read_adapter(path: str | Path) -> AdapterInfo:
     """Check an adapter folder (adapter_config.json + adapter weights) and read its config."""
     folder = Path(path)
     if not folder.is_dir():
-        raise BackendError(f"--adapter {folder}: no such folder (expected adapter_config.json + adapter_model.safetensors)")
+        raise BackendError(f"{flag('adapter')} {folder}: no such folder (expected adapter_config.json + adapter_model.safetensors)")
     config_path = folder / "adapter_config.json"
     if not config_path.is_file():
-        raise BackendError(f"--adapter {folder}: no adapter_config.json; is this a LoRA adapter folder?")
+        raise BackendError(f"{flag('adapter')} {folder}: no adapter_config.json; is this a LoRA adapter folder?")
     weights = next((folder / n for n in ADAPTER_WEIGHTS if (folder / n).is_file()), None)
     if weights is None:
-        raise BackendError(f"--adapter {folder}: no adapter_model.safetensors")
+        raise BackendError(f"{flag('adapter')} {folder}: no adapter_model.safetensors")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -149,7 +151,7 @@ def pick_device_dtype(device: str | None, dtype: str | None) -> tuple[str, torch
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or ("bfloat16" if device.startswith("cuda") else "float32")
     if dtype not in DTYPES:
-        raise BackendError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+        raise BackendError(f"{flag('dtype')} {dtype!r}: use one of {', '.join(DTYPES)}")
     return device, DTYPES[dtype]
 
 
@@ -169,6 +171,7 @@ class LocalBackend(Backend):
     """A causal LM from a local folder (or a hub id already in the local cache), optionally with a LoRA adapter."""
 
     name = "local-base"
+    OPTIONS = opts.LOCAL
 
     def __init__(
         self,
@@ -188,11 +191,11 @@ class LocalBackend(Backend):
             self.name = "local-adapter"
         base_model = base_model or (self.adapter.base_model if self.adapter else None)
         if not base_model:
-            raise BackendError("no base model: pass --base-model (the adapter's config names none)")
+            raise BackendError(f"no base model: pass {flag('base_model')} (the adapter's config names none)")
         if self.adapter and self.adapter.base_model and not allow_base_mismatch and not same_base(base_model, self.adapter.base_model):
             raise BackendError(
-                f"adapter {self.adapter.path} was trained on {self.adapter.base_model!r}, not --base-model "
-                f"{base_model!r}; pass the adapter's base (or --allow-base-mismatch if they are the same weights)"
+                f"adapter {self.adapter.path} was trained on {self.adapter.base_model!r}, not {flag('base_model')} "
+                f"{base_model!r}; pass the adapter's base (or {flag('allow_base_mismatch')} if they are the same weights)"
             )
         self.base_model = base_model
         from harness.models import read_provenance
@@ -202,9 +205,9 @@ class LocalBackend(Backend):
         self.device, self.dtype = pick_device_dtype(device, dtype)
         self.mode = resolve_mode(settings.mode, self.device)
         if settings.merge_adapter and self.adapter is None:
-            raise BackendError("--merge-adapter needs an adapter (--model=local-adapter --adapter DIR)")
+            raise BackendError(f"{flag('merge_adapter')} needs an adapter (--model=local-adapter {flag('adapter')} DIR)")
         if settings.merge_adapter and load_in_4bit:
-            raise BackendError("--merge-adapter with --load-in-4bit would merge into rounded 4-bit weights and change "
+            raise BackendError(f"{flag('merge_adapter')} with {flag('load_in_4bit')} would merge into rounded 4-bit weights and change "
                                "the replies; load the base in 16 bits to merge")
         self.warmup_s: float | None = None  # the one-time cost before the first timed batch (static modes)
         self._prefixes: dict[tuple[int, ...], Any] = {}  # shared token prefix -> its KV cache (prefix_cache)
@@ -246,12 +249,12 @@ class LocalBackend(Backend):
         kwargs: dict[str, Any] = {"dtype": self.dtype}
         if self.load_in_4bit:
             if not self.device.startswith("cuda"):
-                raise BackendError("--load-in-4bit needs a CUDA device")
+                raise BackendError(f"{flag('load_in_4bit')} needs a CUDA device")
             try:
                 import bitsandbytes  # noqa: F401
                 from transformers import BitsAndBytesConfig
             except ImportError:
-                raise BackendError("--load-in-4bit needs bitsandbytes: pip install -e '.[gpu]'") from None
+                raise BackendError(f"{flag('load_in_4bit')} needs bitsandbytes: pip install -e '.[gpu]'") from None
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=self.dtype,
                 bnb_4bit_use_double_quant=True,
@@ -622,7 +625,7 @@ class LocalBackend(Backend):
             conditions["warmup_s_not_in_latency"] = round(self.warmup_s, 3)
         if self.prefill_s:
             conditions["shared_prefix_prefill_s_not_in_latency"] = round(self.prefill_s, 3)
-        conditions["note"] = "each reply's latency is its whole batch's generate() time; --batch-size 1 for per-reply time"
+        conditions["note"] = f"each reply's latency is its whole batch's generate() time; {flag('batch_size')} 1 for per-reply time"
         return conditions
 
     def describe(self) -> str:
@@ -638,7 +641,7 @@ class LocalBackend(Backend):
 
     @classmethod
     def from_options(cls, name: str, options: BackendOptions) -> "LocalBackend":
-        adapter = options.require("adapter", "--adapter DIR (a LoRA adapter folder)", name) if name == "local-adapter" else None
+        adapter = options.require("adapter", name, "DIR (a LoRA adapter folder)") if name == "local-adapter" else None
         base = options.get("base_model") or (None if adapter else shipped_model())
         return cls(
             base, adapter,
@@ -762,7 +765,7 @@ def shipped_model() -> str:
     try:
         return str(convert(DEFAULT_MODEL))
     except ModelUnavailable as exc:
-        raise BackendError(f"--model=local-base without --base-model evaluates the shipped {DEFAULT_MODEL}: {exc}") from None
+        raise BackendError(f"--model=local-base without {flag('base_model')} evaluates the shipped {DEFAULT_MODEL}: {exc}") from None
 
 
 def _sha256_text(text: str | None) -> str | None:

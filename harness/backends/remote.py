@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from harness.backends import options as opts
 from harness.backends.base import BackendError, BackendOptions, Reply, Request
 from harness.backends.http import (
     Failure,
@@ -28,6 +29,7 @@ from harness.backends.http import (
     parse_retry_after,
     public_url,
 )
+from harness.backends.options import flag
 from harness.chat_format import BOS, EOT, date_string, render_llama3
 
 CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
@@ -37,9 +39,9 @@ DEFAULT_MAX_TOKENS = 384  # Workers AI's own default (256) cuts off some two-cal
 # Cloudflare error codes (docs/platform-notes.md): retry the ones that heal, stop the run on the ones that cannot.
 CF_RETRY = {3040: "out of capacity", 3007: "timeout", 3008: "request aborted"}
 CF_FATAL = {
-    5007: "no such model: check --cf-model",
-    5005: "this model does not support LoRA adapters: pick a LoRA-capable --cf-model",
-    3037: "finetune not found: check --lora (name or id) and the account",
+    5007: "no such model: check {cf_model}",
+    5005: "this model does not support LoRA adapters: pick a LoRA-capable {cf_model}",
+    3037: "finetune not found: check {lora} (name or id) and the account",
     3036: "the account's daily free neuron allocation is used up: retry tomorrow or upgrade",
     3039: "the finetune is missing files: upload adapter_model.safetensors and adapter_config.json",
     5016: "the model's terms were not agreed to: accept them once in the dashboard or with 'agree'",
@@ -53,7 +55,8 @@ def classify_cloudflare(status: int, body: Any, headers: httpx.Headers) -> Failu
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
     code, message = first.get("code"), str(first.get("message", ""))
     if code in CF_FATAL:
-        return Failure("fatal", f"Cloudflare error {code}: {message} ({CF_FATAL[code]})")
+        hint = CF_FATAL[code].format(cf_model=flag("cf_model"), lora=flag("lora"))  # as the user typed them
+        return Failure("fatal", f"Cloudflare error {code}: {message} ({hint})")
     if code in CF_RETRY:
         return Failure("retry", f"Cloudflare error {code} ({CF_RETRY[code]}): {message}",
                        parse_retry_after(headers.get("retry-after")))
@@ -84,13 +87,13 @@ class RawTemplate:
         try:
             from transformers import AutoTokenizer
         except ImportError:
-            raise BackendError("--raw-template needs transformers: pip install -e '.[local]'") from None
+            raise BackendError(f"{flag('raw_template')} needs transformers: pip install -e '.[local]'") from None
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
         except (OSError, ValueError) as exc:
-            raise BackendError(f"--raw-template {folder}: cannot load its tokenizer ({exc})") from None
+            raise BackendError(f"{flag('raw_template')} {folder}: cannot load its tokenizer ({exc})") from None
         if not getattr(self.tokenizer, "chat_template", None):
-            raise BackendError(f"--raw-template {folder}: the tokenizer has no chat template")
+            raise BackendError(f"{flag('raw_template')} {folder}: the tokenizer has no chat template")
         self.folder = folder
         bos = self.tokenizer.bos_token_id
         # Strip the template's leading BOS only where the tokenizer adds one itself when the server encodes.
@@ -119,7 +122,7 @@ class RawTemplate:
 def _raw_template(options: BackendOptions) -> RawTemplate | None:
     folder = options.get("raw_template")
     if folder and not options.get("raw"):
-        raise BackendError("--raw-template is for --raw (the chat path uses the server's own template)")
+        raise BackendError(f"{flag('raw_template')} is for {flag('raw')} (the chat path uses the server's own template)")
     return RawTemplate(folder) if folder else None
 
 
@@ -145,6 +148,7 @@ class CloudflareBackend(HttpBackend):
     """POST {api}/accounts/{account}/ai/run/{model}, with `lora` for a finetune."""
 
     name = "cloudflare-base"
+    OPTIONS = opts.CLOUDFLARE
 
     def __init__(
         self,
@@ -161,7 +165,7 @@ class CloudflareBackend(HttpBackend):
         seed: int = 0,
         **http: Any,
     ) -> None:
-        url_password = check_base_url(api_base, "--cf-api-base", own_auth=True)
+        url_password = check_base_url(api_base, flag("cf_api_base"), own_auth=True)
         self.raw_template = raw_template
         super().__init__(secrets=[token, Secret(account_id), url_password], seed=seed, **http)
         self.model, self.account_id, self.token = model, account_id, token
@@ -219,8 +223,8 @@ class CloudflareBackend(HttpBackend):
 
     @classmethod
     def from_options(cls, name: str, options: BackendOptions) -> "CloudflareBackend":
-        lora = options.require("lora", "--lora NAME_OR_ID (the finetune)", name) if name == "cloudflare-lora" else None
-        model = options.require("cf_model", "--cf-model=MODEL (e.g. --cf-model=@cf/meta/llama-3.2-3b-instruct)", name)
+        lora = options.require("lora", name, "NAME_OR_ID (the finetune)") if name == "cloudflare-lora" else None
+        model = options.require("cf_model", name, "MODEL (e.g. @cf/meta/llama-3.2-3b-instruct)")
         if model.startswith(("cf/", "hf/")):
             model = "@" + model  # pytest reads a bare `@file` argument as a file of arguments; accept it without
         return cls(
@@ -244,6 +248,7 @@ class OpenAIBackend(HttpBackend):
     """/v1/chat/completions (or /v1/completions with a rendered prompt in raw mode)."""
 
     name = "openai"
+    OPTIONS = opts.OPENAI
 
     def __init__(
         self,
@@ -258,7 +263,7 @@ class OpenAIBackend(HttpBackend):
         seed: int = 0,
         **http: Any,
     ) -> None:
-        url_password = check_base_url(base_url, "--base-url", own_auth=bool(api_key))
+        url_password = check_base_url(base_url, flag("base_url"), own_auth=bool(api_key))
         self.raw_template = raw_template
         super().__init__(secrets=[api_key, url_password], seed=seed, **http)
         self.base_url, self.served_model, self.api_key = base_url.rstrip("/"), served_model, api_key
@@ -298,7 +303,7 @@ class OpenAIBackend(HttpBackend):
     def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
         failure = super().classify(status, body, headers)
         if status == 404:
-            return Failure("fatal", f"{failure.message} (check --base-url and --served-model)")
+            return Failure("fatal", f"{failure.message} (check {flag('base_url')} and {flag('served_model')})")
         return failure
 
     def fingerprint(self) -> dict[str, Any]:
@@ -318,8 +323,8 @@ class OpenAIBackend(HttpBackend):
     def from_options(cls, name: str, options: BackendOptions) -> "OpenAIBackend":
         key_var = options.get("api_key_env", "OPENAI_API_KEY")
         return cls(
-            options.require("base_url", "--base-url URL (the server's /v1)", name),
-            options.require("served_model", "--served-model NAME", name),
+            options.require("base_url", name, "URL (the server's /v1)"),
+            options.require("served_model", name, "NAME"),
             _env_secret(key_var, name, required=False),
             raw=bool(options.get("raw", False)),
             raw_keep_bos=bool(options.get("raw_keep_bos", False)),
@@ -341,4 +346,4 @@ def _raw_or_chat_date(raw: bool, keep_bos: bool, chat_date: str | None) -> dict[
     if raw:
         return {"date": "rendered by the harness from each case's now",
                 "bos": "sent in the prompt" if keep_bos else "left to the server's tokenizer (not in the prompt)"}
-    return {"date": chat_date or "the server's own clock (this API takes no template arguments; --raw sends the case's date)"}
+    return {"date": chat_date or f"the server's own clock (this API takes no template arguments; {flag('raw')} sends the case's date)"}

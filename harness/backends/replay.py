@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness import jsonl
+from harness.backends import options as opts
 from harness.backends.base import Backend, BackendError, BackendOptions, OnReply, Reply, Request
+from harness.backends.options import flag
 
 
 def load_replies(path: Path) -> dict[str, Reply]:
@@ -55,19 +57,20 @@ def _reply_from(rec: dict[str, Any], where: str) -> Reply:
 
 class ReplayBackend(Backend):
     name = "replay"
+    OPTIONS = opts.REPLAY
     measures_latency = False
     shows_progress = False
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise BackendError(f"--replies {self.path}: no such file")
+            raise BackendError(f"{flag('replies')} {self.path}: no such file")
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.replies = load_replies(self.path)
 
     @classmethod
     def from_options(cls, name: str, options: BackendOptions) -> "ReplayBackend":
-        return cls(options.require("replies", "--replies FILE (recorded replies, one JSON line per case)", name))
+        return cls(options.require("replies", name, "FILE (recorded replies, one JSON line per case)"))
 
     def generate(self, requests: Sequence[Request], on_reply: OnReply | None = None) -> list[Reply]:
         out = []

@@ -21,15 +21,16 @@ from typing import Any, Mapping, Sequence
 
 from harness import escape
 from harness.backends import BackendError, BackendOptions
+from harness.backends.registry import all_options
 from harness.cases import CaseFileError
 from harness.gate import GATE_ON
-from harness.program.core import RULES, load_program_file
-from harness.program.run import STRATEGIES, model_missing
+from harness.program.core import load_program_file
+from harness.program.run import METRICS, STRATEGIES, model_missing
 from harness.program.session import ProgramRun
 from harness.report import RunFolderError, atomic_write_text, check_run_folder
 from harness.task import TASKS
 
-BACKEND_OPTIONS = ("replies", "base_model", "adapter", "device", "max_new_tokens", "batch_size")
+PROGRAM_MAX_NEW_TOKENS = 1024
 
 
 def strategies_from(text: str) -> list[str]:
@@ -42,10 +43,12 @@ def strategies_from(text: str) -> list[str]:
 
 def comparison(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The strategies side by side: each rate (with its counts and interval) and what each spent."""
-    metrics = ("case_pass_rate", *RULES)
+    def rate(summary: Mapping[str, Any], m: str) -> dict[str, Any]:
+        return {"rate": summary[m], **summary["counts"][m], "interval": summary["intervals"][m]}
+
     return {"strategies": list(summaries),
-            "rates": {m: {s: summaries[s]["rates"][m] for s in summaries} for m in metrics},
-            "cost": {s: summaries[s]["cost"] for s in summaries},
+            "rates": {m: {s: rate(summaries[s], m) for s in summaries} for m in METRICS},
+            "cost": {s: {**summaries[s]["cost"], "latency_p50_s": summaries[s]["latency_p50_s"]} for s in summaries},
             "gate": {s: summaries[s]["gate"]["passed"] for s in summaries},
             "answered_by_stage": {s: summaries[s]["answered_by_stage"] for s in summaries if "answered_by_stage" in summaries[s]}}
 
@@ -82,12 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strategy", default="direct",
                         help=f"{', '.join(STRATEGIES)}; several comma-separated, or all, to compare them")
     parser.add_argument("--model", help="the backend (as pytest --model); not for --strategy template")
-    parser.add_argument("--replies", help="replay: recorded replies")
-    parser.add_argument("--base-model")
-    parser.add_argument("--adapter")
-    parser.add_argument("--device")
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
-    parser.add_argument("--batch-size", type=int)
+    for option in all_options():  # every backend's own flags, as pytest has them (without its --th- prefix)
+        kwargs = option.argparse_kwargs()
+        if option.name == "max_new_tokens":
+            kwargs["help"] = f"{option.help} (default here: {PROGRAM_MAX_NEW_TOKENS}, a whole program)"
+        parser.add_argument(option.flag, dest=option.name, **kwargs)
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
     parser.add_argument("--run-id")
     parser.add_argument("--threshold", action="append", default=[], metavar="METRIC=VALUE",
@@ -108,7 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from harness.hashing import sha256_file
 
-    options = BackendOptions({k: v for k, v in vars(args).items() if k in BACKEND_OPTIONS and v is not None})
+    backend_names = {o.name for o in all_options()}
+    # a program is 500-1,300 SmolLM2 tokens: a longer default limit than a tool call's
+    options = BackendOptions({"max_new_tokens": PROGRAM_MAX_NEW_TOKENS,
+                              **{k: v for k, v in vars(args).items() if k in backend_names and v not in (None, False)}})
+    problem = next(filter(None, (o.problem(options.values.get(o.name)) for o in all_options())), None)
+    if problem:
+        print(f"program run refused: {problem}", file=sys.stderr)
+        return 2
     base_id = args.run_id or f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-program"
     try:
         for strategy in strategies:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Generator, Sequence
 
 from harness.backends import Backend, Reply, Request, ask
+from harness.backends.options import flag
 from harness.metrics import percentile, wilson
 from harness.parse import fence
 from harness.program.core import (
@@ -138,7 +139,7 @@ def chain_steps(case: ProgramCase) -> Steps:
 
 def model_missing(strategy: str, model: Any) -> str | None:
     """Why `strategy` cannot run without a model or backend (None when it has one, or is the template)."""
-    return None if strategy == "template" or model else f"--strategy {strategy} needs --model (only template asks no model)"
+    return None if strategy == "template" or model else f"{flag('strategy')} {strategy} needs --model (only template asks no model)"
 
 
 def _one(case: ProgramCase, strategy: str) -> Steps:
@@ -167,7 +168,7 @@ def run_strategy(cases: Sequence[ProgramCase], strategy: str, backend: Backend |
     """One record per case: the result, what the strategy spent (model calls, tokens, seconds), and for hybrid the
     stage whose answer was accepted. Every case's next call goes in one batch (the backend's batch size)."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"--strategy {strategy!r}: one of {', '.join(STRATEGIES)}")
+        raise ValueError(f"{flag('strategy')} {strategy!r}: one of {', '.join(STRATEGIES)}")
     missing = model_missing(strategy, backend)
     if missing:
         raise ValueError(missing)
@@ -205,7 +206,7 @@ def _rate(passed: int, of: int) -> dict[str, Any]:
     return {"rate": passed / of if of else None, "passed": passed, "of": of, "interval": wilson(passed, of)}
 
 
-def rates(results: Sequence[ProgramResult]) -> dict[str, Any]:
+def rates(results: Sequence[ProgramResult]) -> dict[str, dict[str, Any]]:
     """The case pass rate over all cases; each rule's over the replies it could judge (None: an earlier rule,
     JSON or schema, left nothing to read)."""
     out = {"case_pass_rate": _rate(sum(r.passed for r in results), len(results))}
@@ -215,12 +216,21 @@ def rates(results: Sequence[ProgramResult]) -> dict[str, Any]:
     return out
 
 
+METRICS = ("case_pass_rate", *RULES)
+
+
 def summarize(records: Sequence[dict[str, Any]], strategy: str, model: str | None) -> dict[str, Any]:
+    """The program run's figures in the tool-call summary's shape: every rate a top-level key, with `counts` and
+    `intervals` beside them (so the gate, compare and history read both tasks alike)."""
     results = [r["result"] for r in records]
     latencies = [r["latency_s"] for r in records if r["latency_s"]]
+    per = rates(results)
     return {
         "task": "program", "strategy": strategy, "model": model or "none (template)", "n_cases": len(results),
-        "rates": rates(results),
+        "n_passed": sum(r.passed for r in results), **{k: r["rate"] for k, r in per.items()},
+        "counts": {k: {"passed": r["passed"], "of": r["of"]} for k, r in per.items()},
+        "intervals": {k: r["interval"] for k, r in per.items()},
+        "latency_p50_s": percentile(latencies, 0.5), "latency_p95_s": percentile(latencies, 0.95),
         "by_goal": {g: rates([r for r in results if r.case.goal == g])["case_pass_rate"]
                     for g in dict.fromkeys(r.case.goal for r in results)},
         "by_days_per_week": {str(d): rates([r for r in results if r.case.days_per_week == d])["case_pass_rate"]
@@ -230,34 +240,25 @@ def summarize(records: Sequence[dict[str, Any]], strategy: str, model: str | Non
         **({"answered_by_stage": {st: sum(r.get("stage") == st for r in records) for st in HYBRID_STAGES}}
            if strategy == "hybrid" else {}),
         "cost": {"model_calls_per_program": sum(r["calls"] for r in records) / len(records) if records else None,
-                 "tokens": sum(r["tokens"] for r in records), "latency_p50_s": percentile(latencies, 0.5),
-                 "latency_p95_s": percentile(latencies, 0.95)},
+                 "tokens": sum(r["tokens"] for r in records)},
     }
-
-
-def gate_view(summary: dict[str, Any]) -> dict[str, Any]:
-    """The flat figures harness.gate reads: each rate by name (case_pass_rate and every rule), its Wilson interval,
-    and the latency percentiles."""
-    rates_ = summary["rates"]
-    return {**{k: r["rate"] for k, r in rates_.items()}, "intervals": {k: r["interval"] for k, r in rates_.items()},
-            "latency_p50_s": summary["cost"]["latency_p50_s"], "latency_p95_s": summary["cost"]["latency_p95_s"]}
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The terminal table of a program run: each rate with its count and interval, the hybrid stages, the first
     failing rule per case, and what the strategy spent."""
     lines = []
-    for key, r in summary["rates"].items():
-        iv = r["interval"]
-        value = "—" if r["rate"] is None else f"{r['rate']:.3f}"
-        lines.append(f"  {key:<22} {value:>6} {r['passed']}/{r['of']}" + (f"  [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""))
+    for key in METRICS:
+        rate, count, iv = summary[key], summary["counts"][key], summary["intervals"][key]
+        value = "—" if rate is None else f"{rate:.3f}"
+        lines.append(f"  {key:<22} {value:>6} {count['passed']}/{count['of']}" + (f"  [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else ""))
     if "answered_by_stage" in summary:
         lines.append("  answered by stage: " + ", ".join(f"{k} {v}" for k, v in summary["answered_by_stage"].items()))
     if summary["reasons"]:
         lines.append("  first failing rule per case: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
     cost = summary["cost"]
     calls = cost["model_calls_per_program"]
-    p50 = cost["latency_p50_s"]
+    p50 = summary["latency_p50_s"]
     lines.append(f"  cost: {'—' if calls is None else f'{calls:.2f}'} model calls per program, {cost['tokens']} tokens"
                  + (f", latency p50 {p50:.2f} s per program" if p50 is not None else ""))
     return lines
@@ -284,7 +285,8 @@ def format_program_failure(result: ProgramResult) -> str:
 
 def record_line(rec: dict[str, Any]) -> dict[str, Any]:
     r: ProgramResult = rec["result"]
-    return {"id": r.case.id, "goal": r.case.goal, "days_per_week": r.case.days_per_week, "response": r.response,
+    return {"id": r.case.id, "category": r.case.goal, "goal": r.case.goal, "days_per_week": r.case.days_per_week,
+            "response": r.response,
             "passed": r.passed, "reason": r.reason, "rules": dict(r.rules), "failures": {k: list(v) for k, v in r.failures.items()},
             "error": r.error, "calls": rec["calls"], "tokens": rec["tokens"], "latency_s": rec["latency_s"],
             **({"stage": rec["stage"]} if rec.get("stage") else {})}

@@ -17,7 +17,7 @@ from harness import __version__
 from harness.backends import Backend, BackendError, BackendOptions, create_backend
 from harness.gate import Threshold, evaluate
 from harness.program.core import ProgramCase, ProgramResult
-from harness.program.run import SYSTEM, gate_view, model_missing, record_line, run_strategy, summarize, summary_lines
+from harness.program.run import SYSTEM, model_missing, record_line, run_strategy, summarize, summary_lines
 from harness.report import FORMAT_VERSION, RunWriter, atomic_write_text
 
 
@@ -102,7 +102,7 @@ class ProgramRun:
         selection = self.selection or {"expression": None, "n_selected": len(self.planned),
                                        "n_in_files": len(self.planned), "whole_files": True}
         summary["selection"] = selection
-        summary["gate"] = evaluate(gate_view(summary), self.thresholds, self.gate_on)
+        summary["gate"] = evaluate(summary, self.thresholds, self.gate_on)
         incomplete = []
         if len(ordered) < len(self.planned):
             incomplete.append({"metric": "n_cases", "message": f"incomplete run: {len(ordered)} of {len(self.planned)} "
