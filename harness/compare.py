@@ -132,8 +132,8 @@ def compare_runs(a: Run, b: Run, *, allow_different_cases: bool = False, alpha: 
         "b": {"folder": b.folder, "model": b.summary.get("model"), "run_id": b.summary.get("run_id")},
         "warnings": warnings,
         "n_paired": len(pairs), "only_a": only_a, "only_b": only_b,
-        "metrics": {k: metric(k) for k in (*dict.fromkeys(metric_keys(a.summary) + metric_keys(b.summary)),
-                                             "latency_p50_s", "latency_p95_s") if k in a.summary or k in b.summary},
+        "metrics": {k: metric(k) for k in (*metric_keys(a.summary, b.summary), "latency_p50_s", "latency_p95_s")
+                    if k in a.summary or k in b.summary},
         "mcnemar": {k: overall[k] for k in ("b", "c", "p_value")},
         "by_category": by_category,
         "fixed": fixed, "broken": broken,

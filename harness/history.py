@@ -16,11 +16,11 @@ from typing import Any, Sequence
 
 from harness import escape
 from harness.metrics import RATE_KEYS
+from harness.program.run import METRICS as PROGRAM_METRICS
 from harness.report import metric_keys
 
 DEFAULT_METRICS = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "disambiguation_accuracy",
                    "no_tool_accuracy")
-PROGRAM_METRICS = ("case_pass_rate", "json_valid", "schema_valid", "day_count", "exercises_available", "body_regions")
 
 
 def collect(reports: Path) -> list[dict[str, Any]]:

@@ -57,15 +57,10 @@ def pyplot() -> Any:
     return plt
 
 
-def _rate_keys(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The rates the runs report, whichever task wrote them, in the order they report them."""
-    return list(dict.fromkeys(k for s in summaries for k in metric_keys(s)))
-
-
 def plot_metrics(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> bytes:
     """Each rate as a point with its Wilson interval, one colour per run, thresholds as ticks."""
     plt = pyplot()
-    keys = [k for k in _rate_keys(summaries) if any(s.get(k) is not None for s in summaries)]
+    keys = [k for k in metric_keys(*summaries) if any(s.get(k) is not None for s in summaries)]
     fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(keys) + 1))
     for n, (s, label) in enumerate(zip(summaries, labels)):
         offset = (n - (len(summaries) - 1) / 2) * 0.22
@@ -201,7 +196,7 @@ def _metrics_table(summaries: Sequence[Mapping[str, Any]], labels: Sequence[str]
     failed = {f["metric"] for f in gate.get("failures", [])}
     head = "".join(f"<th>{html.escape(label)}</th><th>95% CI</th>" for label in labels)
     rows = []
-    for k in (*_rate_keys(summaries), "latency_p50_s", "latency_p95_s"):
+    for k in (*metric_keys(*summaries), "latency_p50_s", "latency_p95_s"):
         if not any(k in s for s in summaries):
             continue
         cells = ""
@@ -315,7 +310,7 @@ def render_markdown(runs: Sequence[Run], cmp: Mapping[str, Any] | None = None) -
              f"({md(last.get('n_passed'))}/{md(last.get('n_cases'))} cases passed)", ""]
     head = " | ".join(md(r.label) for r in runs)
     lines += [f"| metric | {head} | threshold |", "|---" * (len(runs) + 2) + "|"]
-    for k in (*_rate_keys([r.summary for r in runs]), "latency_p95_s"):
+    for k in (*metric_keys(*(r.summary for r in runs)), "latency_p95_s"):
         if k not in last:
             continue
         cells = " | ".join("—" if r.summary.get(k) is None else f"{r.summary[k]:.3f}" for r in runs)

@@ -16,7 +16,7 @@ import pytest
 
 from harness import __version__, escape
 from harness.backends import BackendError, BackendOptions, specs
-from harness.backends.options import Option, flag, flag_prefix
+from harness.backends.options import Option, first_problem, flag, flag_prefix
 from harness.backends.registry import all_options
 from harness.cases import Case, CaseFileError, Problem, load_case_file
 from harness.gate import GATE_ON, Threshold
@@ -190,11 +190,10 @@ def _failure_details(config: pytest.Config) -> int | None:
 
 def _check_numbers(config: pytest.Config) -> None:
     """A number below its option's minimum is a usage error before anything runs, not a crash in every case."""
-    least = [*all_options(), Option("max_unanswered", "", int, minimum=0)]
-    for option in least:
-        problem = option.problem(_opt(config, option.name))
-        if problem:
-            raise pytest.UsageError(problem)
+    checked = [*all_options(), Option("max_unanswered", "", int, minimum=0)]
+    problem = first_problem(checked, {o.name: _opt(config, o.name) for o in checked})
+    if problem:
+        raise pytest.UsageError(problem)
 
 
 def _warn_deprecated(config: pytest.Config) -> None:

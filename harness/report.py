@@ -215,7 +215,8 @@ class RunWriter:
             self._lock.close()
 
 
-def metric_keys(summary: Mapping[str, Any]) -> list[str]:
-    """A summary's rate metrics, whichever task wrote it: the keys of its `counts` (each rate has its count)."""
-    counts = summary.get("counts")
-    return list(counts) if isinstance(counts, Mapping) else []
+def metric_keys(*summaries: Mapping[str, Any]) -> list[str]:
+    """The rate metrics these summaries report, whichever task wrote them, in the order they report them: the keys
+    of each one's `counts` (every rate has its count)."""
+    counts = [s.get("counts") for s in summaries]
+    return list(dict.fromkeys(k for c in counts if isinstance(c, Mapping) for k in c))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 _PREFIX: contextvars.ContextVar[str] = contextvars.ContextVar("flag_prefix", default="--")
 
@@ -49,6 +49,11 @@ class Option:
         if value is None or self.minimum is None or value >= self.minimum:
             return None
         return f"{self.flag} {value:g}: must be {'> 0' if self.minimum < 1 else f'>= {self.minimum:g}'}"
+
+
+def first_problem(options: Iterable[Option], values: Mapping[str, Any]) -> str | None:
+    """Why the first value out of its option's range is (None: every value given is fine)."""
+    return next(filter(None, (o.problem(values.get(o.name)) for o in options)), None)
 
 
 def flag(name: str) -> str:

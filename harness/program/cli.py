@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from harness import escape
 from harness.backends import BackendError, BackendOptions
+from harness.backends.options import first_problem
 from harness.backends.registry import all_options
 from harness.cases import CaseFileError
 from harness.gate import GATE_ON
@@ -114,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # a program is 500-1,300 SmolLM2 tokens: a longer default limit than a tool call's
     options = BackendOptions({"max_new_tokens": PROGRAM_MAX_NEW_TOKENS,
                               **{k: v for k, v in vars(args).items() if k in backend_names and v not in (None, False)}})
-    problem = next(filter(None, (o.problem(options.values.get(o.name)) for o in all_options())), None)
+    problem = first_problem(all_options(), options.values)
     if problem:
         print(f"program run refused: {problem}", file=sys.stderr)
         return 2
