@@ -438,13 +438,25 @@ def test_a_prefix_every_row_shares_runs_once_with_the_same_loss_and_gradients(ti
         loss.backward()
         return [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
-    shared = tt.label_positions_loss(model, inputs)
+    shared = tt.label_positions_loss(model, inputs, pack=False)
     shared_grads = grads(shared)
     assert calls == [torch.Size([1, 40]), torch.Size([3, 12])]  # the prefix once, then only each row's own part
     whole = tt.label_positions_loss(model, inputs, share_prefix=False)
     whole_grads = grads(whole)
     assert shared.item() == pytest.approx(whole.item(), rel=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(shared_grads, whole_grads))
+    # packed: the rows' own parts as one row without their padding (12 + 12 + 8 tokens), the same loss and gradients
+    calls.clear()
+    packed = tt.label_positions_loss(model, inputs)
+    packed_grads = grads(packed)
+    assert calls == [torch.Size([1, 40]), torch.Size([1, 32])]
+    assert packed.item() == pytest.approx(whole.item(), rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(packed_grads, whole_grads))
+    each = tt.label_positions_loss(model, inputs, per_example=True, share_prefix=False)
+    assert tt.label_positions_loss(model, inputs, per_example=True).item() == pytest.approx(each.item(), rel=1e-5)
+    model.config._attn_implementation = "eager"  # the additive mask
+    assert tt.label_positions_loss(model, inputs).item() == pytest.approx(whole.item(), rel=1e-5)
+    model.config._attn_implementation = "sdpa"
     # without autograd through the prefix: the same loss; gradients only along the rows' own positions
     constant = tt.label_positions_loss(model, inputs, prefix_gradient=False)
     constant_grads = grads(constant)

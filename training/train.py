@@ -79,6 +79,9 @@ class Job:
     # Batches of rows of about the same length (transformers' LengthGroupedSampler): less padding after the shared
     # prefix (on the demo's data, 40 % of the rows' own tokens were padding in random batches, 1 % when grouped).
     group_by_length: bool = False
+    # The rows' own parts after the shared prefix run as one row without their padding (label_positions_loss):
+    # the same loss and gradients as the padded batch, for fewer tokens. False: the padded batch.
+    pack_rows: bool = True
     # False only for a curriculum stage whose data is deliberately not the suite's prompt (the demo's stand-in first
     # reads conversations without the system prompt); job.json records it, and nothing is evaluated after it.
     prompt_check: bool = True
@@ -227,7 +230,7 @@ def tokenize_split(tokenizer: Any, examples: list[dict[str, Any]], max_length: i
 
 def label_positions_loss(model: Any, inputs: Mapping[str, Any], num_items_in_batch: Any = None,
                          share_prefix: bool = True, per_example: bool = False, accumulation_steps: int = 1,
-                         prefix_gradient: bool = True) -> Any:
+                         prefix_gradient: bool = True, pack: bool = True) -> Any:
     """Mean next-token cross-entropy over the labelled positions, with the vocabulary head run only there.
 
     Assistant-only labels cover about 5 % of a golden-format example (the ~1,000-token system prompt is never a
@@ -239,6 +242,10 @@ def label_positions_loss(model: Any, inputs: Mapping[str, Any], num_items_in_bat
     which comes last) run through the model once, and every row continues from that one KV cache: the same values
     and the same gradients as running each row whole (the prefix's gradient is the sum over rows), for a fraction
     of the work. Only LoRA dropout differs: its mask over the prefix is drawn once for the batch, not per row.
+
+    With pack (and a shared prefix), the rows' own parts run as one row without their padding: each part attends
+    to the prefix and to itself only (a block-causal 4D mask) at its own positions, so the values are the padded
+    batch's; on the demo's data 40 % of those parts' tokens were padding.
 
     With per_example, each row's labelled tokens are averaged first and the rows' means then averaged (each
     micro-batch weighted alike under gradient accumulation: divided by accumulation_steps where Trainer does not).
@@ -254,6 +261,10 @@ def label_positions_loss(model: Any, inputs: Mapping[str, Any], num_items_in_bat
     if shared >= MIN_SHARED_PREFIX:
         with torch.set_grad_enabled(prefix_gradient and torch.is_grad_enabled()):
             prefix = model(input_ids=ids[:1, :shared], use_cache=True).past_key_values
+        mask = inputs.get("attention_mask")
+        if pack and _right_padded(mask, shared) and _attention(model) in ("sdpa", "eager"):
+            return _packed_loss(model, ids, labels, mask, shared, prefix, num_items_in_batch, per_example,
+                                accumulation_steps)
         for layer in prefix.layers:
             layer.keys = layer.keys.expand(ids.shape[0], -1, -1, -1)
             layer.values = layer.values.expand(ids.shape[0], -1, -1, -1)
@@ -265,12 +276,79 @@ def label_positions_loss(model: Any, inputs: Mapping[str, Any], num_items_in_bat
     picked = targets[:, keep]
     if per_example:
         each = F.cross_entropy(logits.float().transpose(1, 2), picked, ignore_index=IGNORE, reduction="none")
-        counts = (picked != IGNORE).sum(dim=1)
-        means = each.sum(dim=1)[counts > 0] / counts[counts > 0]
-        return means.sum() / (len(means) or 1) / (accumulation_steps if num_items_in_batch is not None else 1)
-    total = F.cross_entropy(logits.float().flatten(0, 1), picked.flatten(), ignore_index=IGNORE, reduction="sum")
-    count = num_items_in_batch if num_items_in_batch is not None else (picked != IGNORE).sum()
+        rows = torch.arange(picked.shape[0], device=picked.device)[:, None].expand_as(picked)
+        return _mean_of_rows(each.flatten(), picked.flatten(), rows.flatten(), picked.shape[0],
+                             accumulation_steps if num_items_in_batch is not None else 1)
+    return _mean_of_tokens(logits.flatten(0, 1), picked.flatten(), num_items_in_batch)
+
+
+def _mean_of_tokens(logits: Any, targets: Any, num_items_in_batch: Any) -> Any:
+    """Sum of the labelled tokens' cross-entropy over their count (or Trainer's count across micro-batches)."""
+    import torch
+    import torch.nn.functional as F
+
+    total = F.cross_entropy(logits.float(), targets, ignore_index=IGNORE, reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else (targets != IGNORE).sum()
     return total / torch.as_tensor(count, device=total.device).clamp(min=1)
+
+
+def _mean_of_rows(losses: Any, targets: Any, rows: Any, n_rows: int, divisor: int) -> Any:
+    """Each row's mean over its labelled tokens, then the mean over the rows that have any."""
+    import torch
+
+    labelled = (targets != IGNORE).to(losses.dtype)
+    sums = torch.zeros(n_rows, dtype=losses.dtype, device=losses.device).index_add(0, rows, losses * labelled)
+    counts = torch.zeros(n_rows, dtype=losses.dtype, device=losses.device).index_add(0, rows, labelled)
+    means = sums[counts > 0] / counts[counts > 0]
+    return means.sum() / (len(means) or 1) / divisor
+
+
+def _attention(model: Any) -> str:
+    """The model's attention implementation: a custom 4D mask reaches SDPA and eager attention as given."""
+    inner = getattr(model, "module", model)  # under DistributedDataParallel
+    return str(getattr(inner.config, "_attn_implementation", None) or "eager")
+
+
+def _right_padded(mask: Any, shared: int) -> bool:
+    """Whether every row's own part is its tokens and then only padding (as the collator pads)."""
+    if mask is None:
+        return True
+    part = mask[:, shared:]
+    return bool((part == (part.cumprod(dim=1))).all())
+
+
+def _packed_loss(model: Any, ids: Any, labels: Any, mask: Any, shared: int, prefix: Any, num_items_in_batch: Any,
+                 per_example: bool, accumulation_steps: int) -> Any:
+    """label_positions_loss over the rows' own parts packed into one row after the prefix's KV cache."""
+    import torch
+    import torch.nn.functional as F
+
+    n, width = ids.shape
+    device = ids.device
+    lengths = (mask[:, shared:].sum(dim=1) if mask is not None
+               else torch.full((n,), width - shared, device=device)).long()
+    own = torch.arange(width - shared, device=device)[None, :] < lengths[:, None]
+    packed_ids = ids[:, shared:][own][None]
+    rows = torch.arange(n, device=device).repeat_interleave(lengths)
+    positions = (torch.arange(width - shared, device=device)[None, :].expand(n, -1) + shared)[own][None]
+    # the target of position i is the next token of the same row (none for a row's last token)
+    following = torch.cat([labels[:, shared + 1:], torch.full_like(labels[:, :1], IGNORE)], dim=1)
+    following = torch.where(own.roll(-1, dims=1) & own, following, torch.full_like(following, IGNORE))
+    targets = following[own]
+    keep = (targets != IGNORE).nonzero().squeeze(1)
+    same_row = rows[:, None] == rows[None, :]
+    causal = torch.arange(len(rows), device=device)[None, :] <= torch.arange(len(rows), device=device)[:, None]
+    block = torch.cat([torch.ones(len(rows), shared, dtype=torch.bool, device=device), same_row & causal], dim=1)
+    if _attention(model) == "eager":  # an additive mask there; SDPA takes the boolean one
+        dtype = getattr(model, "module", model).dtype
+        block = torch.zeros(block.shape, dtype=dtype, device=device).masked_fill(~block, torch.finfo(dtype).min)
+    logits = model(input_ids=packed_ids, past_key_values=prefix, position_ids=positions,
+                   attention_mask=block[None, None], use_cache=True, logits_to_keep=keep).logits[0]
+    picked = targets[keep]
+    if per_example:
+        each = F.cross_entropy(logits.float(), picked, ignore_index=IGNORE, reduction="none")
+        return _mean_of_rows(each, picked, rows[keep], n, accumulation_steps if num_items_in_batch is not None else 1)
+    return _mean_of_tokens(logits, picked, num_items_in_batch)
 
 
 MIN_SHARED_PREFIX = 32  # tokens; below it a second forward call costs more than it saves
@@ -299,14 +377,15 @@ def _sampling(config_class: type, by_length: bool) -> dict[str, Any]:
     return {"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names else {"group_by_length": True}
 
 
-def label_positions_trainer(base: type, per_example: bool = False, prefix_gradient: bool = True) -> type:
+def label_positions_trainer(base: type, per_example: bool = False, prefix_gradient: bool = True,
+                            pack: bool = True) -> type:
     """SFTTrainer with label_positions_loss: TRL's chunked log-prob kernel (built for GPU memory) also computes the
     entropy and top-1 of every position and, measured on SmolLM2-135M on 2 CPU cores, spent half of each step there."""
 
     def compute_loss(self: Any, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
         loss = label_positions_loss(model, inputs, num_items_in_batch,
                                     share_prefix=not self.args.gradient_checkpointing,  # checkpointing drops caches
-                                    per_example=per_example, prefix_gradient=prefix_gradient,
+                                    per_example=per_example, prefix_gradient=prefix_gradient, pack=pack,
                                     accumulation_steps=getattr(self, "current_gradient_accumulation_steps", 1))
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # like Trainer: the count is over every rank, DDP averages
@@ -474,7 +553,8 @@ def main(job: Job) -> dict[str, Any]:
         raise TrainingRefused("loss_average 'example' and no prefix_gradient are the trl engine's loss; Unsloth "
                               "brings its own")
     labelled = job.loss == "labelled" and engine == "trl"
-    trainer_class = label_positions_trainer(SFTTrainer, job.loss_average == "example", job.prefix_gradient) if labelled else SFTTrainer
+    trainer_class = label_positions_trainer(SFTTrainer, job.loss_average == "example", job.prefix_gradient,
+                                            job.pack_rows) if labelled else SFTTrainer
     trainer = trainer_class(
         model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
         train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
