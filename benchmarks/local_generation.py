@@ -24,16 +24,15 @@ from pathlib import Path
 
 import torch
 
-from harness.backends.base import ask
 from harness.backends.local import GenerationSettings, LocalBackend
-from harness.cases import load_case_file
+from harness.core.engine import evaluate
 from harness.gate import DEFAULT_THRESHOLDS
 from harness.hashing import model_weights_sha256
 from harness.metrics import percentile
 from harness.report import RunWriter, case_record
-from harness.run import case_request, score_reply
 from harness.suite import resolve_suite
 from harness.summary import build_summary
+from harness.tasks.tool_call import ToolCallTask, case_request
 from harness.tiny import build_tiny_model
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "assistant.jsonl"
@@ -65,8 +64,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     base = args.base_model or str(build_tiny_model(tmp / "tiny"))
     suite = resolve_suite([Path(args.cases)])
-    cases = load_case_file(args.cases, suite.catalogue, system_messages=suite.system_messages).cases
-    requests = [case_request(c, suite) for c in cases]
+    cases = ToolCallTask().load_cases(Path(args.cases), suite)[2]
+    requests = [case_request(c, suite) for c in cases]  # for the raw generate() baseline below
 
     def backend(batch_size: int) -> LocalBackend:
         settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=batch_size, mode=args.mode,
@@ -80,7 +79,7 @@ def main() -> None:
     weight_bytes = sum(p.numel() * p.element_size() for p in one.model.parameters())
 
     # batch 1: per-reply latency (the backend's own clock; its warm-up happens inside the first generate, untimed)
-    replies = ask(one, requests[:args.n_cases])
+    replies, _ = evaluate(suite, one, cases[:args.n_cases])
     lat = [r.latency_s for r in replies if r.latency_s]
     steps = [r.latency_s / r.usage["completion_tokens"] for r in replies if r.latency_s and r.usage["completion_tokens"]]
     tokens_1 = sum(r.usage["completion_tokens"] for r in replies) / sum(lat)
@@ -89,10 +88,10 @@ def main() -> None:
 
     # batch N: throughput and the harness's own overhead against raw generate, both after warm-up
     many = backend(args.batch_size)
-    ask(many, requests[:args.batch_size])  # warm-up (and, for the static modes, the compile and cache)
+    evaluate(suite, many, cases[:args.batch_size])  # warm-up (and, for the static modes, the compile and cache)
     started = time.perf_counter()
-    batch_replies = ask(many, requests)
-    results = [score_reply(c, r, suite) for c, r in zip(cases, batch_replies, strict=True)]
+    results, _ = evaluate(suite, many, cases)
+    batch_replies = results
     summary = build_summary(results, run_id="bench", model=many.name, fingerprint={"benchmark": True},
                             thresholds=DEFAULT_THRESHOLDS, disambiguation_tools=suite.disambiguation_tools)
     RunWriter(tmp / "reports", "bench").finish(summary, (case_record(r) for r in results))

@@ -10,11 +10,10 @@ import argparse
 import time
 from pathlib import Path
 
-from harness.backends.base import ask
 from harness.backends.local import GenerationSettings, LocalBackend, shipped_model
-from harness.cases import load_case_file
-from harness.run import case_request
+from harness.core.engine import evaluate
 from harness.suite import resolve_suite
+from harness.tasks.tool_call import ToolCallTask
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -30,16 +29,15 @@ def main() -> None:
     args = ap.parse_args()
     base = args.base_model or shipped_model()
     suite = resolve_suite([GOLDEN])
-    cases = [c for f in sorted(GOLDEN.glob("*.jsonl")) for c in load_case_file(f, suite.catalogue).cases][:args.cases]
-    requests = [case_request(c, suite) for c in cases]
+    cases = [c for f in sorted(GOLDEN.glob("*.jsonl")) for c in ToolCallTask().load_cases(f, suite)[2]][:args.cases]
     texts = {}
     for cached in (True,) if args.skip_generate else (True, False):
         settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, prefix_cache=cached)
         backend = LocalBackend(base, settings=settings, device="cpu", dtype=args.dtype)
         started = time.perf_counter()
-        replies = ask(backend, requests)
+        replies, _ = evaluate(suite, backend, cases)  # the engine's requests and scorer, as any run
         wall = time.perf_counter() - started
-        texts[cached] = [r.text for r in replies]
+        texts[cached] = [r.response for r in replies]
         tokens = sum(r.usage["completion_tokens"] for r in replies)
         latencies = sorted(r.latency_s for r in replies if r.latency_s is not None)
         p50, p95 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
@@ -50,7 +48,7 @@ def main() -> None:
         backend.close()
     if not args.skip_generate:
         same = sum(a == b for a, b in zip(texts[True], texts[False]))
-        print(f"identical replies: {same}/{len(requests)}")
+        print(f"identical replies: {same}/{len(cases)}")
 
 
 if __name__ == "__main__":

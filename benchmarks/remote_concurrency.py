@@ -13,11 +13,10 @@ import math
 import time
 from pathlib import Path
 
-from harness.backends.base import ask
 from harness.backends.http import Secret
 from harness.backends.remote import CloudflareBackend
 from harness.cases import load_case_file
-from harness.run import case_request
+from harness.core.engine import evaluate
 from harness.suite import resolve_suite
 from harness.testing.fake_cloudflare import FakeCloudflare, Fault
 
@@ -29,26 +28,25 @@ def main() -> None:
     suite = resolve_suite([GOLDEN])
     catalogue = suite.catalogue
     cases = load_case_file(GOLDEN, catalogue).cases[:N]
-    requests = [case_request(c, suite) for c in cases]
     with FakeCloudflare(reply=lambda body: "ok", delay_s=DELAY) as fake:
         backend = CloudflareBackend("@cf/meta/llama-3.2-3b-instruct", fake.account_id, Secret(fake.token),
                                     api_base=fake.api_base, concurrency=CONCURRENCY, requests_per_minute=300)
         t0 = time.perf_counter()
-        replies = ask(backend, requests)
+        replies, _ = evaluate(suite, backend, cases)
         wall = time.perf_counter() - t0
         ideal = math.ceil(N / CONCURRENCY) * DELAY
         print(f"{N} cases, concurrency {CONCURRENCY}, {DELAY * 1000:.0f} ms per reply: {wall:.2f} s, "
               f"ideal {ideal:.2f} s, ratio {wall / ideal:.3f} (target <= 1.2); max in flight {fake.max_in_flight}")
-        assert all(r.text == "ok" for r in replies)
+        assert all(r.response == "ok" for r in replies)
 
         faulty = cases[::5]  # every fifth case: 20 %
         fake.inject(*(Fault("429" if i % 2 else "500", retry_after=0 if i % 2 else None,
                             match=c.messages[-1]["content"], times=1) for i, c in enumerate(faulty)))
         backend.retries = 0
         t0 = time.perf_counter()
-        replies = ask(backend, requests)
+        replies, _ = evaluate(suite, backend, cases)
         wall = time.perf_counter() - t0
-        ok = sum(r.text == "ok" for r in replies)
+        ok = sum(r.response == "ok" for r in replies)
         print(f"with {len(faulty)} of {N} requests failed once (429/500): {ok}/{N} cases got a reply, "
               f"{backend.retries} retries, {wall:.2f} s")
 

@@ -11,16 +11,17 @@ from typing import Any
 from deploy.check import CONFIG, MAX_RANK, WEIGHTS, CheckFailed, export, run_checks
 from deploy.cloudflare import CloudflareAPI, is_lora_capable
 from harness import escape
-from harness.backends.base import BackendError, BackendOptions, Reply, ask
+from harness.backends.base import BackendError, BackendOptions
 from harness.backends.http import RetryPolicy
 from harness.backends.registry import create_backend
 from harness.backends.remote import CLOUDFLARE_API
-from harness.cases import CATEGORIES, Case, load_case_file
+from harness.cases import CATEGORIES, Case
+from harness.core.engine import evaluate
 from harness.match import CaseResult
 from harness.metrics import rates_block
 from harness.report import atomic_write_text
-from harness.run import case_request, score_reply
 from harness.suite import Suite, resolve_suite
+from harness.tasks.tool_call import ToolCallTask
 
 FINETUNE_LIMIT = 100
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -152,28 +153,23 @@ def probe_cases(path: Path, n: int, suite: Suite) -> list[Case]:
     """n cases spread over the categories (the first of each, then in file order), loaded as a run of the
     suite loads them."""
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    cases = [c for f in files for c in load_case_file(f, suite.catalogue, system_messages=suite.system_messages).cases]
+    cases = [c for f in files for c in ToolCallTask().load_cases(f, suite)[2]]
     firsts = [next(c for c in cases if c.category == cat) for cat in CATEGORIES if any(c.category == cat for c in cases)]
     rest = [c for c in cases if c not in firsts]
     return (firsts + rest)[:n]
 
 
-def _score(cases: list[Case], replies: list[Any], suite: Suite) -> list[CaseResult]:
-    """The replies scored as a run of the suite scores them (`ask` has put them in the cases' order by key)."""
-    return [score_reply(c, r, suite) for c, r in zip(cases, replies, strict=True)]
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     suite = resolve_suite([Path(args.cases)])
     cases = probe_cases(Path(args.cases), args.probes, suite)
-    requests = [case_request(c, suite) for c in cases]
     # The same factory as `pytest --model=cloudflare-base/-lora`: credentials from the environment, same options.
     options = BackendOptions({"cf_model": args.cf_model, "lora": args.lora, "cf_api_base": args.cf_api_base,
                               "raw": args.raw, "max_new_tokens": args.max_new_tokens, "max_attempts": args.max_attempts})
     echo(f"verifying {args.lora!r} on {args.cf_model} with {len(cases)} probe cases")
     try:
-        base = ask(create_backend("cloudflare-base", options), requests)
-        lora = ask(create_backend("cloudflare-lora", options), requests)
+        # both sides through the engine: the same requests and scorer as any run of the suite
+        base, _ = evaluate(suite, create_backend("cloudflare-base", options), cases)
+        lora, _ = evaluate(suite, create_backend("cloudflare-lora", options), cases)
     except BackendError as exc:
         echo(f"  FAIL  Cloudflare: {exc}")
         return 1
@@ -182,16 +178,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
         echo(f"  FAIL  {failed}\n        fix: a probe the adapter never answered proves nothing; see the server's "
              "message above")
         return 1
-    differ = [c.id for c, b, lo in zip(cases, base, lora) if b.text != lo.text]
-    sides = {"cloudflare-base": _score(cases, base, suite), "cloudflare-lora": _score(cases, lora, suite)}
+    differ = [c.id for c, b, lo in zip(cases, base, lora) if b.response != lo.response]
+    sides = {"cloudflare-base": base, "cloudflare-lora": lora}
     local_failed = None
     if args.local_adapter:
         from harness.backends.local import GenerationSettings, LocalBackend
 
         local = LocalBackend(None, args.local_adapter, settings=GenerationSettings(max_new_tokens=args.max_new_tokens))
-        local_replies = ask(local, requests)
-        local_failed = _unanswered({"local adapter": local_replies}, len(cases))
-        sides["local-adapter"] = _score(cases, local_replies, suite)
+        local_results, _ = evaluate(suite, local, cases)
+        local_failed = _unanswered({"local adapter": local_results}, len(cases))
+        sides["local-adapter"] = local_results
     keys = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "no_tool_accuracy")
     echo(f"  {'metric':<26}" + "".join(f"{name:>17}" for name in sides))
     blocks = {name: rates_block(results, suite.disambiguation_tools) for name, results in sides.items()}
@@ -213,11 +209,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unanswered(sides: dict[str, list[Reply]], asked: int) -> str | None:
+def _unanswered(sides: dict[str, list[CaseResult]], asked: int) -> str | None:
     """Why the probes cannot be compared (a side with an error, or fewer replies than probes), or None.
     A failed request has no text, and "no text != base text" must never count as the adapter working."""
     for side, replies in sides.items():
-        errors = [r.error or "no reply text" for r in replies if r.text is None]
+        errors = [r.error or "no reply text" for r in replies if r.response is None]
         answered = len(replies) - len(errors)
         if errors or answered < asked:
             first = f": {errors[0]}" if errors else ""

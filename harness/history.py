@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness import escape
-from harness.metrics import RATE_KEYS
-from harness.program.run import METRICS as PROGRAM_METRICS
 from harness.report import metric_keys
 
 DEFAULT_METRICS = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "disambiguation_accuracy",
@@ -46,7 +44,7 @@ def collect(reports: Path) -> list[dict[str, Any]]:
                      "subset": not selection.get("whole_files", True), "complete": s.get("complete", True),
                      "gate": (s.get("gate") or {}).get("passed"),
                      "task": s.get("task", "tool_call"),
-                     **{k: s.get(k) for k in (*metric_keys(s), "latency_p95_s")}})
+                     "metrics": metric_keys(s), **{k: s.get(k) for k in (*metric_keys(s), "latency_p95_s")}})
     return sorted(rows, key=lambda r: (r["time"], r["run_id"]))
 
 
@@ -82,17 +80,22 @@ def plot(rows: Sequence[dict[str, Any]], metrics: Sequence[str], out: Path) -> N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness history", description=__doc__.splitlines()[0])
     parser.add_argument("reports", type=Path, nargs="?", default=Path("reports"))
-    parser.add_argument("--metric", action="append", choices=tuple(dict.fromkeys((*RATE_KEYS, *PROGRAM_METRICS,
-                                                                                   "latency_p95_s"))),
-                        help=f"metrics to show (default: {', '.join(DEFAULT_METRICS)}; for program runs only: "
-                             f"{', '.join(PROGRAM_METRICS)})")
+    parser.add_argument("--metric", action="append",
+                        help=f"metrics to show (default for tool-call runs: {', '.join(DEFAULT_METRICS)}; for runs of "
+                             "other tasks: every rate they report), or latency_p95_s")
     args = parser.parse_args(argv)
     rows = collect(args.reports)
     if not rows:
         print(f"history: no finished runs under {args.reports}", file=sys.stderr)
         return 2
-    only_programs = all(r["task"] == "program" for r in rows)
-    metrics = tuple(args.metric or (PROGRAM_METRICS if only_programs else DEFAULT_METRICS))
+    reported = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+    unknown = [m for m in args.metric or () if m not in (*reported, "latency_p95_s")]
+    if unknown:
+        print(f"history: no run reports {', '.join(unknown)}; these do: {', '.join(reported)}, latency_p95_s",
+              file=sys.stderr)
+        return 2
+    tool_calls = all(r["task"] == "tool_call" for r in rows)
+    metrics = tuple(args.metric or (DEFAULT_METRICS if tool_calls else reported))
     lines = table(rows, metrics)
     print(escape.terminal("\n".join(lines)))
     plot(rows, metrics, args.reports / "history.png")

@@ -18,10 +18,11 @@ from typing import Any, Sequence
 
 from harness import escape
 from harness.backends.base import Backend, BackendError, OnReply, Reply, Request
-from harness.cases import load_case_file
+from harness.core.engine import RUN_FINGERPRINT_KEYS, Run, record_results
+from harness.core.records import RUN_INFO, load_prior_records
+from harness.core.task import get_task
 from harness.gate import Threshold
 from harness.hashing import sha256_file
-from harness.run import RUN_FINGERPRINT_KEYS, RUN_INFO, EvalRun, load_prior_records, reply_from_record
 from harness.suite import resolve_suite
 
 
@@ -95,26 +96,26 @@ def merge_runs(folders: Sequence[Path], out: Path) -> dict[str, Any]:
     for f in fingerprint["case_files"]:
         if not Path(f["path"]).is_file() or sha256_file(f["path"]) != f["sha256"]:
             raise MergeError(f"case file {f['path']} is missing or changed since the shards ran (sha256 differs)")
+    task = get_task(_same(shards, "task", lambda s: s["info"].get("task", "tool_call")),
+                    **_same(shards, "task settings", lambda s: {k: s["info"][k] for k in ("strategy",) if k in s["info"]}))
     suite = resolve_suite(paths, tools=fingerprint.get("tools_path"), reply_format=fingerprint.get("reply_format"),
                           profiles=profiles)
-    cases = [c for p in paths for c in load_case_file(p, suite.catalogue, system_messages=suite.system_messages).cases
-             if c.id in planned_ids]
+    cases = [c for p in paths for c in task.load_cases(p, suite)[2] if c.id in planned_ids]
     thresholds, gate_on, max_unanswered = gate
-    run = EvalRun(model=model, options=None, thresholds={m: Threshold(m, t["op"], t["value"]) for m, t in thresholds.items()},
-                  reports_dir=out.parent, run_id=out.name, suite=suite, gate_on=gate_on, max_unanswered=max_unanswered,
-                  case_files={f["path"]: f["sha256"] for f in fingerprint["case_files"]})
+    run = Run(task=task, model=model, options=None,
+              thresholds={m: Threshold(m, t["op"], t["value"]) for m, t in thresholds.items()},
+              reports_dir=out.parent, run_id=out.name, suite=suite, gate_on=gate_on, max_unanswered=max_unanswered,
+              case_files={f["path"]: f["sha256"] for f in fingerprint["case_files"]})
     expression, n_selected, n_in_files = base
     run.selection = {"expression": expression, "n_selected": n_selected, "n_in_files": n_in_files,
                      "whole_files": n_selected == n_in_files}
-    backend = RecordedBackend({k: v for k, v in fingerprint.items()
-                               if k not in RUN_FINGERPRINT_KEYS},
+    added = set(RUN_FINGERPRINT_KEYS) | set(task.fingerprint(suite))
+    backend = RecordedBackend({k: v for k, v in fingerprint.items() if k not in added},
                               measured is not None, {k: v for k, v in (measured or {}).items()})
-    run.start(cases, backend=backend)
+    run.start(cases, backend=backend if task.asks_model() else None)
     if run.model_fingerprint != fingerprint:
         raise MergeError("the merged run's fingerprint differs from the shards' (another harness version or catalogue)")
-    for case in cases:
-        if case.id in records:
-            run._record(case, reply_from_record(records[case.id], missing="no reply in the shard"))
+    record_results(run, cases, records)
     summary = run.finish()
     info = json.loads((out / RUN_INFO).read_text(encoding="utf-8"))
     info["merged_from"] = [str(s["folder"]) for s in sorted(shards, key=lambda s: s["info"]["shard"]["index"])]

@@ -18,17 +18,14 @@ from harness import __version__, escape
 from harness.backends import BackendError, BackendOptions, specs
 from harness.backends.options import Option, first_problem, flag, flag_prefix
 from harness.backends.registry import all_options
-from harness.cases import Case, CaseFileError, Problem, load_case_file
+from harness.cases import CaseFileError, Problem
+from harness.core.engine import Run
+from harness.core.task import Task, get_task, thresholds
 from harness.gate import GATE_ON, Threshold
-from harness.match import CaseResult
-from harness.program.core import ProgramCase, load_program_file
-from harness.program.run import STRATEGIES, model_missing
-from harness.program.session import ProgramRun
+from harness.program.run import STRATEGIES
 from harness.report import RunFolderError, check_run_folder, new_run_id
-from harness.run import EvalRun
 from harness.suite import REPLY_FORMATS, Suite, resolve_suite
 from harness.summary import format_profiles, format_table
-from harness.task import TASKS
 
 # Every flag but --model carries this prefix, so it cannot collide with another plugin's (pytest-profiling owns
 # --profile; --seed, --device, --repeat and --shard are names other plugins use or may use).
@@ -56,7 +53,7 @@ def _opt(config: pytest.Config, name: str) -> Any:
 class CaseFailed(Exception):
     """A scored case that did not pass; carries the result for repr_failure."""
 
-    def __init__(self, result: CaseResult | Any) -> None:
+    def __init__(self, result: Any) -> None:
         super().__init__(result.reason)
         self.result = result
 
@@ -65,7 +62,7 @@ class CaseFailed(Exception):
 class HarnessSession:
     """What one pytest session of the harness holds (in config.stash): the run and the pytest-only bits."""
 
-    run: EvalRun | ProgramRun  # the task's run (harness.task): tool calls, or workout programs
+    run: Run  # the engine's run of the suite's task (harness.core.task)
     case_paths: list[Path]
     strict: bool
     failure_details: int | None  # None: every failure, through pytest's own report
@@ -75,9 +72,8 @@ class HarnessSession:
     stops: list[tuple[str, str]] = field(default_factory=list)  # (title, message or traceback) of what stopped the run
 
     @property
-    def task(self) -> str:
-        """The suite's task (harness.task.TASKS), as the run that was made for it says."""
-        return "program" if isinstance(self.run, ProgramRun) else "tool_call"
+    def task(self) -> Task:
+        return self.run.task
 
 
 RUN = pytest.StashKey[HarnessSession]()
@@ -163,9 +159,9 @@ def _case_paths(config: pytest.Config) -> list[tuple[Path, str]]:
     return paths
 
 
-def _thresholds(config: pytest.Config, task: str) -> dict[str, Threshold]:
+def _thresholds(config: pytest.Config, task: Task) -> dict[str, Threshold]:
     try:
-        return TASKS[task].thresholds(_opt(config, "threshold"), _opt(config, "thresholds_file"))
+        return thresholds(task, _opt(config, "threshold"), _opt(config, "thresholds_file"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -234,10 +230,7 @@ def pytest_configure(config: pytest.Config) -> None:
                               _opt(config, "profile"))
     except ValueError as exc:  # SuiteError, or a catalogue file that is not one
         raise pytest.UsageError(str(exc)) from None
-    if suite.task == "program":
-        run: EvalRun | ProgramRun = _program_run(config, model, paths, reports_dir)
-    else:
-        run = _tool_call_run(config, model, paths, reports_dir, suite)
+    run = _run(config, model, paths, reports_dir, suite)
     config.stash[RUN] = HarnessSession(run=run, case_paths=paths, strict=bool(config.getoption("strict")),
                                        failure_details=_failure_details(config))
     # Collect the case files instead of the unit tests (node ids `file::case-id` select single cases).
@@ -249,18 +242,38 @@ def _backend_options(config: pytest.Config) -> BackendOptions:
     return BackendOptions({option.name: _opt(config, option.name) for option in all_options()})
 
 
-def _tool_call_run(config: pytest.Config, model: str | None, paths: list[Path], reports_dir: Path,
-                   suite: Suite) -> EvalRun:
-    resume = _opt(config, "resume")
-    if _opt(config, "strategy") or not model:
+# Options that set up the tool-call task's prompt and scoring; refused for another task rather than ignored.
+TOOL_CALL_ONLY = ("profile", "reply_format", "tools")
+
+
+def _run(config: pytest.Config, model: str | None, paths: list[Path], reports_dir: Path, suite: Suite) -> Run:
+    """The engine's run of the suite's task (the program task takes --th-strategy), configured once, here."""
+    strategy = _opt(config, "strategy")
+    if suite.task != "program" and (strategy or not model):
         raise pytest.UsageError(f"{flag('strategy')} is for program suites; {', '.join(map(str, paths))} is a {suite.task} suite"
                                 + ("" if model else "; give --model"))
-    run = EvalRun(
-        model=model,
+    if suite.task != "tool_call":
+        given = [o for o in TOOL_CALL_ONLY if _opt(config, o)]
+        if given:
+            raise pytest.UsageError(f"{', '.join(map(flag, given))}: not for {suite.task} suites ({paths[0]} is one)")
+    try:
+        task = get_task(suite.task, **({"strategy": strategy or "direct"} if suite.task == "program" else {}))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    problem = task.backend_problem(model) if task.asks_model() else None
+    if problem:
+        raise pytest.UsageError(problem)
+    asked = model if task.asks_model() else None
+    resume = _opt(config, "resume")
+    label = model if suite.task == "tool_call" else "-".join(
+        [suite.task, *map(str, task.settings().values()), model or "none"])
+    run = Run(
+        task=task,
+        model=asked,
         options=_backend_options(config),
-        thresholds=_thresholds(config, "tool_call"),
+        thresholds=_thresholds(config, task),
         reports_dir=reports_dir,
-        run_id=resume or _opt(config, "run_id") or new_run_id(model),
+        run_id=resume or _opt(config, "run_id") or new_run_id(label),
         gate_on=_opt(config, "gate_on"),
         resume=bool(resume),
         max_unanswered=_opt(config, "max_unanswered"),
@@ -279,31 +292,6 @@ def _check_run_folder(reports_dir: Path, run_id: str, resume: bool) -> None:
         check_run_folder(reports_dir, run_id, resume)
     except RunFolderError as exc:
         raise pytest.UsageError(str(exc)) from None
-
-
-# Run options the program task does not have (yet); refused rather than silently ignored.
-TOOL_CALL_ONLY = ("resume", "shard", "compare_to", "profile", "reply_format", "tools")
-
-
-def _program_run(config: pytest.Config, model: str | None, paths: list[Path], reports_dir: Path) -> ProgramRun:
-    """A program suite: each case one test; the strategy asks the backend; the program task's gate decides."""
-    given = [o for o in TOOL_CALL_ONLY if _opt(config, o)] + (["repeat"] if _opt(config, "repeat") != 1 else [])
-    if given:
-        raise pytest.UsageError(f"{', '.join(map(flag, given))}: not for program suites "
-                                f"({paths[0]} is one)")
-    strategy = _opt(config, "strategy") or "direct"
-    missing = model_missing(strategy, model)
-    if missing:
-        raise pytest.UsageError(missing)
-    run = ProgramRun(
-        model=None if strategy == "template" else model, strategy=strategy,
-        options=_backend_options(config),
-        thresholds=_thresholds(config, "program"), reports_dir=reports_dir,
-        run_id=_opt(config, "run_id") or new_run_id(f"program-{strategy}-{model or 'none'}"),
-        gate_on=_opt(config, "gate_on"),
-    )
-    _check_run_folder(reports_dir, run.run_id, False)
-    return run
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -349,8 +337,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if hs is None:
         return []
     run = hs.run
-    resumed = isinstance(run, EvalRun) and run.resume
-    task = f", program task, strategy {run.strategy}" if isinstance(run, ProgramRun) else ""
+    resumed = run.resume
+    task = "" if run.task.kind == "tool_call" else f", {run.task.kind} task" + "".join(
+        f", {k} {v}" for k, v in run.task.settings().items())
     return [
         f"toolcall-harness {__version__}: model={run.model or 'none'}{task}, gate on {run.gate_on}"
         f"{', strict' if hs.strict else ''}, run id {run.run_id}{' (resumed)' if resumed else ''}",
@@ -408,15 +397,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(str(exc)) from None
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        _say(reporter, f"backend: {run.backend.describe() if run.backend else 'none (the template strategy)'}")
+        _say(reporter, f"backend: {run.backend.describe() if run.backend else 'none (this task asks no model)'}")
         for note in run.backend.notes() if run.backend else ():
             _say(reporter, f"note: {note}")
-        if isinstance(run, EvalRun):
-            _say(reporter, f"tools: {run.catalogue.source} ({len(run.catalogue.names)} tools)" if run.catalogue.source
+        if run.task.kind == "tool_call":
+            catalogue = run.suite.catalogue
+            _say(reporter, f"tools: {catalogue.source} ({len(catalogue.names)} tools)" if catalogue.source
                                 else "tools: each case brings its own")
         for path, sha in run.case_files.items():
             _say(reporter, f"case file: {path} (sha256 {sha[:12]}, {sum(c.source == path for c in cases)} cases)")
-        if isinstance(run, EvalRun) and run.results:
+        if run.results:
             _say(reporter, f"resumed: {len(run.results)} cases already have replies")
 
 
@@ -490,12 +480,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             _say(tr, f"  {result.case.id:<{width}}  {result.reason}")
         for result in shown:
             _sep(tr, f"{result.case.id}", red=True, bold=True)
-            _say(tr, TASKS[hs.task].describe_failure(result))
-    if isinstance(run, ProgramRun):
-        _program_summary(tr, run, summary)
-        return
-    _section(tr, f"golden suite: {run.model} ({summary['n_passed']}/{summary['n_cases']} cases passed)")
-    for line in format_table(summary):
+            _say(tr, hs.task.describe_failure(result))
+    lines = run.summary_lines()
+    if lines is None:  # the tool-call table
+        _section(tr, f"golden suite: {run.model} ({summary['n_passed']}/{summary['n_cases']} cases passed)")
+        lines = format_table(summary)
+    else:
+        settings = "".join(f", {k} {v}" for k, v in run.task.settings().items())
+        _section(tr, f"{run.task.kind} suite: {run.model or 'no model'}{settings} "
+                     f"({summary['n_passed']}/{summary['n_cases']} cases passed)")
+    for line in lines:
         _say(tr, line)
     conditions = {k: v for k, v in summary.get("latency_conditions", {}).items() if k != "note"}
     if conditions and summary.get("latency_p95_s") is not None:
@@ -510,7 +504,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                       + (f"{len(unstable)} case(s) answered differently across repeats ({', '.join(unstable[:5])}): "
                          "at temperature 0 that is a finding about the backend" if unstable
                          else "every case answered identically each time"), red=bool(unstable))
-    if summary["reasons"]:
+    if summary["reasons"] and run.task.kind == "tool_call":
         _say(tr, "failure reasons: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
     gate = summary["gate"]
     note = ""
@@ -518,7 +512,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         note = " (single cases failed; the exit status follows the gate" + (
             ", but --strict is on)" if hs.strict else "; add --strict to fail on any case)")
     note += _subset_note(summary["selection"])
-    if summary["incomplete_pairs"]:
+    if summary.get("incomplete_pairs"):
         note += f"; {summary['incomplete_pairs']} contrastive group(s) ran only in part (not in pair_accuracy)"
     _write_gate(tr, gate, run.gate_on, note)
     reference = _opt(terminalreporter.config, "compare_to")
@@ -532,15 +526,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                 _say(tr, line)
         except CompareError as exc:
             _say(tr, f"comparison refused: {exc}", red=True)
-    _write_report_path(tr, run)
-
-
-def _program_summary(tr: Any, run: ProgramRun, summary: dict[str, Any]) -> None:
-    passed = summary["counts"]["case_pass_rate"]["passed"]
-    _section(tr, f"program suite: {run.model or 'no model'}, strategy {run.strategy} ({passed}/{summary['n_cases']} cases passed)")
-    for line in run.summary_lines():
-        _say(tr, line)
-    _write_gate(tr, summary["gate"], run.gate_on, _subset_note(summary["selection"]))
     _write_report_path(tr, run)
 
 
@@ -576,7 +561,7 @@ def _write_gate(tr: Any, gate: dict[str, Any], gate_on: str, note: str) -> None:
                   red=not gate["passed"], bold=True)
 
 
-def _write_report_path(tr: Any, run: EvalRun | ProgramRun) -> None:
+def _write_report_path(tr: Any, run: Run) -> None:
     latest = (f"also {run.reports_dir / 'latest'}" if run.latest_replaced
               else "reports/latest not replaced: not a run over whole case files")
     _say(tr, f"report: {run.writer.dir / 'summary.json'} ({latest})")
@@ -604,15 +589,9 @@ class CaseFileNode(pytest.File):
             hs.seen_ids[case.id] = f"{case.source}:{case.line}"
             yield CaseItem.from_parent(self, name=case.id, case=case)
 
-    def _load(self, run: EvalRun | ProgramRun) -> tuple[str, str, Sequence[Case | ProgramCase]]:
+    def _load(self, run: Run) -> tuple[str, str, Sequence[Any]]:
         """This file's cases as the run's task reads them, and the path and sha256 its report names the file by."""
-        if isinstance(run, ProgramRun):
-            from harness.hashing import sha256_file
-
-            cases = load_program_file(self.path)
-            return str(self.path), sha256_file(self.path), cases
-        case_file = load_case_file(self.path, run.catalogue, system_messages=run.suite.system_messages)
-        return case_file.path, case_file.sha256, case_file.cases
+        return run.task.load_cases(self.path, run.suite)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFileError):
@@ -623,7 +602,7 @@ class CaseFileNode(pytest.File):
 class CaseItem(pytest.Item):
     """One golden case; passes when the reply matches every expectation."""
 
-    def __init__(self, *, case: Case | ProgramCase, **kwargs: Any) -> None:
+    def __init__(self, *, case: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
 
@@ -641,12 +620,12 @@ class CaseItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, CaseFailed):
-            return escape.terminal(TASKS[self.config.stash[RUN].task].describe_failure(excinfo.value.result))
+            return escape.terminal(self.config.stash[RUN].task.describe_failure(excinfo.value.result))
         if isinstance(excinfo.value, BackendError):
             return escape.terminal(f"backend error (the run stops): {excinfo.value}")
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         case = self.case
-        kind = (f"{case.days_per_week} days, {case.goal}" if isinstance(case, ProgramCase) else case.category)
-        return self.path, case.line - 1, f"case {case.id} [{kind}]"
+        kind = getattr(case, "category", None) or getattr(case, "goal", None)
+        return self.path, case.line - 1, f"case {case.id}" + (f" [{kind}]" if kind else "")

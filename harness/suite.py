@@ -56,7 +56,7 @@ class Suite:
     reply_format: str = "fenced"  # fenced json blocks (the contract's), or the model's native tool-call JSON
     system_messages: bool = False  # cases may open with their own system message (after the suite's prompt)
     profiles: tuple[str, ...] = ()  # scoring profiles reported beside the default one
-    task: str = "tool_call"  # tool_call (this module's cases), or program (harness.program: `[task] kind`)
+    task: str = "tool_call"  # `[task] kind`: a registered task (harness.core.task: tool_call, program, ...)
 
     @property
     def template(self) -> str:
@@ -119,8 +119,10 @@ def resolve_suite(case_paths: Sequence[Path] = (), tools: str | Path | None = No
         catalogue = resolve_catalogue(case_paths, tools)
     suite = _resolve_settings(found, settings, catalogue)
     task = settings.get("task", {}).get("kind", "tool_call")
-    if task not in ("tool_call", "program"):
-        raise SuiteError(f"{found}: task.kind: tool_call or program; got {task!r}")
+    from harness.core.task import task_kinds
+
+    if task not in task_kinds():
+        raise SuiteError(f"{found}: task.kind: one of {', '.join(task_kinds())}; got {task!r}")
     suite = dataclasses.replace(suite, task=task)
     fmt = reply_format or suite.reply_format
     if fmt not in REPLY_FORMATS:

@@ -24,16 +24,19 @@ def build_summary(
     gate_on: str = "point",
     measures_latency: bool = True,
 ) -> dict[str, Any]:
+    """A run's summary: what it evaluated, its figures, the gate's verdict."""
+    summary: dict[str, Any] = {"format_version": FORMAT_VERSION, "harness_version": __version__, "run_id": run_id,
+                               "model": model, "model_fingerprint": dict(fingerprint),
+                               **figures(results, disambiguation_tools, measures_latency=measures_latency)}
+    summary["gate"] = evaluate(summary, thresholds, gate_on)
+    return summary
+
+
+def figures(results: Sequence[CaseResult], disambiguation_tools: frozenset[str] | None, *,
+            measures_latency: bool = True) -> dict[str, Any]:
+    """The tool-call figures of a set of results: every rate a top-level key, counts, intervals, breakdowns."""
     overall = rates_block(results, disambiguation_tools)
-    summary: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "harness_version": __version__,
-        "run_id": run_id,
-        "model": model,
-        "model_fingerprint": dict(fingerprint),
-        "n_cases": overall["n_cases"],
-        **{k: overall[k] for k in RATE_KEYS},
-    }
+    summary: dict[str, Any] = {"n_cases": overall["n_cases"], **{k: overall[k] for k in RATE_KEYS}}
     if measures_latency:
         summary.update(latency(results))
     summary["n_passed"] = sum(r.passed for r in results)
@@ -51,7 +54,6 @@ def build_summary(
         }
     summary["retries"] = sum(r.attempts - 1 for r in results)
     summary["fault_kinds"] = dict(sorted(Counter(f for r in results for f in r.faults).items()))
-    summary["gate"] = evaluate(summary, thresholds, gate_on)
     return summary
 
 

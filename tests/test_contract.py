@@ -4,12 +4,13 @@ from pathlib import Path
 
 from harness.backends import Backend, BackendOptions, Reply
 from harness.cases import CATEGORIES
+from harness.core.engine import Run
 from harness.gate import DEFAULT_THRESHOLDS, resolve_thresholds
 from harness.match import REASONS
 from harness.matchers import MATCHER_KEYS
 from harness.parse import parse_reply
-from harness.run import EvalRun
 from harness.suite import resolve_suite
+from harness.tasks.tool_call import ToolCallTask
 
 CONTRACT = (Path(__file__).resolve().parents[1] / "docs" / "contract.md").read_text(encoding="utf-8")
 
@@ -59,8 +60,8 @@ class Echo(Backend):
 def test_a_summary_has_every_key_the_contract_names(make_cases, tmp_path):
     cases = make_cases([{"id": "n", "category": "no_tool", "messages": [{"role": "user", "content": "hi"}],
                          "expected": []}])
-    run = EvalRun(model="echo", options=BackendOptions(), thresholds=resolve_thresholds(), reports_dir=tmp_path, suite=resolve_suite(),
-                  run_id="r")
+    run = Run(task=ToolCallTask(), model="echo", options=BackendOptions(), thresholds=resolve_thresholds(),
+              reports_dir=tmp_path, suite=resolve_suite(), run_id="r")
     run.start(cases, backend=Echo())
     run.run_all()
     summary = run.finish()

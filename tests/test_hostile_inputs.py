@@ -14,8 +14,8 @@ from harness import jsonl
 from harness.backends.replay import load_replies
 from harness.cases import CaseFileError, load_case_file
 from harness.compare import load_run
+from harness.core.records import load_prior_records
 from harness.report import RunFolderError, RunWriter, check_run_id
-from harness.run import load_prior_records
 
 LINE_BREAKS = "\u2028\u2029\u0085\x1c\x1d\x1e\x0b\x0c\r"
 

@@ -18,10 +18,11 @@ from harness.backends import (
 from harness.backends.base import Backend
 from harness.backends.http import Secret, public_url, redact_secrets
 from harness.backends.remote import CloudflareBackend, OpenAIBackend
+from harness.core.engine import Run
 from harness.gate import resolve_thresholds
 from harness.isotime import parse_now
-from harness.run import EvalRun
 from harness.suite import resolve_suite
+from harness.tasks.tool_call import ToolCallTask
 from harness.testing.fake_cloudflare import FakeCloudflare, Fault
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +118,7 @@ def test_replies_are_bound_by_key_not_by_position():
 def test_a_backend_returning_fewer_or_more_replies_crashes_the_run(make_cases, tmp_path, how):
     cases = make_cases([{"id": f"n{i}", "category": "no_tool", "messages": [{"role": "user", "content": "hi"}],
                          "expected": []} for i in range(3)])
-    run = EvalRun(model="shuffled", options=BackendOptions(), thresholds=resolve_thresholds(), reports_dir=tmp_path,
+    run = Run(task=ToolCallTask(), model="shuffled", options=BackendOptions(), thresholds=resolve_thresholds(), reports_dir=tmp_path,
                   suite=resolve_suite(), run_id="r")
     run.start(cases, backend=Shuffled(**{how: True}))
     with pytest.raises(ReplyMismatch):

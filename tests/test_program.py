@@ -5,11 +5,13 @@ from pathlib import Path
 import pytest
 
 from conftest import write_jsonl
+from harness.backends import Backend
 from harness.cases import CaseFileError
 from harness.program.cli import main as program_main
 from harness.program.core import RULES, ProgramCase, day_region, load_program_file, parse_program, score_program
-from harness.program.run import few_shot_examples, messages, request_text, run_strategy
+from harness.program.run import few_shot_examples, messages, request_text
 from harness.program.template import template_program, template_reply
+from harness.tasks.program import run_strategy
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "program"
 LISTS = {"Chest": ("Bench Press", "Cable Fly"), "Back": ("Row", "Lat Pulldown"), "Shoulders": ("Overhead Press",),
@@ -199,7 +201,7 @@ def test_pytest_program_options(pytester):
     floor = pytester.runpytest("--th-strategy", "template", "--th-cases", "program", "-p", "no:cacheprovider")
     assert floor.ret == pytest.ExitCode.OK
     floor.stdout.fnmatch_lines(["*36 passed*"])
-    for args, why in ((["--model=replay", "--th-shard", "1/2"], "*--th-shard: not for program suites*"),
+    for args, why in ((["--model=replay", "--th-profile", "bfcl"], "*--th-profile: not for program suites*"),
                       (["--th-strategy", "direct"], "*--th-strategy direct needs --model*")):
         r = pytester.runpytest(*args, "--th-cases", "program", "-p", "no:cacheprovider")
         assert r.ret == pytest.ExitCode.USAGE_ERROR
@@ -212,8 +214,10 @@ def test_pytest_program_options(pytester):
 
 def test_a_backend_that_fails_mid_run_keeps_the_programs_it_wrote(tmp_path):
     from harness.backends import BackendError, BackendOptions
-    from harness.program.session import ProgramRun
-    from harness.task import TASKS
+    from harness.core.engine import Run
+    from harness.core.task import thresholds
+    from harness.suite import resolve_suite
+    from harness.tasks.program import ProgramTask
 
     cases = load_program_file(SUITE / "cases.jsonl")[:5]
 
@@ -231,8 +235,8 @@ def test_a_backend_that_fails_mid_run_keeps_the_programs_it_wrote(tmp_path):
                 raise BackendError("the server went away")
             return super().generate(requests, on_reply)
 
-    run = ProgramRun(model="dies", strategy="direct", options=BackendOptions(), thresholds=TASKS["program"].thresholds(),
-                     reports_dir=tmp_path, run_id="r")
+    run = Run(task=ProgramTask("direct"), model="dies", options=BackendOptions(), thresholds=thresholds(ProgramTask()),
+              reports_dir=tmp_path, run_id="r", suite=resolve_suite([SUITE]))
     run.start(cases, backend=Dies(cases, direct="good"))
     done = run.run_all()
     partial = (tmp_path / "r" / "cases.partial.jsonl").read_text().splitlines()
@@ -266,7 +270,7 @@ def test_strategies_compared_on_the_same_cases(tmp_path, capsys):
     assert "comparison:" in capsys.readouterr().out
 
 
-class Coach:
+class Coach(Backend):
     """A scripted backend for the program strategies: right or wrong per kind of request, and counting asks."""
 
     name = "coach"

@@ -6,9 +6,10 @@ from test_compare import _golden
 
 from conftest import write_jsonl
 from harness.backends import Backend, BackendOptions, Reply
+from harness.core.engine import Run
 from harness.gate import resolve_thresholds
-from harness.run import EvalRun
 from harness.suite import resolve_suite
+from harness.tasks.tool_call import ToolCallTask
 
 
 class Flaky(Backend):
@@ -41,7 +42,7 @@ def test_a_flaky_backend_shows_in_pass_n_and_the_unstable_cases(make_cases, tmp_
     right = golden_replies()
     first = load_case_file(golden, suite.catalogue).cases[0].id  # scripted right ("Done." + calls)
     flaky = {first, cases[4].id}
-    run = EvalRun(model="flaky", options=BackendOptions(), thresholds=resolve_thresholds(), reports_dir=tmp_path,
+    run = Run(task=ToolCallTask(), model="flaky", options=BackendOptions(), thresholds=resolve_thresholds(), reports_dir=tmp_path,
                   run_id="r", suite=suite, repeat=3)
     backend = Flaky(right, flaky)
     run.start(cases, backend=backend)

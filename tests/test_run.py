@@ -1,12 +1,13 @@
-"""EvalRun outside pytest: what a crashing backend leaves behind."""
+"""The engine's Run outside pytest: what a crashing backend leaves behind."""
 from pathlib import Path
 
 import pytest
 
 from harness.backends import Backend, BackendOptions, Reply
+from harness.core.engine import Run
 from harness.gate import resolve_thresholds
-from harness.run import EvalRun
 from harness.suite import resolve_suite
+from harness.tasks.tool_call import ToolCallTask
 
 
 class Crashing(Backend):
@@ -27,7 +28,7 @@ class Crashing(Backend):
 def test_a_crash_stops_the_run_with_its_traceback_and_the_run_is_incomplete(make_cases, tmp_path: Path):
     cases = make_cases([{"id": f"n{i}", "category": "no_tool", "messages": [{"role": "user", "content": "hi"}],
                          "expected": []} for i in range(5)])
-    run = EvalRun(model="crashing", options=BackendOptions(), thresholds=resolve_thresholds(),
+    run = Run(task=ToolCallTask(), model="crashing", options=BackendOptions(), thresholds=resolve_thresholds(),
                   reports_dir=tmp_path, suite=resolve_suite(), run_id="r1")
     backend = Crashing()
     run.start(cases, backend=backend)

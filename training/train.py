@@ -623,52 +623,33 @@ def suite_folder(job: Job) -> Path:
 
 
 def evaluate_golden(job: Job, adapter: Path, device: str, dtype: str) -> dict[str, Any]:
-    """Run the golden suite on the adapter (report under reports/, traced to job.json by the fingerprint)."""
+    """Run the golden suite (or any suite: a program suite by its direct strategy, one request as the adapter was
+    trained) on the adapter through the harness's engine; the report under reports/ is traced to job.json by the
+    fingerprint."""
     from harness.backends import BackendOptions
     from harness.backends.local import GenerationSettings, LocalBackend
-    from harness.cases import load_case_file
-    from harness.gate import resolve_thresholds
+    from harness.core.engine import Run
+    from harness.core.task import get_task, thresholds
     from harness.report import new_run_id
-    from harness.run import EvalRun
     from harness.summary import format_table
 
     golden = suite_folder(job)
     paths = sorted(golden.glob("*.jsonl")) if golden.is_dir() else [golden]
     suite = resolve_suite([golden])
+    task = get_task(suite.task)
+    loaded = [task.load_cases(p, suite) for p in paths]
     backend = LocalBackend(job.base_model, adapter, device=device, dtype=dtype,
                            settings=GenerationSettings(max_new_tokens=job.eval_max_new_tokens))
-    if suite.task == "program":
-        return evaluate_program_suite(paths, backend)
-    files = [load_case_file(p, suite.catalogue, system_messages=suite.system_messages) for p in paths]
-    run = EvalRun(model="local-adapter", options=BackendOptions({}), thresholds=resolve_thresholds(), reports_dir=Path("reports"),
-                  run_id=new_run_id("local-adapter"), suite=suite, case_files={f.path: f.sha256 for f in files})
-    run.start([c for f in files for c in f.cases], backend=backend)
+    label = "-".join([*([] if suite.task == "tool_call" else [suite.task, *task.settings().values()]), "local-adapter"])
+    run = Run(task=task, model="local-adapter", options=BackendOptions({}), thresholds=thresholds(task),
+              reports_dir=Path("reports"), run_id=new_run_id(label), suite=suite,
+              case_files={path: sha for path, sha, _ in loaded})
+    run.start([c for *_, cases in loaded for c in cases], backend=backend)
     run.run_all()
     summary = run.finish()
-    print("\n".join(format_table(summary)))
+    print("\n".join(run.summary_lines() or format_table(summary)))
     print(f"gate: {'PASSED' if summary['gate']['passed'] else 'FAILED'}; report: {run.writer.dir / 'summary.json'}")
     return {"run_id": run.run_id, "case_pass_rate": summary["case_pass_rate"], "gate_passed": summary["gate"]["passed"]}
-
-
-def evaluate_program_suite(paths: list[Path], backend: Any) -> dict[str, Any]:
-    """A program suite on the fresh adapter: the direct strategy (one request, as the adapter was trained)."""
-    from harness.backends import BackendOptions
-    from harness.hashing import sha256_file
-    from harness.program.core import load_program_file
-    from harness.program.session import ProgramRun
-    from harness.report import new_run_id
-    from harness.task import TASKS
-
-    run = ProgramRun(model="local-adapter", strategy="direct", options=BackendOptions({}),
-                     thresholds=TASKS["program"].thresholds(), reports_dir=Path("reports"),
-                     run_id=new_run_id("program-direct-local-adapter"), case_files={str(p): sha256_file(p) for p in paths})
-    run.start([c for p in paths for c in load_program_file(p)], backend=backend)
-    run.run_all()
-    summary = run.finish()
-    print("\n".join(run.summary_lines()))
-    print(f"gate: {'PASSED' if summary['gate']['passed'] else 'FAILED'}; report: {run.writer.dir / 'summary.json'}")
-    return {"run_id": run.run_id, "case_pass_rate": summary["case_pass_rate"],
-            "gate_passed": summary["gate"]["passed"]}
 
 
 def parse_args(argv: list[str] | None = None) -> Job:

@@ -24,12 +24,14 @@ from harness.backends import BackendError, BackendOptions
 from harness.backends.options import first_problem
 from harness.backends.registry import all_options
 from harness.cases import CaseFileError
+from harness.core.engine import Run
+from harness.core.task import thresholds as task_thresholds
 from harness.gate import GATE_ON
 from harness.program.core import load_program_file
 from harness.program.run import METRICS, STRATEGIES, model_missing
-from harness.program.session import ProgramRun
 from harness.report import RunFolderError, atomic_write_text, check_run_folder
-from harness.task import TASKS
+from harness.suite import resolve_suite
+from harness.tasks.program import ProgramTask
 
 PROGRAM_MAX_NEW_TOKENS = 1024
 
@@ -102,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         strategies = strategies_from(args.strategy)
         cases = [c for f in files for c in load_program_file(f)]
-        thresholds = TASKS["program"].thresholds(args.threshold, args.thresholds_file)
+        thresholds = task_thresholds(ProgramTask(), args.threshold, args.thresholds_file)
         missing = next(filter(None, (model_missing(s, args.model) for s in strategies)), None)
         if missing:
             raise ValueError(missing)
@@ -128,10 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     summaries: dict[str, dict[str, Any]] = {}
     for strategy in strategies:
-        run = ProgramRun(model=None if strategy == "template" else args.model, strategy=strategy, options=options,
-                         thresholds=thresholds, reports_dir=args.reports_dir, gate_on=args.gate_on,
-                         run_id=base_id if len(strategies) == 1 else f"{base_id}-{strategy}",
-                         case_files={str(f): sha256_file(f) for f in files})
+        run = Run(task=ProgramTask(strategy), model=None if strategy == "template" else args.model, options=options,
+                  thresholds=thresholds, reports_dir=args.reports_dir, gate_on=args.gate_on,
+                  run_id=base_id if len(strategies) == 1 else f"{base_id}-{strategy}", suite=resolve_suite(files),
+                  case_files={str(f): sha256_file(f) for f in files})
         started = time.perf_counter()
         try:
             run.start(cases)
@@ -141,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.run_all()
         summary = summaries[strategy] = run.finish()
         print(f"program task, strategy {strategy}, {len(cases)} cases, {time.perf_counter() - started:.1f} s")
-        for line in run.summary_lines():
+        for line in run.summary_lines() or ():
             print(escape.terminal(line))
         gate = summary["gate"]
         print(f"  gate: {'PASSED' if gate['passed'] else 'FAILED'}"

@@ -12,9 +12,9 @@ by days per week, and the calls, tokens and latency the strategy spent.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Generator, Sequence
+from typing import Any, Generator, Sequence
 
-from harness.backends import Backend, Reply, Request, ask
+from harness.backends import Reply
 from harness.backends.options import flag
 from harness.metrics import percentile, wilson
 from harness.parse import fence
@@ -92,8 +92,9 @@ class Spend:
 
 
 # A strategy for one case is a generator: it yields the messages of its next model call, is sent that call's Reply,
-# and returns (reply text or None, error or None). run_strategy drives every case's generator together, so the
-# cases' calls at the same step go to the backend as one batch (a chain's day 2 of one case beside another's day 1).
+# and returns (reply text or None, error or None). The engine (harness.core.engine.drive) runs every case's
+# generator together, so the cases' calls at the same step go to the backend as one batch (a chain's day 2 of one
+# case beside another's day 1).
 Steps = Generator[Sequence[dict[str, str]], Reply, Any]
 
 
@@ -153,7 +154,7 @@ def _one(case: ProgramCase, strategy: str) -> Steps:
     return reply.text, reply.error
 
 
-def _strategy(case: ProgramCase, strategy: str) -> Steps:
+def strategy_steps(case: ProgramCase, strategy: str) -> Steps:
     """(the result, the stage whose answer was accepted): hybrid tries its stages in turn, the others are one stage."""
     for stage in HYBRID_STAGES if strategy == "hybrid" else (strategy,):
         text, error = yield from _one(case, stage)
@@ -161,45 +162,6 @@ def _strategy(case: ProgramCase, strategy: str) -> Steps:
         if result.passed:
             break
     return result, stage
-
-
-def run_strategy(cases: Sequence[ProgramCase], strategy: str, backend: Backend | None,
-                 progress: Callable[[int], None] = lambda n: None) -> list[dict[str, Any]]:
-    """One record per case: the result, what the strategy spent (model calls, tokens, seconds), and for hybrid the
-    stage whose answer was accepted. Every case's next call goes in one batch (the backend's batch size)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"{flag('strategy')} {strategy!r}: one of {', '.join(STRATEGIES)}")
-    missing = model_missing(strategy, backend)
-    if missing:
-        raise ValueError(missing)
-    spends = {c.id: Spend() for c in cases}
-    done: dict[str, tuple[ProgramResult, str]] = {}
-    running: dict[str, Steps] = {}
-    asking: dict[str, Sequence[dict[str, str]]] = {}
-
-    def advance(case_id: str, reply: Reply | None) -> None:
-        try:
-            asking[case_id] = running[case_id].send(reply)  # type: ignore[arg-type]  # None starts the generator
-        except StopIteration as stop:
-            done[case_id] = stop.value
-            del running[case_id]
-            asking.pop(case_id, None)
-            progress(1)
-
-    for case in cases:
-        running[case.id] = _strategy(case, strategy)
-        advance(case.id, None)
-    while asking:
-        assert backend is not None  # model_missing: only the template asks nothing
-        requests = [Request(case_id, tuple(msgs), NOW) for case_id, msgs in asking.items()]
-        size = backend.batch_size or len(requests)
-        for start in range(0, len(requests), size):
-            for request, reply in zip(requests[start:start + size], ask(backend, requests[start:start + size])):
-                spends[request.key].add(reply)
-                advance(request.key, reply)
-    return [{"result": done[c.id][0], "calls": spends[c.id].calls, "tokens": spends[c.id].tokens,
-             "latency_s": spends[c.id].seconds, "stage": done[c.id][1] if strategy == "hybrid" else None}
-            for c in cases]
 
 
 def _rate(passed: int, of: int) -> dict[str, Any]:

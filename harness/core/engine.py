@@ -1,8 +1,12 @@
-"""One evaluation run: cases -> prompt -> backend -> score -> report. No pytest in here.
+"""The engine: one run of any task over a suite -> backend -> scores -> report. No pytest in here.
 
-The pytest plugin drives it case by case; training's `--eval-golden` can drive it directly. Every
-scored case is appended to the run's partial file the moment its reply arrives, and `resume`
-re-asks only the cases that have no reply yet.
+`drive` is the only loop that asks a backend for a suite: each case's steps (harness.core.task) run side by side,
+every case's next request of a round in one batch, each reply bound to its case by key. `Run` adds the lifecycle
+every task shares: the run folder, each scored case appended to the partial file the moment it is scored, resume
+(only the cases without a reply are asked again), repeats, shards, the gate (an incomplete run fails it) and
+reports/latest. `evaluate` is the one-call form for code that wants figures and no report (deploy verify, the
+benchmarks). The pytest plugin drives a Run case by case; `training.train --eval-golden` and the program command
+line call run_all.
 """
 from __future__ import annotations
 
@@ -11,78 +15,81 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Callable, ContextManager, Mapping, Sequence
 
-from harness import __version__, jsonl
-from harness.backends import Backend, BackendError, BackendOptions, Reply, Request, ask, create_backend
+from harness import __version__
+from harness.backends import Backend, BackendError, BackendOptions, Reply, ask, create_backend
 from harness.backends.options import flag
-from harness.cases import Case
+from harness.core.records import RUN_INFO, load_prior_records
+from harness.core.task import Task, get_task
 from harness.gate import Threshold
-from harness.hashing import sha256_file
-from harness.match import CaseResult, score
-from harness.metrics import by_category, rates_block, wilson
-from harness.profiles import PROFILES
-from harness.prompt import build_messages
-from harness.report import FORMAT_VERSION, PARTIAL, RunWriter, atomic_write_text, case_record
+from harness.gate import evaluate as gate
+from harness.metrics import wilson
+from harness.report import FORMAT_VERSION, RunWriter, atomic_write_text
 from harness.suite import Suite
-from harness.summary import build_summary
-from harness.tools import Catalogue
 
-RUN_INFO = "run.json"
-# The keys a run adds to its backend's fingerprint (the rest is the backend's own).
-RUN_FINGERPRINT_KEYS = ("harness_version", "case_files", "tools_sha256", "reply_format", "tools_path")
+# The keys a run adds to its backend's fingerprint besides the task's own (Task.fingerprint).
+RUN_FINGERPRINT_KEYS = ("harness_version", "case_files")
 
 
-def load_prior_records(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """A run's case records so far, by id (cases.jsonl, then its partial file, the later line winning)."""
-    records: dict[str, dict[str, Any]] = {}
-    for name in ("cases.jsonl", PARTIAL):
-        path = run_dir / name
-        if not path.is_file():
-            continue
-        for line in jsonl.split_lines(path.read_text(encoding="utf-8")):
-            try:
-                rec = jsonl.loads(line, jsonl.RECORD_DEPTH)
-            except ValueError:
-                continue  # a line cut off when the run was killed
-            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
-                if isinstance(rec.get("response"), str) or rec["id"] not in records:
-                    records[rec["id"]] = rec  # a reply is never replaced by a later failed request
-    return records
+def drive(task: Task, suite: Suite, jobs: Sequence[tuple[str, Any]], backend: Backend | None,
+          on_result: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
+    """Every job's (key, case) steps to its result, by key. A round sends each unfinished job's next request in
+    one batch; `on_result(key, result)` sees each result as soon as its last reply arrives (before the batch ends).
+    A BackendError stops the drive: the results already reported stay with the caller."""
+    running, asking, done = {}, {}, {}
+
+    def advance(key: str, reply: Reply | None) -> None:
+        try:
+            request = running[key].send(reply)  # None starts the generator
+        except StopIteration as stop:
+            done[key] = stop.value
+            del running[key]
+            if on_result is not None:
+                on_result(key, stop.value)
+            return
+        asking[key] = dataclasses.replace(request, key=key)
+
+    answered: set[str] = set()  # this round's keys whose reply has been sent on
+
+    def on_reply(reply: Reply) -> None:
+        if reply.key not in answered:
+            answered.add(reply.key)  # type: ignore[arg-type]
+            advance(reply.key, reply)  # type: ignore[arg-type]
+
+    for key, case in jobs:
+        running[key] = task.steps(case, suite)
+        advance(key, None)
+    while asking:
+        if backend is None:
+            raise BackendError(f"the {task.kind} task asked a model, and this run has no backend")
+        batch = list(asking.values())
+        asking.clear()
+        answered.clear()
+        for reply in ask(backend, batch, on_reply):
+            on_reply(reply)
+    return done
 
 
-def reply_from_record(rec: dict[str, Any], missing: str = "no reply recorded") -> Reply:
-    """The reply a case record holds; a record without one gives a failed reply with its error (`missing` when
-    it names none)."""
-    text = rec["response"] if isinstance(rec.get("response"), str) else None
-    return Reply(text=text, latency_s=rec.get("latency_s"), usage=rec.get("usage"),
-                 error=None if text is not None else rec.get("error") or missing,
-                 truncated=rec.get("truncated") is True, redacted=rec.get("redacted") is True,
-                 attempts=rec.get("attempts") or 1, faults=tuple(rec.get("faults") or ()))
-
-
-def case_request(case: Case, suite: Suite, key: str = "") -> Request:
-    """The request a run of `suite` sends for `case`: the suite's prompt and, in the native format, the case's
-    functions (the one place that knows "native => send the tools"; deploy verify asks through it too)."""
-    native = suite.reply_format == "native"
-    return Request(case.id, tuple(build_messages(case, suite.catalogue, suite.template)), case.now,
-                   tools=tuple(case.catalogue(suite.catalogue).to_function_tools()) if native else None, key=key)
-
-
-def score_reply(case: Case, reply: Reply, suite: Suite, profile: str = "default") -> CaseResult:
-    """`reply` scored for `case` as a run of `suite` scores it (its catalogue and reply format)."""
-    return dataclasses.replace(
-        score(case, reply.text, suite.catalogue, error=reply.error, latency_s=reply.latency_s,
-              usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
-              reply_format=suite.reply_format, profile=PROFILES[profile]),
-        attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
-    )
+def evaluate(suite: Suite, backend: Backend | None, cases: Sequence[Any], task: Task | None = None,
+             chunk: int | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """The results (in case order) and the task's figures for `cases` asked of `backend`, without a report
+    folder; in chunks of the backend's batch size (or `chunk`)."""
+    task = task or get_task(suite.task)
+    size = chunk or (backend.batch_size if backend else None) or len(cases) or 1
+    results: dict[str, Any] = {}
+    for start in range(0, len(cases), size):
+        part = cases[start:start + size]
+        results.update(drive(task, suite, [(c.id, c) for c in part], backend))
+    ordered = [results[c.id] for c in cases]
+    return ordered, task.summarize(ordered, suite, backend)
 
 
 @dataclass
-class EvalRun:
-    model: str
-    options: BackendOptions
+class Run:
+    task: Task
+    model: str | None
+    options: BackendOptions | None
     thresholds: dict[str, Threshold]
     reports_dir: Path
     run_id: str
@@ -93,10 +100,8 @@ class EvalRun:
     backend: Backend | None = None
     writer: RunWriter | None = None
     case_files: dict[str, str] = field(default_factory=dict)  # path -> sha256
-    planned: list[Case] = field(default_factory=list)
-    results: dict[str, CaseResult] = field(default_factory=dict)
-    # The same replies scored under each of the suite's named profiles (harness.profiles), by case id.
-    profile_results: dict[str, dict[str, CaseResult]] = field(default_factory=dict)
+    planned: list[Any] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
     stopped: str | None = None
     summary: dict[str, Any] | None = None
     progress: Any = None
@@ -114,39 +119,41 @@ class EvalRun:
     # --repeat N: every case is asked N times; the first reply is the case's verdict, and every repeat is scored
     # too (pass^N, and the cases whose replies differ: at temperature 0 a finding about the backend).
     repeat: int = 1
-    repeats: dict[str, list[CaseResult]] = field(default_factory=dict)
+    repeats: dict[str, list[Any]] = field(default_factory=dict)
 
-    @property
-    def catalogue(self) -> Catalogue:
-        return self.suite.catalogue
-
-    def start(self, cases: Sequence[Case], backend: Backend | None = None) -> None:
-        """Create the backend (unless given), the run folder, and re-score a resumed run's replies."""
+    def start(self, cases: Sequence[Any], backend: Backend | None = None) -> None:
+        """Create the backend (unless given, or the task asks no model), the run folder, and re-score a resumed
+        run's records."""
         self.planned = list(cases)
-        with self.output_visible():
-            self.backend = backend or create_backend(self.model, self.options)
+        if self.task.asks_model():
+            problem = self.task.backend_problem(self.model) if backend is None else None
+            if problem:
+                raise BackendError(problem)
+            with self.output_visible():
+                self.backend = backend or create_backend(self.model, self.options)  # type: ignore[arg-type]
         run_dir = self.reports_dir / self.run_id
-        prior: dict[str, Reply] = {}
         records: dict[str, dict[str, Any]] = {}
         self.model_fingerprint = self.fingerprint()
-        info = {"format_version": FORMAT_VERSION, "run_id": self.run_id, "model": self.model,
-                "model_fingerprint": self.model_fingerprint, "gate_on": self.gate_on, "max_unanswered": self.max_unanswered}
+        info = {"format_version": FORMAT_VERSION, "run_id": self.run_id, "task": self.task.kind, "model": self.model,
+                **self.task.settings(), "model_fingerprint": self.model_fingerprint, "gate_on": self.gate_on,
+                "max_unanswered": self.max_unanswered}
         if self.shard is not None:
             info["shard"] = {**self.shard, "case_ids": [c.id for c in self.planned]}
         if self.resume:
             records = self._check_resumable(run_dir, info)
-            prior = {i: reply_from_record(r) for i, r in records.items() if isinstance(r.get("response"), str)}
             planned = {c.id for c in self.planned}
-            # A resume over a subset (-k, --lf) keeps every reply it is not asked about, untouched.
+            # A resume over a subset (-k, --lf) keeps every record it is not asked about, untouched.
             self.kept = [r for i, r in records.items() if i not in planned]
         # Every earlier record stays in the partial file until this run has written its own.
         self.writer = RunWriter(self.reports_dir, self.run_id, keep=records.values(), resume=self.resume)
         atomic_write_text(run_dir / RUN_INFO, json.dumps(info, indent=2) + "\n")
         for case in self.planned:
-            if case.id in prior:
-                self._record(case, prior[case.id])
+            if case.id in records:
+                result = self.task.from_record(case, records[case.id], self.suite)
+                if result is not None:
+                    self.add(case, result)
         todo = sum(c.id not in self.results for c in self.planned)
-        if self.backend.shows_progress and todo:
+        if self.backend is not None and self.backend.shows_progress and todo:
             from tqdm import tqdm
 
             with self.output_visible():
@@ -164,27 +171,17 @@ class EvalRun:
         return load_prior_records(run_dir)
 
     def fingerprint(self) -> dict[str, Any]:
-        """The backend's fingerprint and what the run adds to it (RUN_FINGERPRINT_KEYS)."""
-        fp = self.backend.fingerprint() if self.backend else {"backend": self.model}
-        added = {
-            "harness_version": __version__,
-            "case_files": [{"path": p, "sha256": h} for p, h in self.case_files.items()],
-            "tools_sha256": sha256_file(self.catalogue.source) if self.catalogue.source else None,  # None: per case
-            "reply_format": self.suite.reply_format,
-            "tools_path": self.catalogue.source or None,
-        }
-        assert set(added) == set(RUN_FINGERPRINT_KEYS)
-        return {**fp, **added}
+        """The backend's fingerprint and what the run (RUN_FINGERPRINT_KEYS) and the task add to it."""
+        fp = self.backend.fingerprint() if self.backend else {"backend": self.model or "none (no model asked)"}
+        return {**fp, "harness_version": __version__,
+                "case_files": [{"path": p, "sha256": h} for p, h in self.case_files.items()],
+                **self.task.fingerprint(self.suite)}
 
-    def _score(self, case: Case, reply: Reply, profile: str = "default") -> CaseResult:
-        return score_reply(case, reply, self.suite, profile)
-
-    def _record(self, case: Case, reply: Reply, again: Sequence[Reply] = ()) -> CaseResult:
-        result = self.results[case.id] = self._score(case, reply)
-        for name in self.suite.profiles:
-            self.profile_results.setdefault(name, {})[case.id] = self._score(case, reply, name)
+    def add(self, case: Any, result: Any, again: Sequence[Any] = ()) -> Any:
+        """Record `case`'s result (and its repeats' results): in memory, and at once in the partial file."""
+        self.results[case.id] = result
         if again:
-            self.repeats[case.id] = [result, *(self._score(case, r) for r in again)]
+            self.repeats[case.id] = [result, *again]
         assert self.writer is not None
         self.writer.add(self._case_record(result))
         if self.progress is not None:
@@ -192,61 +189,48 @@ class EvalRun:
                 self.progress.update(1)
         return result
 
-    def _case_record(self, result: CaseResult) -> dict[str, Any]:
-        """cases.jsonl's line for a result, with its verdict under each named profile and its repeats."""
-        record = case_record(result)
+    def _case_record(self, result: Any) -> dict[str, Any]:
+        """cases.jsonl's line for a result (the task's), with its repeats."""
+        record = self.task.record(result, self.suite)
         if result.case.id in self.repeats:
             every = self.repeats[result.case.id]
             record["repeats"] = {"passed": [r.passed for r in every], "responses": [r.response for r in every],
                                  "responses_differ": len({r.response for r in every}) > 1}
-        for name in self.suite.profiles:
-            other = self.profile_results[name][result.case.id]
-            record.setdefault("profiles", {})[name] = {"passed": other.passed, "reason": other.reason,
-                                                       "details": list(other.details)}
         return record
 
-    def result_for(self, case: Case) -> CaseResult:
-        """The scored result for `case`; asks the backend for it together with the next chunk of
-        pending cases (the backend's batch size, or all of them)."""
+    def result_for(self, case: Any) -> Any:
+        """The scored result for `case`; asks for it together with the next chunk of pending cases (the
+        backend's batch size, or all of them)."""
         if case.id not in self.results and self.stopped:
             raise BackendError(self.stopped)
         if case.id not in self.results:
-            assert self.backend is not None
             pending = [c for c in self.planned if c.id not in self.results]
             start = next((i for i, c in enumerate(pending) if c.id == case.id), 0)
-            chunk = pending[start:start + (self.backend.batch_size or len(pending))] or [case]
+            size = (self.backend.batch_size if self.backend else None) or len(pending)
+            chunk = pending[start:start + size] or [case]
             n = self.repeat
             # Each ask has its own key (the case id, then `id#2`, `id#3` for repeats); a reply is found by it.
-            asks: dict[str, tuple[Case, int]] = {}
-            requests = []
-            for c in chunk:
-                for k in range(n):
-                    key = c.id if k == 0 else f"{c.id}#{k + 1}"
-                    asks[key] = (c, k)
-                    requests.append(case_request(c, self.suite, key))
-            arrived: dict[str, dict[int, Reply]] = {}
+            jobs = {(c.id if k == 0 else f"{c.id}#{k + 1}"): (c, k) for c in chunk for k in range(n)}
+            arrived: dict[str, dict[int, Any]] = {}
 
-            def on_reply(reply: Reply) -> None:
-                case, k = asks[reply.key]
-                got = arrived.setdefault(case.id, {})
-                got[k] = reply
-                if len(got) == n and case.id not in self.results:
-                    self._record(case, got[0], [got[r] for r in range(1, n)])
+            def on_result(key: str, result: Any) -> None:
+                c, k = jobs[key]
+                got = arrived.setdefault(c.id, {})
+                got[k] = result
+                if len(got) == n and c.id not in self.results:
+                    self.add(c, got[0], [got[r] for r in range(1, n)])
 
             try:
                 with self.output_visible():
-                    replies = ask(self.backend, requests, on_reply)
+                    drive(self.task, self.suite, [(key, c) for key, (c, _) in jobs.items()], self.backend, on_result)
             except BackendError as exc:
-                # Replies that arrived before the failure are kept; the cases after it stop the run.
+                # Results that were scored before the failure are kept; the cases after it stop the run.
                 self.stopped = str(exc)
-                replies = []
             except Exception as exc:
                 # A crash (a bug, a broken device, a backend whose replies do not match its requests) is not a
                 # model reply: stop, keep the traceback.
                 self.stopped = f"backend crashed: {type(exc).__name__}: {exc}"
                 raise
-            for reply in replies:
-                on_reply(reply)
         if case.id not in self.results:
             raise BackendError(self.stopped or f"no reply for {case.id}")
         return self.results[case.id]
@@ -262,7 +246,7 @@ class EvalRun:
         if self.backend is not None:
             self.backend.close()
 
-    def run_all(self) -> list[CaseResult]:
+    def run_all(self) -> list[Any]:
         """Score every planned case (outside pytest); a BackendError stops early, keeping what was scored."""
         with contextlib.suppress(BackendError):
             for case in self.planned:
@@ -290,7 +274,7 @@ class EvalRun:
                 f"incomplete run: {len(self.refused_files)} case file(s) refused: {', '.join(self.refused_files)}")})
         return why
 
-    def _repeat_block(self, ordered: Sequence[CaseResult]) -> dict[str, Any]:
+    def _repeat_block(self, ordered: Sequence[Any]) -> dict[str, Any]:
         """pass^N (every repeat passed), the pass rate of each repeat, and the cases answered differently."""
         every = [self.repeats[r.case.id] for r in ordered if r.case.id in self.repeats]
         all_passed = sum(all(x.passed for x in rs) for rs in every)
@@ -300,39 +284,27 @@ class EvalRun:
                 "pass_rate_per_repeat": [sum(rs[i].passed for rs in every) / len(every) for i in range(self.repeat)]
                 if every else [], "unstable": unstable}
 
-    def _profile_block(self, name: str) -> dict[str, Any]:
-        """A named profile's figures over the same replies: every rate, and the case pass rate per category."""
-        scored = self.profile_results.get(name, {})
-        results = [scored[c.id] for c in self.planned if c.id in scored]
-        block = rates_block(results, self.suite.disambiguation_tools)
-        block["by_category"] = {c: rates["case_pass_rate"]
-                                for c, rates in by_category(results, self.suite.disambiguation_tools).items()}
-        block["about"] = PROFILES[name].about
-        return block
-
     def finish(self) -> dict[str, Any]:
         """Write summary.json and cases.jsonl (and reports/latest/); the gate fails an incomplete run."""
         ordered = [self.results[c.id] for c in self.planned if c.id in self.results]
-        summary = build_summary(
-            ordered, run_id=self.run_id, model=self.model, fingerprint=self.model_fingerprint or self.fingerprint(),
-            thresholds=self.thresholds, gate_on=self.gate_on, disambiguation_tools=self.suite.disambiguation_tools,
-            measures_latency=bool(self.backend and self.backend.measures_latency),
-        )
+        summary: dict[str, Any] = {"format_version": FORMAT_VERSION, "harness_version": __version__,
+                                   "run_id": self.run_id, "task": self.task.kind, "model": self.model,
+                                   "model_fingerprint": self.model_fingerprint or self.fingerprint(),
+                                   **self.task.summarize(ordered, self.suite, self.backend)}
+        summary["n_planned"] = len(self.planned)
         selection = self.selection or {"expression": None, "n_selected": len(self.planned),
                                        "n_in_files": len(self.planned), "whole_files": True}
         summary["selection"] = selection
         if self.shard is not None:
             summary["shard"] = {"index": self.shard["index"], "count": self.shard["count"]}
-        summary["profiles"] = {name: self._profile_block(name) for name in self.suite.profiles}
         if self.repeat > 1:
             summary["repeat"] = self._repeat_block(ordered)
         summary["refused_files"] = list(self.refused_files)
         unanswered = [r.case.id for r in ordered if r.response is None]
         summary["n_unanswered"] = len(unanswered)
-        if self.backend is not None and self.backend.measures_latency:
-            summary["latency_conditions"] = self.backend.latency_conditions()
         if self.kept:
             summary["kept_from_earlier"] = len(self.kept)
+        summary["gate"] = gate(summary, self.thresholds, self.gate_on)
         incomplete = self._incomplete(len(ordered), unanswered)
         summary["complete"] = not incomplete
         if incomplete:
@@ -348,3 +320,18 @@ class EvalRun:
             self.backend.close()
         self.summary = summary
         return summary
+
+    def summary_lines(self) -> list[str] | None:
+        """The task's terminal table of the finished run (None: the harness's default table)."""
+        assert self.summary is not None
+        return self.task.summary_lines(self.summary)
+
+
+def record_results(run: Run, cases: Sequence[Any], records: Mapping[str, Mapping[str, Any]]) -> None:
+    """Add earlier records of `cases` to a started run, each scored again by the run's task (merge)."""
+    for case in cases:
+        if case.id in records:
+            scorer = getattr(run.task, "from_shard", run.task.from_record)
+            result = scorer(case, records[case.id], run.suite)
+            if result is not None:
+                run.add(case, result)

@@ -1,0 +1,1 @@
+"""The harness's engine and the task protocol it drives (harness.tasks holds the tasks)."""

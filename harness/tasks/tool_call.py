@@ -1,0 +1,122 @@
+"""The tool-call task: a conversation in, one reply out, scored as a call, a malformed attempt or an abstention.
+
+The one place that knows "native format => send the tools" (case_request) and the one that scores a reply as a
+run of a suite scores it (score_reply): the engine, deploy verify and the benchmarks all come through here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from harness.backends import Backend, Reply, Request
+from harness.cases import Case, load_case_file
+from harness.core.records import reply_from_record
+from harness.core.task import Steps
+from harness.gate import DEFAULT_THRESHOLDS, GATEABLE
+from harness.hashing import sha256_file
+from harness.match import CaseResult, score
+from harness.metrics import by_category, rates_block
+from harness.profiles import PROFILES
+from harness.prompt import build_messages
+from harness.report import case_record
+from harness.suite import Suite
+from harness.summary import figures, format_failure
+
+
+def case_request(case: Case, suite: Suite, key: str = "") -> Request:
+    """The request a run of `suite` sends for `case`: the suite's prompt and, in the native format, the case's
+    functions."""
+    native = suite.reply_format == "native"
+    return Request(case.id, tuple(build_messages(case, suite.catalogue, suite.template)), case.now,
+                   tools=tuple(case.catalogue(suite.catalogue).to_function_tools()) if native else None, key=key)
+
+
+def score_reply(case: Case, reply: Reply, suite: Suite, profile: str = "default") -> CaseResult:
+    """`reply` scored for `case` as a run of `suite` scores it (its catalogue and reply format)."""
+    return dataclasses.replace(
+        score(case, reply.text, suite.catalogue, error=reply.error, latency_s=reply.latency_s,
+              usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
+              reply_format=suite.reply_format, profile=PROFILES[profile]),
+        attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
+    )
+
+
+def result_reply(result: CaseResult) -> Reply:
+    """The reply a result was scored from (to score it again under another profile)."""
+    return Reply(text=result.response, latency_s=result.latency_s, usage=result.usage, error=result.error,
+                 truncated=result.truncated, attempts=result.attempts, faults=result.faults, redacted=result.redacted)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolCallTask:
+    kind: str = "tool_call"
+    gateable: tuple[str, ...] = GATEABLE
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=lambda: DEFAULT_THRESHOLDS)
+
+    def backend_problem(self, model: str | None) -> str | None:
+        return None if model else "the tool-call task needs --model"
+
+    def asks_model(self) -> bool:
+        return True
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def load_cases(self, path: Path, suite: Suite) -> tuple[str, str, list[Case]]:
+        case_file = load_case_file(path, suite.catalogue, system_messages=suite.system_messages)
+        return case_file.path, case_file.sha256, list(case_file.cases)
+
+    def steps(self, case: Case, suite: Suite) -> Steps:
+        reply = yield case_request(case, suite)
+        return score_reply(case, reply, suite)
+
+    def from_record(self, case: Case, record: Mapping[str, Any], suite: Suite) -> CaseResult | None:
+        if not isinstance(record.get("response"), str):
+            return None
+        return score_reply(case, reply_from_record(dict(record)), suite)
+
+    def from_shard(self, case: Case, record: Mapping[str, Any], suite: Suite) -> CaseResult:
+        """A shard's record scored again, a failed request included (merge: the shard's verdict stands)."""
+        return score_reply(case, reply_from_record(dict(record), missing="no reply in the shard"), suite)
+
+    def _profiled(self, result: CaseResult, suite: Suite, name: str) -> CaseResult:
+        return score_reply(result.case, result_reply(result), suite, name)
+
+    def record(self, result: CaseResult, suite: Suite) -> dict[str, Any]:
+        """cases.jsonl's line for a result, with its verdict under each of the suite's named profiles."""
+        record = case_record(result)
+        for name in suite.profiles:
+            other = self._profiled(result, suite, name)
+            record.setdefault("profiles", {})[name] = {"passed": other.passed, "reason": other.reason,
+                                                       "details": list(other.details)}
+        return record
+
+    def summarize(self, results: Sequence[CaseResult], suite: Suite, backend: Backend | None) -> dict[str, Any]:
+        measured = bool(backend and backend.measures_latency)
+        summary = figures(results, suite.disambiguation_tools, measures_latency=measured)
+        summary["profiles"] = {name: self._profile_block(results, suite, name) for name in suite.profiles}
+        if measured:
+            assert backend is not None
+            summary["latency_conditions"] = backend.latency_conditions()
+        return summary
+
+    def _profile_block(self, results: Sequence[CaseResult], suite: Suite, name: str) -> dict[str, Any]:
+        """A named profile's figures over the same replies: every rate, and the case pass rate per category."""
+        scored = [self._profiled(r, suite, name) for r in results]
+        block = rates_block(scored, suite.disambiguation_tools)
+        block["by_category"] = {c: rates["case_pass_rate"]
+                                for c, rates in by_category(scored, suite.disambiguation_tools).items()}
+        block["about"] = PROFILES[name].about
+        return block
+
+    def fingerprint(self, suite: Suite) -> dict[str, Any]:
+        catalogue = suite.catalogue
+        return {"tools_sha256": sha256_file(catalogue.source) if catalogue.source else None,  # None: per case
+                "reply_format": suite.reply_format, "tools_path": catalogue.source or None}
+
+    def describe_failure(self, result: CaseResult) -> str:
+        return format_failure(result)
+
+    def summary_lines(self, summary: Mapping[str, Any]) -> list[str] | None:
+        return None
