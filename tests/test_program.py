@@ -414,3 +414,49 @@ def test_program_runs_are_compared_put_in_history_and_rendered_like_tool_call_ru
     (golden / "g" / "cases.jsonl").write_text("")
     with pytest.raises(CompareError, match="different tasks"):
         compare_runs(load_run(golden / "g"), template)
+
+
+def test_a_program_run_resumes_shards_merges_and_repeats_like_a_tool_call_run(pytester):
+    """The one engine gives the program task the tool-call task's run lifecycle: a run whose replies ran out is
+    resumed (only the unanswered cases asked again), two shards merge into the unsharded run, and --th-repeat
+    reports pass^N."""
+    import shutil
+
+    from harness.merge import main as merge_main
+    from harness.tasks.program import ProgramTask
+
+    shutil.copytree(SUITE, pytester.path / "program")
+    cases = load_program_file(pytester.path / "program" / "cases.jsonl")
+    replies = {c.id: (template_reply(c) if i % 3 else "no program") for i, c in enumerate(cases)}
+
+    def write(name, ids):
+        (pytester.path / name).write_text("".join(json.dumps({"id": i, "response": replies[i]}) + "\n" for i in ids))
+
+    def run(replies_file, *args):
+        return pytester.runpytest("--model=replay", "--th-cases", "program", "--th-replies", replies_file,
+                                  "-p", "no:cacheprovider", *args)
+
+    write("all.jsonl", replies)
+    run("all.jsonl", "--th-run-id", "whole")
+    whole = json.loads((pytester.path / "reports/whole/summary.json").read_text())
+    assert whole["task"] == "program" and whole["n_cases"] == 36 and whole["n_passed"] == 24
+    # resume: a first run over the 3-day cases only (-k), then the resume asks for the rest alone
+    run("all.jsonl", "--th-run-id", "resumed", "-k", "3d")
+    n_first = sum("-3d-" in c.id for c in cases)
+    assert 0 < n_first < 36 and json.loads((pytester.path / "reports/resumed/summary.json").read_text())["n_cases"] == n_first
+    again = run("all.jsonl", "--th-resume", "resumed")
+    again.stdout.fnmatch_lines([f"*resumed: {n_first} cases already have replies*"])
+    resumed = json.loads((pytester.path / "reports/resumed/summary.json").read_text())
+    figures = [*ProgramTask().gateable[:-2], "n_cases", "n_passed", "counts", "by_goal"]
+    assert resumed["complete"] and {k: resumed[k] for k in figures} == {k: whole[k] for k in figures}
+    # shards
+    for i in (1, 2):
+        run("all.jsonl", "--th-run-id", f"s{i}", "--th-shard", f"{i}/2")
+    assert merge_main([str(pytester.path / "reports/s1"), str(pytester.path / "reports/s2"),
+                       "--out", str(pytester.path / "reports/merged")]) in (0, 1)
+    merged = json.loads((pytester.path / "reports/merged/summary.json").read_text())
+    assert {k: merged[k] for k in figures} == {k: whole[k] for k in figures} and merged["selection"]["whole_files"]
+    # repeats: replay answers every repeat alike
+    run("all.jsonl", "--th-run-id", "rep", "--th-repeat", "2")
+    rep = json.loads((pytester.path / "reports/rep/summary.json").read_text())["repeat"]
+    assert rep["n"] == 2 and rep["pass_all_rate"] == pytest.approx(24 / 36) and rep["unstable"] == []

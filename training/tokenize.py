@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from harness.chat_format import PAD_CANDIDATES, date_string, distinct_pad, render_chat
-from harness.prompt import build_system_prompt
+from harness.core.task import get_task
 from harness.suite import Suite
 from training.data.examples import example_now
 
@@ -89,21 +89,13 @@ def check_template_parity(tokenizer: Any, examples: Sequence[Mapping[str, Any]],
     if not getattr(tokenizer, "chat_template", None):
         raise TrainingSetupError("the tokenizer has no chat template; use an Instruct model's tokenizer")
     uses_date = "date_string" in tokenizer.chat_template
+    task = get_task(suite.task)
     for ex in list(examples)[:sample]:
         now = example_now(ex)
         messages = ex["messages"]
         trained = render_chat(tokenizer, messages[:-1], now, tools=ex.get("tools"))
-        if suite.task == "program":
-            # The program task asks with its own system prompt, at its own fixed date (harness.program.run).
-            from harness.program.run import NOW, SYSTEM
-
-            evaluated = render_chat(tokenizer, [{"role": "system", "content": SYSTEM}, *messages[1:-1]], NOW)
-        else:
-            system = build_system_prompt(now, suite.catalogue, suite.template)
-            harness_messages = [{"role": "system", "content": system}] + list(messages[1:-1])
-            # The local backend passes the tools to the template in the native format only (harness.run).
-            harness_tools = suite.catalogue.to_function_tools() if suite.reply_format == "native" else None
-            evaluated = render_chat(tokenizer, harness_messages, now, tools=harness_tools)
+        asked = task.conversation_request(list(messages[1:-1]), now, suite)  # what evaluation sends
+        evaluated = render_chat(tokenizer, list(asked.messages), asked.now, tools=asked.tools)
         if trained != evaluated:
             raise TrainingSetupError(
                 f"group {ex.get('group')}: the training prompt differs from the harness's evaluation prompt for a "

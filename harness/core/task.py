@@ -43,6 +43,10 @@ class Task(Protocol):
     def steps(self, case: Any, suite: Any) -> Steps:
         """The requests one case needs, then its scored result."""
 
+    def conversation_request(self, turns: Sequence[Mapping[str, str]], now: Any, suite: Any) -> Request:
+        """The request this task sends for a conversation's turns after the system prompt, asked at `now`
+        (training's parity check: the data's prompt must be the one evaluation sends)."""
+
     def from_record(self, case: Any, record: Mapping[str, Any], suite: Any) -> Any | None:
         """A resumed or merged run's earlier record of `case`, scored again (None: ask the case again)."""
 

@@ -104,6 +104,10 @@ class ProgramTask:
         return ProgramOutcome(result, spend.calls, spend.tokens, spend.seconds,
                               stage if self.strategy == "hybrid" else None)
 
+    def conversation_request(self, turns: Sequence[Mapping[str, str]], now: Any, suite: Suite) -> Request:
+        """The program task asks with its own system prompt at its own fixed date, whatever `now` is."""
+        return Request("conversation", ({"role": "system", "content": SYSTEM}, *turns), NOW)
+
     def from_record(self, case: ProgramCase, record: Mapping[str, Any], suite: Suite) -> ProgramOutcome | None:
         if not isinstance(record.get("response"), str):
             return None

@@ -18,7 +18,7 @@ from harness.hashing import sha256_file
 from harness.match import CaseResult, score
 from harness.metrics import by_category, rates_block
 from harness.profiles import PROFILES
-from harness.prompt import build_messages
+from harness.prompt import build_messages, build_system_prompt
 from harness.report import case_record
 from harness.suite import Suite
 from harness.summary import figures, format_failure
@@ -70,6 +70,11 @@ class ToolCallTask:
     def steps(self, case: Case, suite: Suite) -> Steps:
         reply = yield case_request(case, suite)
         return score_reply(case, reply, suite)
+
+    def conversation_request(self, turns: Sequence[Mapping[str, str]], now: Any, suite: Suite) -> Request:
+        tools = tuple(suite.catalogue.to_function_tools()) if suite.reply_format == "native" else None
+        system = {"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)}
+        return Request("conversation", (system, *turns), now, tools=tools)
 
     def from_record(self, case: Case, record: Mapping[str, Any], suite: Suite) -> CaseResult | None:
         if not isinstance(record.get("response"), str):
