@@ -21,9 +21,9 @@ try:
 except ImportError:  # the [train] extra brings it; the report tests skip without it
     pass
 
-from harness.cases import Case, load_case_file
 from harness.suite import Suite, resolve_catalogue, resolve_suite
-from harness.tools import Catalogue
+from harness.tasks.tool_call.cases import Case, load_case_file
+from harness.tasks.tool_call.tools import Catalogue
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def suite() -> Suite:
 
 def assistant_prompt(now: Any, reply_format: str = "fenced") -> str:
     """The assistant suite's system prompt for `now` (what the harness sends and the training data holds)."""
-    from harness.prompt import build_system_prompt
+    from harness.tasks.tool_call.prompt import build_system_prompt
     suite = resolve_suite(reply_format=reply_format)
     return build_system_prompt(now, suite.catalogue, suite.template)
 

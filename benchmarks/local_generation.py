@@ -25,14 +25,13 @@ from pathlib import Path
 import torch
 
 from harness.backends.local import GenerationSettings, LocalBackend
-from harness.core.engine import evaluate
-from harness.gate import DEFAULT_THRESHOLDS
+from harness.core.engine import evaluate, first_requests
 from harness.hashing import model_weights_sha256
-from harness.metrics import percentile
-from harness.report import RunWriter, case_record
+from harness.report import RunWriter
 from harness.suite import resolve_suite
-from harness.summary import build_summary
-from harness.tasks.tool_call import ToolCallTask, case_request
+from harness.tasks.tool_call.metrics import DEFAULT_THRESHOLDS, percentile
+from harness.tasks.tool_call.summary import build_summary
+from harness.tasks.tool_call.task import ToolCallTask, case_record
 from harness.tiny import build_tiny_model
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "assistant.jsonl"
@@ -65,7 +64,7 @@ def main() -> None:
     base = args.base_model or str(build_tiny_model(tmp / "tiny"))
     suite = resolve_suite([Path(args.cases)])
     cases = ToolCallTask().load_cases(Path(args.cases), suite)[2]
-    requests = [case_request(c, suite) for c in cases]  # for the raw generate() baseline below
+    requests = first_requests(ToolCallTask(), suite, cases)  # for the raw generate() baseline below
 
     def backend(batch_size: int) -> LocalBackend:
         settings = GenerationSettings(max_new_tokens=args.max_new_tokens, batch_size=batch_size, mode=args.mode,

@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.backends.local import GenerationSettings, LocalBackend, shipped_model
 from harness.core.engine import evaluate
 from harness.suite import resolve_suite
-from harness.tasks.tool_call import ToolCallTask
+from harness.tasks.tool_call.task import ToolCallTask
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

@@ -50,17 +50,15 @@ def time_pytest(cases: Path, replies: Path, reports: Path, extra: list[str]) -> 
 
 
 def time_library(cases: Path, replies: Path) -> float:
-    from harness.backends.replay import load_replies
-    from harness.cases import load_case_file
-    from harness.match import score
-    from harness.metrics import rates_block
-    from harness.suite import resolve_catalogue, resolve_suite
+    """The same cases through the engine with the replay backend, no pytest: load, ask, score, summarize."""
+    from harness.backends.replay import ReplayBackend
+    from harness.core.engine import evaluate
+    from harness.suite import resolve_suite
+    from harness.tasks.tool_call.task import ToolCallTask
 
     started = time.perf_counter()
-    catalogue = resolve_catalogue([cases])
-    recorded = load_replies(replies)
-    results = [score(c, recorded[c.id].text, catalogue) for c in load_case_file(cases, catalogue).cases]
-    rates_block(results, resolve_suite([cases]).disambiguation_tools)
+    suite = resolve_suite([cases])
+    evaluate(suite, ReplayBackend(replies), ToolCallTask().load_cases(cases, suite)[2])
     return time.perf_counter() - started
 
 

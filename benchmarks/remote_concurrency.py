@@ -15,9 +15,9 @@ from pathlib import Path
 
 from harness.backends.http import Secret
 from harness.backends.remote import CloudflareBackend
-from harness.cases import load_case_file
 from harness.core.engine import evaluate
 from harness.suite import resolve_suite
+from harness.tasks.tool_call.cases import load_case_file
 from harness.testing.fake_cloudflare import FakeCloudflare, Fault
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "assistant.jsonl"

@@ -15,13 +15,13 @@ from harness.backends.base import BackendError, BackendOptions
 from harness.backends.http import RetryPolicy
 from harness.backends.registry import create_backend
 from harness.backends.remote import CLOUDFLARE_API
-from harness.cases import CATEGORIES, Case
 from harness.core.engine import evaluate
-from harness.match import CaseResult
-from harness.metrics import rates_block
 from harness.report import atomic_write_text
 from harness.suite import Suite, resolve_suite
-from harness.tasks.tool_call import ToolCallTask
+from harness.tasks.tool_call.cases import CATEGORIES, Case
+from harness.tasks.tool_call.match import CaseResult
+from harness.tasks.tool_call.metrics import rates_block
+from harness.tasks.tool_call.task import ToolCallTask
 
 FINETUNE_LIMIT = 100
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

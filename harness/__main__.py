@@ -5,13 +5,15 @@
     python -m harness report RUN [RUN_B] [--open]        report.html (plots inline) and report.md
     python -m harness history [REPORTS_DIR]              the gate metrics over all runs, by model/adapter
     python -m harness program --cases DIR --strategy S   the workout-program task (template, direct, few-shot)
+    python -m harness bfcl import DATA [ANSWERS] --out DIR   a BFCL data file -> a suite folder
 """
 from __future__ import annotations
 
 import sys
 
 COMMANDS = {"merge": "harness.merge", "compare": "harness.compare", "report": "harness.html_report",
-            "history": "harness.history", "program": "harness.program.cli"}
+            "history": "harness.history", "program": "harness.tasks.program.cli",
+            "bfcl": "harness.tasks.tool_call.bfcl"}
 
 
 def main(argv: list[str] | None = None) -> int:

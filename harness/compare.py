@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness import escape, jsonl
+from harness import escape
+from harness.core.records import RunFormatError, read_run
 from harness.report import metric_keys
 
 ALPHA = 0.05
@@ -44,16 +45,11 @@ class Run:
 
 
 def load_run(folder: str | Path) -> Run:
-    folder = Path(folder)
     try:
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        records = {rec["id"]: rec for rec in jsonl.read_records(folder / "cases.jsonl", jsonl.RECORD_DEPTH)}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CompareError(f"{folder}: not a finished run report ({exc})") from None
-    if summary.get("task") == "program" and "rates" in summary:
-        raise CompareError(f"{folder}: a program-task run written before its metrics were top-level keys (format "
-                           f"{summary.get('format_version')}); run it again to compare it")
-    return Run(str(folder), summary, records)
+        report = read_run(folder)
+    except RunFormatError as exc:
+        raise CompareError(str(exc)) from None
+    return Run(str(report.folder), report.summary, report.records)
 
 
 def mcnemar(b: int, c: int) -> float:

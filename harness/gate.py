@@ -20,9 +20,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from harness.metrics import RATE_KEYS
-
-GATEABLE = RATE_KEYS + ("latency_p50_s", "latency_p95_s")
 OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 GATE_ON = ("point", "lower-bound")
 
@@ -56,11 +53,8 @@ def read_default_thresholds(path: Path) -> dict[str, Threshold]:
     return out
 
 
-DEFAULT_THRESHOLDS: dict[str, Threshold] = read_default_thresholds(THRESHOLDS_PATH)
 
-
-def parse_threshold(spec: str, known: Mapping[str, Threshold] = DEFAULT_THRESHOLDS,
-                    gateable: tuple[str, ...] = GATEABLE) -> tuple[str, Threshold | None]:
+def parse_threshold(spec: str, known: Mapping[str, Threshold], gateable: tuple[str, ...]) -> tuple[str, Threshold | None]:
     """`metric=0.95` keeps the metric's default direction; `metric>=0.8` sets it; `metric=off` drops it.
     `known` and `gateable`: the task's defaults and the metrics it reports (the tool-call task's by default)."""
     m = _SPEC.match(spec)
@@ -87,8 +81,8 @@ def parse_threshold(spec: str, known: Mapping[str, Threshold] = DEFAULT_THRESHOL
     return metric, Threshold(metric, op, value)
 
 
-def load_threshold_file(path: str | Path, known: Mapping[str, Threshold] = DEFAULT_THRESHOLDS,
-                        gateable: tuple[str, ...] = GATEABLE) -> dict[str, Threshold | None]:
+def load_threshold_file(path: str | Path, known: Mapping[str, Threshold],
+                        gateable: tuple[str, ...]) -> dict[str, Threshold | None]:
     """A TOML file: `[thresholds]` with `metric = 0.95`, `metric = ">= 0.8"` or `metric = "off"`."""
     path = Path(path)
     try:
@@ -110,7 +104,7 @@ def load_threshold_file(path: str | Path, known: Mapping[str, Threshold] = DEFAU
 
 
 def resolve_thresholds(
-    overrides: Mapping[str, Threshold | None] = {}, defaults: Mapping[str, Threshold] = DEFAULT_THRESHOLDS,
+    overrides: Mapping[str, Threshold | None], defaults: Mapping[str, Threshold],
 ) -> dict[str, Threshold]:
     merged: dict[str, Threshold | None] = {**defaults, **overrides}
     return {k: v for k, v in merged.items() if v is not None}

@@ -9,12 +9,12 @@ an incomplete one is marked, since its figures do not stand for the whole suite.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from harness import escape
+from harness.core.records import RunFormatError, read_run
 from harness.report import metric_keys
 
 DEFAULT_METRICS = ("case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "disambiguation_accuracy",
@@ -28,11 +28,9 @@ def collect(reports: Path) -> list[dict[str, Any]]:
         if path.parent.name == "latest":
             continue
         try:
-            s = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if s.get("task") == "program" and "rates" in s:
-            continue  # written before the program task's metrics were top-level keys
+            s = read_run(path.parent).summary
+        except RunFormatError:
+            continue  # unfinished, or a format this harness does not read
         fp = s.get("model_fingerprint") or {}
         adapter = (fp.get("adapter") or {}).get("sha256")
         who = s.get("model", "?") + (f" + adapter {adapter[:8]}" if adapter else "") + (

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from harness import escape
 from harness.backends.base import Backend, BackendError, OnReply, Reply, Request
 from harness.core.engine import RUN_FINGERPRINT_KEYS, Run, record_results
-from harness.core.records import RUN_INFO, load_prior_records
+from harness.core.records import RUN_INFO, RunFormatError, load_prior_records, read_run
 from harness.core.task import get_task
 from harness.gate import Threshold
 from harness.hashing import sha256_file
@@ -52,10 +52,10 @@ class RecordedBackend(Backend):
 
 def _read_shard(folder: Path) -> dict[str, Any]:
     try:
-        info = json.loads((folder / RUN_INFO).read_text(encoding="utf-8"))
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MergeError(f"{folder}: not a finished run report ({exc})") from None
+        report = read_run(folder)
+    except RunFormatError as exc:
+        raise MergeError(str(exc)) from None
+    info, summary = report.info, report.summary
     if "shard" not in info:
         raise MergeError(f"{folder}: not a shard (the run had no --th-shard I/N)")
     return {"folder": folder, "info": info, "summary": summary, "records": load_prior_records(folder)}
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     except (MergeError, BackendError, ValueError) as exc:
         print(escape.terminal(f"merge refused: {exc}"), file=sys.stderr)
         return 2
-    from harness.summary import format_table
+    from harness.tasks.tool_call.summary import format_table
 
     print("\n".join(format_table(summary)))
     gate = summary["gate"]

@@ -18,9 +18,8 @@ from typing import Any, Iterable, Mapping
 
 from harness import jsonl
 from harness.backends.options import flag
-from harness.match import CaseResult
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # harness.core.records reads it back (and format 1)
 PARTIAL = "cases.partial.jsonl"
 
 
@@ -89,36 +88,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def case_record(result: CaseResult) -> dict[str, Any]:
-    """One line of cases.jsonl; `id` + `response` make it a valid replay line too."""
-    case = result.case
-    return {
-        "format_version": FORMAT_VERSION,
-        "id": case.id,
-        "category": case.category,
-        "pair": case.pair,
-        "source": f"{case.source}:{case.line}",
-        "response": result.response,
-        "outcome": result.outcome,
-        "calls": [c.to_json() for c in result.parsed.calls],
-        "invalid_blocks": [{"index": b.index, "reason": b.reason} for b in result.parsed.invalid],
-        "expected": [{"tool": e.tool, "params": e.raw} for e in case.expected],
-        "passed": result.passed,
-        "reason": result.reason,
-        "details": list(result.details),
-        "tool_selection_ok": result.tools_right,
-        "valid_json": result.valid_json,
-        "schema_valid": result.schema_valid,
-        "error": result.error,
-        "latency_s": result.latency_s,
-        "usage": result.usage,
-        "truncated": result.truncated,
-        "redacted": result.redacted,
-        "attempts": result.attempts,
-        "faults": list(result.faults),
-    }
 
 
 def _jsonl(records: Iterable[Mapping[str, Any]]) -> str:

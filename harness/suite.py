@@ -15,7 +15,7 @@ are an optional `suite.toml` beside them:
     [metrics]
     disambiguation_tools = ["createTask", "createCalendarEvent"]   # contrastive cases that count
     [scoring]
-    profiles = ["bfcl"]          # named scoring profiles reported beside the default (harness.profiles)
+    profiles = ["bfcl"]          # named scoring profiles reported beside the default (harness.tasks.tool_call.profiles)
 
 Without one, the assistant catalogue keeps its own prompt and the contract's pair (createTask vs
 createCalendarEvent); any other catalogue gets a neutral prompt and counts every contrastive case.
@@ -34,9 +34,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from harness.backends.options import flag
-from harness.profiles import PROFILES
-from harness.prompt import PROMPTS, read_template
-from harness.tools import DEFAULT_TOOLS_PATH, Catalogue, load_catalogue
+from harness.tasks.tool_call.profiles import PROFILES
+from harness.tasks.tool_call.prompt import PROMPTS, read_template
+from harness.tasks.tool_call.tools import DEFAULT_TOOLS_PATH, Catalogue, load_catalogue
 
 SUITE_TOOLS = "tools.json"
 SUITE_SETTINGS = "suite.toml"

@@ -70,8 +70,8 @@ LLAMA_SPECIAL_IDS = {BOS: 128000, EOS_TEXT: 128001, PAD: 128004, "<|start_header
 
 def default_corpus() -> list[str]:
     """Text to train the tokenizer on: system prompts for several dates and plain assistant English."""
-    from harness.prompt import build_system_prompt
     from harness.suite import resolve_suite
+    from harness.tasks.tool_call.prompt import build_system_prompt
 
     start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
     suite = resolve_suite()  # the assistant suite's prompts: the demo's stand-in learns their tokens

@@ -54,14 +54,14 @@ def tool_call_reply(i: int, case: dict[str, Any], native: bool) -> str:
 
 def program_reply(i: int, case: Any) -> str:
     """The i-th program case's reply: the template strategy's program, cut-off JSON, or plain text, in turn."""
-    from harness.program.template import template_reply
+    from harness.tasks.program.template import template_reply
 
     return (template_reply(case), '{"days": [', "Here is a plan: rest.")[i % 3]
 
 
 def suites(work: Path) -> dict[str, Path]:
     """The suites this pins: the golden suite, the kitchen example, a BFCL sample (imported here), the program suite."""
-    from harness.bfcl import import_suite
+    from harness.tasks.tool_call.bfcl import import_suite
 
     bfcl = work / "bfcl"
     import_suite(BFCL / "BFCL_v4_multiple.sample.json", BFCL / "BFCL_v4_multiple.answers.sample.json", bfcl)
@@ -76,7 +76,7 @@ def replies_for(suite: Path) -> list[dict[str, str]]:
     for path in files:
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if lines and json.loads(lines[0]).get("task") == "program":
-            from harness.program.core import load_program_file
+            from harness.tasks.program.core import load_program_file
 
             out += [{"id": c.id, "response": program_reply(i, c)} for i, c in enumerate(load_program_file(path))]
             continue

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from conftest import write_jsonl
-from harness.bfcl import Unsupported, import_suite, json_schema, to_case
-from harness.cases import load_case_file
-from harness.match import score
-from harness.profiles import BFCL, DEFAULT, bfcl_standardize
 from harness.suite import resolve_suite
+from harness.tasks.tool_call.bfcl import Unsupported, import_suite, json_schema, to_case
+from harness.tasks.tool_call.cases import load_case_file
+from harness.tasks.tool_call.match import score
+from harness.tasks.tool_call.profiles import BFCL, DEFAULT, bfcl_standardize
 
 SAMPLE = Path(__file__).parent / "fixtures" / "bfcl"
 CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
@@ -239,9 +239,9 @@ def test_an_unknown_profile_is_refused(pytester, imported):
 def test_a_bfcl_suite_has_no_catalogue_of_its_own(imported, tmp_path):
     """Every BFCL case brings its functions: the suite has no catalogue, the neutral prompt lists the case's own
     functions (never the assistant suite's persona or tools), and a case without `tools` is refused."""
-    from harness.cases import CaseFileError
-    from harness.prompt import build_messages
     from harness.suite import SuiteError
+    from harness.tasks.tool_call.cases import CaseFileError
+    from harness.tasks.tool_call.prompt import build_messages
     folder = imported["multiple"][0]
     suite = resolve_suite([folder])
     assert (suite.catalogue.names, suite.reply_format, suite.profiles) == ((), "native", ("bfcl",))

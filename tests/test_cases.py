@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_jsonl
-from harness.cases import CaseFileError, load_case_file
 from harness.suite import resolve_catalogue  # noqa: E402
+from harness.tasks.tool_call.cases import CaseFileError, load_case_file
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 GOOD = {"id": "a", "category": "single", "messages": [{"role": "user", "content": "hi"}],
@@ -121,7 +121,7 @@ def test_a_typed_param_refuses_text_matchers(tmp_path, monkeypatch):
     """contains/date/datetime on an integer param (a catalogue with one) are refused; on a string they load."""
     import json
 
-    from harness.tools import load_catalogue
+    from harness.tasks.tool_call.tools import load_catalogue
     tools = {"tools": [{"name": "setTimer", "summary": "t", "params": {
         "type": "object", "properties": {"minutes": {"type": "integer"}, "label": {"type": ["string", "null"]}},
         "required": ["minutes"]}}]}

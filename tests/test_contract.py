@@ -3,14 +3,15 @@ import re
 from pathlib import Path
 
 from harness.backends import Backend, BackendOptions, Reply
-from harness.cases import CATEGORIES
 from harness.core.engine import Run
-from harness.gate import DEFAULT_THRESHOLDS, resolve_thresholds
-from harness.match import REASONS
-from harness.matchers import MATCHER_KEYS
-from harness.parse import parse_reply
+from harness.gate import resolve_thresholds
 from harness.suite import resolve_suite
-from harness.tasks.tool_call import ToolCallTask
+from harness.tasks.tool_call.cases import CATEGORIES
+from harness.tasks.tool_call.match import REASONS
+from harness.tasks.tool_call.matchers import MATCHER_KEYS
+from harness.tasks.tool_call.metrics import DEFAULT_THRESHOLDS
+from harness.tasks.tool_call.parse import parse_reply
+from harness.tasks.tool_call.task import ToolCallTask
 
 CONTRACT = (Path(__file__).resolve().parents[1] / "docs" / "contract.md").read_text(encoding="utf-8")
 
@@ -60,7 +61,7 @@ class Echo(Backend):
 def test_a_summary_has_every_key_the_contract_names(make_cases, tmp_path):
     cases = make_cases([{"id": "n", "category": "no_tool", "messages": [{"role": "user", "content": "hi"}],
                          "expected": []}])
-    run = Run(task=ToolCallTask(), model="echo", options=BackendOptions(), thresholds=resolve_thresholds(),
+    run = Run(task=ToolCallTask(), model="echo", options=BackendOptions(), thresholds=resolve_thresholds({}, DEFAULT_THRESHOLDS),
               reports_dir=tmp_path, suite=resolve_suite(), run_id="r")
     run.start(cases, backend=Echo())
     run.run_all()

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.isotime import calendar_date, parse_date, parse_datetime
-from harness.matchers import compile_matcher
+from harness.tasks.tool_call.matchers import compile_matcher
 
 UTC_SPELLINGS = ("", "Z", "z", "+00:00", "+0000", "+00")
 OTHER_DIGITS = (0xFF10, 0x0660, 0x06F0, 0x0966)  # full-width, Arabic-Indic, Extended Arabic-Indic, Devanagari zeros

@@ -1,6 +1,20 @@
 import pytest
 
-from harness.gate import DEFAULT_THRESHOLDS, Threshold, evaluate, load_threshold_file, parse_threshold, resolve_thresholds
+from harness import gate
+from harness.gate import Threshold, evaluate
+from harness.tasks.tool_call.metrics import DEFAULT_THRESHOLDS, GATEABLE
+
+
+def parse_threshold(spec):
+    return gate.parse_threshold(spec, DEFAULT_THRESHOLDS, GATEABLE)
+
+
+def load_threshold_file(path):
+    return gate.load_threshold_file(path, DEFAULT_THRESHOLDS, GATEABLE)
+
+
+def resolve_thresholds(overrides=None):
+    return gate.resolve_thresholds(overrides or {}, DEFAULT_THRESHOLDS)
 
 
 def test_defaults_are_the_contracts_table():

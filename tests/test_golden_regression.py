@@ -4,10 +4,10 @@ A change to how catalogues, prompts or suites are loaded must leave every verdic
 import json
 from pathlib import Path
 
-from harness.cases import load_case_file
-from harness.match import score
-from harness.metrics import confusion, rates_block
 from harness.suite import resolve_catalogue, resolve_suite
+from harness.tasks.tool_call.cases import load_case_file
+from harness.tasks.tool_call.match import score
+from harness.tasks.tool_call.metrics import confusion, rates_block
 from tests.golden_replies import GOLDEN, replies
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "golden_verdicts.json").read_text())

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from harness.cases import load_case_file
 from harness.suite import resolve_suite
+from harness.tasks.tool_call.cases import load_case_file
 from training.data.__main__ import main as data_cli
 from training.data.build import BuildConfig, build
 from training.data.heldout import example_to_case, split_to_cases, spread

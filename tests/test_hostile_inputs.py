@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from conftest import write_jsonl
 from harness import jsonl
 from harness.backends.replay import load_replies
-from harness.cases import CaseFileError, load_case_file
 from harness.compare import load_run
 from harness.core.records import load_prior_records
 from harness.report import RunFolderError, RunWriter, check_run_id
+from harness.tasks.tool_call.cases import CaseFileError, load_case_file
 
 LINE_BREAKS = "\u2028\u2029\u0085\x1c\x1d\x1e\x0b\x0c\r"
 
@@ -61,7 +61,7 @@ def test_a_run_whose_replies_hold_line_separators_reads_back_replays_resumes_and
 
 
 def test_the_bfcl_importer_keeps_an_entry_holding_a_line_separator(tmp_path):
-    from harness.bfcl import _read_jsonl
+    from harness.tasks.tool_call.bfcl import _read_jsonl
 
     rows = [{"id": "a", "question": "x\u2028y"}, {"id": "b", "question": "z"}]
     assert _read_jsonl(_raw_jsonl(tmp_path / "d.json", rows)) == rows
@@ -101,8 +101,8 @@ def test_a_hostile_replay_line_is_a_file_line_refusal(tmp_path, kind):
                                    '```json\n{"tool": "getWeather", "params": {"location": NaN}}\n```',
                                    "[" * 50_000 + "]" * 50_000])
 def test_a_hostile_reply_is_an_ordinary_malformed_call(catalogue, reply):
-    from harness.parse import parse_reply
-    from harness.parse_native import parse_native
+    from harness.tasks.tool_call.parse import parse_reply
+    from harness.tasks.tool_call.parse_native import parse_native
 
     assert parse_reply(reply).outcome == ("malformed" if reply.startswith("```") else "abstention")
     if not reply.startswith("```"):
@@ -233,7 +233,7 @@ def _timer_case(minutes=12, tools=None):
 
 @pytest.mark.parametrize("where", ["tools.json", "case tools"])
 def test_an_external_ref_is_refused_at_load_and_never_fetched(tmp_path, where):
-    from harness.tools import catalogue_from_json, load_catalogue
+    from harness.tasks.tool_call.tools import catalogue_from_json, load_catalogue
 
     secret = tmp_path / "secret.json"
     secret.write_text('{"type": "string", "description": "TOP-SECRET-CONTENT"}')
@@ -269,8 +269,8 @@ def test_no_validator_retrieves_a_reference_even_when_asked_to(tmp_path):
 
 
 def test_a_local_ref_loads_checks_impossible_expectations_and_scores(tmp_path):
-    from harness.match import score
-    from harness.tools import catalogue_from_json
+    from harness.tasks.tool_call.match import score
+    from harness.tasks.tool_call.tools import catalogue_from_json
 
     catalogue = catalogue_from_json(_tools({"$ref": "#/$defs/mins"}, {"mins": {"type": "integer", "minimum": 1}}),
                                     "suite")
@@ -288,7 +288,7 @@ def test_a_local_ref_loads_checks_impossible_expectations_and_scores(tmp_path):
 def test_a_backtracking_pattern_fails_the_value_with_its_reason_instead_of_hanging():
     import time
 
-    from harness.tools import catalogue_from_json
+    from harness.tasks.tool_call.tools import catalogue_from_json
 
     def tool(pattern):
         return catalogue_from_json([{"type": "function", "function": {"name": "f", "parameters": {
@@ -368,22 +368,26 @@ def test_a_case_id_with_control_characters_is_refused(tmp_path, catalogue, bad_i
 @pytest.mark.parametrize("spec", ["case_pass_rate=nan", "case_pass_rate=inf", "case_pass_rate>=1.5",
                                   "valid_json_rate=-0.1", "latency_p95_s<-1", "latency_p95_s<inf"])
 def test_thresholds_outside_their_range_are_refused(spec):
-    from harness.gate import parse_threshold
+    from harness.gate import parse_threshold as parse
+    from harness.tasks.tool_call.metrics import DEFAULT_THRESHOLDS, GATEABLE
+
+    def parse_threshold(spec):
+        return parse(spec, DEFAULT_THRESHOLDS, GATEABLE)
 
     with pytest.raises(ValueError):
         parse_threshold(spec)
 
 
 def test_a_collection_crash_is_rendered_not_an_internalerror(pytester, monkeypatch):
-    import harness.cases
+    import harness.tasks.tool_call.cases
 
     pytester.makeconftest("""
-import harness.cases
+import harness.tasks.tool_call.cases
 def boom(*a, **k):
     raise RuntimeError("a bug while loading")
-harness.cases.load_case_file = boom
-import harness.pytest_plugin
-harness.pytest_plugin.load_case_file = boom
+harness.tasks.tool_call.cases.load_case_file = boom
+import harness.tasks.tool_call.task
+harness.tasks.tool_call.task.load_case_file = boom
 """)
     write_jsonl(pytester.path / "cases.jsonl", [_case("a", "hi")])
     write_jsonl(pytester.path / "r.jsonl", [{"id": "a", "response": "hi"}])
@@ -392,7 +396,7 @@ harness.pytest_plugin.load_case_file = boom
     out = result.stdout.str() + result.stderr.str()
     assert "INTERNALERROR" not in out and "a bug while loading" in out
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    assert harness.cases.load_case_file is not None
+    assert harness.tasks.tool_call.cases.load_case_file is not None
 
 
 def test_a_bare_file_of_program_cases_is_refused_in_one_line(tmp_path, catalogue):

@@ -22,7 +22,8 @@ from harness.core.engine import Run
 from harness.gate import resolve_thresholds
 from harness.isotime import parse_now
 from harness.suite import resolve_suite
-from harness.tasks.tool_call import ToolCallTask
+from harness.tasks.tool_call.metrics import DEFAULT_THRESHOLDS
+from harness.tasks.tool_call.task import ToolCallTask
 from harness.testing.fake_cloudflare import FakeCloudflare, Fault
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,8 +119,9 @@ def test_replies_are_bound_by_key_not_by_position():
 def test_a_backend_returning_fewer_or_more_replies_crashes_the_run(make_cases, tmp_path, how):
     cases = make_cases([{"id": f"n{i}", "category": "no_tool", "messages": [{"role": "user", "content": "hi"}],
                          "expected": []} for i in range(3)])
-    run = Run(task=ToolCallTask(), model="shuffled", options=BackendOptions(), thresholds=resolve_thresholds(), reports_dir=tmp_path,
-                  suite=resolve_suite(), run_id="r")
+    run = Run(task=ToolCallTask(), model="shuffled", options=BackendOptions(),
+              thresholds=resolve_thresholds({}, DEFAULT_THRESHOLDS), reports_dir=tmp_path,
+              suite=resolve_suite(), run_id="r")
     run.start(cases, backend=Shuffled(**{how: True}))
     with pytest.raises(ReplyMismatch):
         run.result_for(cases[0])

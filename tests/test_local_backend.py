@@ -261,7 +261,7 @@ def test_other_suites_run_on_the_tiny_model_in_both_formats(pytester, tiny, suit
     if suite_name == "kitchen":
         shutil.copytree(root / "examples" / "kitchen", pytester.path / suite_name)
     else:
-        from harness.bfcl import import_suite
+        from harness.tasks.tool_call.bfcl import import_suite
         sample = root / "tests" / "fixtures" / "bfcl"
         import_suite(sample / "BFCL_v4_multiple.sample.json", sample / "BFCL_v4_multiple.answers.sample.json",
                      pytester.path / suite_name)

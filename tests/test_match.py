@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from harness.match import REASONS, score
+from harness.tasks.tool_call.match import REASONS, score
 
 
 def reply(*calls, text="Okay."):

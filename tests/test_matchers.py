@@ -1,6 +1,6 @@
 import pytest
 
-from harness.matchers import MatcherError, compile_matcher
+from harness.tasks.tool_call.matchers import MatcherError, compile_matcher
 
 
 def ok(raw, value, present=True):

@@ -1,9 +1,9 @@
 import pytest
 
 from conftest import case_row
-from harness.match import score
-from harness.metrics import confusion, percentile, rate_counts, rates_block, wilson
 from harness.suite import ASSISTANT_DISAMBIGUATION
+from harness.tasks.tool_call.match import score
+from harness.tasks.tool_call.metrics import confusion, percentile, rate_counts, rates_block, wilson
 
 
 @pytest.mark.parametrize("k, n, low, high", [

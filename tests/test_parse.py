@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.parse import parse_reply
+from harness.tasks.tool_call.parse import parse_reply
 
 CALL = '{"tool": "createTask", "params": {"title": "x", "priority": "low"}}'
 

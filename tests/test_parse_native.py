@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.parse_native import parse_native
+from harness.tasks.tool_call.parse_native import parse_native
 
 KNOWN = {"getWeather", "createTask"}
 
@@ -63,7 +63,7 @@ def test_never_raises_on_call_shaped_json(objs, sep):
 
 def native_form(fenced: str) -> str:
     """The same reply in the native form: calls as JSON, broken blocks as broken JSON, text as text."""
-    from harness.parse import parse_reply
+    from harness.tasks.tool_call.parse import parse_reply
     parsed = parse_reply(fenced)
     if parsed.outcome == "abstention":
         return fenced
@@ -75,10 +75,10 @@ def native_form(fenced: str) -> str:
 
 def test_the_scorer_gives_the_same_verdicts_whatever_the_format():
     """Golden cases, the regression fixture's replies, once fenced and once native: same verdicts and figures."""
-    from harness.cases import load_case_file
-    from harness.match import score
-    from harness.metrics import rates_block
     from harness.suite import resolve_suite
+    from harness.tasks.tool_call.cases import load_case_file
+    from harness.tasks.tool_call.match import score
+    from harness.tasks.tool_call.metrics import rates_block
     from tests.golden_replies import GOLDEN, replies
     suite = resolve_suite([GOLDEN])
     cases = load_case_file(GOLDEN, suite.catalogue).cases

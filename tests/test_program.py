@@ -6,12 +6,12 @@ import pytest
 
 from conftest import write_jsonl
 from harness.backends import Backend
-from harness.cases import CaseFileError
-from harness.program.cli import main as program_main
-from harness.program.core import RULES, ProgramCase, day_region, load_program_file, parse_program, score_program
-from harness.program.run import few_shot_examples, messages, request_text
-from harness.program.template import template_program, template_reply
-from harness.tasks.program import run_strategy
+from harness.tasks.program.cli import main as program_main
+from harness.tasks.program.core import RULES, ProgramCase, day_region, load_program_file, parse_program, score_program
+from harness.tasks.program.strategies import few_shot_examples, messages, request_text
+from harness.tasks.program.task import run_strategy
+from harness.tasks.program.template import template_program, template_reply
+from harness.tasks.tool_call.cases import CaseFileError
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "program"
 LISTS = {"Chest": ("Bench Press", "Cable Fly"), "Back": ("Row", "Lat Pulldown"), "Shoulders": ("Overhead Press",),
@@ -217,7 +217,7 @@ def test_a_backend_that_fails_mid_run_keeps_the_programs_it_wrote(tmp_path):
     from harness.core.engine import Run
     from harness.core.task import thresholds
     from harness.suite import resolve_suite
-    from harness.tasks.program import ProgramTask
+    from harness.tasks.program.task import ProgramTask
 
     cases = load_program_file(SUITE / "cases.jsonl")[:5]
 
@@ -334,7 +334,7 @@ def test_hybrid_accepts_the_first_stage_that_passes_every_rule(tmp_path):
     assert fallback[0]["calls"] >= 3  # direct, few-shot, then the chain tried before the template
     chained = run_strategy(cases, "hybrid", Coach(cases, direct="bad", chain="good"))
     assert [r["stage"] for r in chained] == ["chain"] * 4
-    from harness.program.run import summarize
+    from harness.tasks.program.strategies import summarize
     s = summarize(chained, "hybrid", "coach")
     assert s["answered_by_stage"] == {"direct": 0, "few-shot": 0, "chain": 4, "template": 0}
     assert s["cost"]["model_calls_per_program"] > 3
@@ -423,7 +423,7 @@ def test_a_program_run_resumes_shards_merges_and_repeats_like_a_tool_call_run(py
     import shutil
 
     from harness.merge import main as merge_main
-    from harness.tasks.program import ProgramTask
+    from harness.tasks.program.task import ProgramTask
 
     shutil.copytree(SUITE, pytester.path / "program")
     cases = load_program_file(pytester.path / "program" / "cases.jsonl")

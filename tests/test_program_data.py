@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 from conftest import write_jsonl
-from harness.program.core import load_program_file, parse_program, score_program
-from harness.program.run import SYSTEM, request_text
-from harness.program.template import template_reply
+from harness.tasks.program.core import load_program_file, parse_program, score_program
+from harness.tasks.program.strategies import SYSTEM, request_text
+from harness.tasks.program.template import template_reply
 from training.data.__main__ import main as data_cli
 from training.data.program import build_program_set, random_case, request_key, varied_program
 

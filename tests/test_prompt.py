@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
 from harness.isotime import parse_now
-from harness.prompt import build_messages, build_system_prompt
+from harness.tasks.tool_call.prompt import build_messages, build_system_prompt
 
 
 def test_prompt_states_date_weekday_zone_and_every_tool(catalogue, suite):

@@ -90,8 +90,8 @@ def test_the_real_model_answers_a_question(smollm2):
 
 def test_prefix_cached_replies_equal_the_uncached_path_on_golden_cases(smollm2, suite):
     from harness.backends.local import GenerationSettings, LocalBackend
-    from harness.cases import load_case_file
-    from harness.tasks.tool_call import case_request
+    from harness.tasks.tool_call.cases import load_case_file
+    from harness.tasks.tool_call.task import case_request
 
     cases = load_case_file(ROOT / "golden" / "assistant.jsonl", suite.catalogue).cases[::6][:12]
     requests = [case_request(c, suite) for c in cases]
@@ -141,8 +141,8 @@ def test_lora_steps_on_real_weights_change_replies_and_load_through_local_adapte
     main(Job(data=str(data), out=str(out), base_model=str(smollm2), engine="trl", max_steps=2, batch_size=2,
              grad_accum=1, lora_r=8, lora_alpha=16, learning_rate=2e-2, warmup_ratio=0.0, logging_steps=1,
              eval_steps=2, device="cpu", dtype="float32"))
-    from harness.cases import load_case_file
-    from harness.tasks.tool_call import case_request
+    from harness.tasks.tool_call.cases import load_case_file
+    from harness.tasks.tool_call.task import case_request
 
     request = case_request(load_case_file(ROOT / "golden" / "assistant.jsonl", suite.catalogue).cases[0], suite)
     settings = GenerationSettings(max_new_tokens=12)

@@ -326,11 +326,11 @@ def test_a_reply_cut_off_at_max_tokens_is_marked_truncated(fake):
 
 
 def test_truncation_is_named_in_the_failure(make_case):
-    from harness.match import score
+    from harness.tasks.tool_call.match import score
     case = make_case([{"tool": "getWeather", "params": {"location": "Oslo"}}])
     result = score(case, '```json\n{"tool": "getWeather", "params": {"loca', resolve_catalogue(), truncated=True)
     assert result.reason == "invalid_json" and result.truncated and "truncated" in result.details[0]
-    from harness.report import case_record
+    from harness.tasks.tool_call.task import case_record
     assert case_record(result)["truncated"] is True
 
 

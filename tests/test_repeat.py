@@ -9,7 +9,8 @@ from harness.backends import Backend, BackendOptions, Reply
 from harness.core.engine import Run
 from harness.gate import resolve_thresholds
 from harness.suite import resolve_suite
-from harness.tasks.tool_call import ToolCallTask
+from harness.tasks.tool_call.metrics import DEFAULT_THRESHOLDS
+from harness.tasks.tool_call.task import ToolCallTask
 
 
 class Flaky(Backend):
@@ -36,14 +37,15 @@ class Flaky(Backend):
 def test_a_flaky_backend_shows_in_pass_n_and_the_unstable_cases(make_cases, tmp_path):
     from pathlib import Path
     golden = Path(__file__).resolve().parents[1] / "golden" / "assistant.jsonl"
-    from harness.cases import load_case_file
+    from harness.tasks.tool_call.cases import load_case_file
     suite = resolve_suite([golden])
     cases = load_case_file(golden, suite.catalogue).cases
     right = golden_replies()
     first = load_case_file(golden, suite.catalogue).cases[0].id  # scripted right ("Done." + calls)
     flaky = {first, cases[4].id}
-    run = Run(task=ToolCallTask(), model="flaky", options=BackendOptions(), thresholds=resolve_thresholds(), reports_dir=tmp_path,
-                  run_id="r", suite=suite, repeat=3)
+    run = Run(task=ToolCallTask(), model="flaky", options=BackendOptions(),
+              thresholds=resolve_thresholds({}, DEFAULT_THRESHOLDS), reports_dir=tmp_path,
+              run_id="r", suite=suite, repeat=3)
     backend = Flaky(right, flaky)
     run.start(cases, backend=backend)
     run.run_all()

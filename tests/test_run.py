@@ -7,7 +7,8 @@ from harness.backends import Backend, BackendOptions, Reply
 from harness.core.engine import Run
 from harness.gate import resolve_thresholds
 from harness.suite import resolve_suite
-from harness.tasks.tool_call import ToolCallTask
+from harness.tasks.tool_call.metrics import DEFAULT_THRESHOLDS
+from harness.tasks.tool_call.task import ToolCallTask
 
 
 class Crashing(Backend):
@@ -28,7 +29,7 @@ class Crashing(Backend):
 def test_a_crash_stops_the_run_with_its_traceback_and_the_run_is_incomplete(make_cases, tmp_path: Path):
     cases = make_cases([{"id": f"n{i}", "category": "no_tool", "messages": [{"role": "user", "content": "hi"}],
                          "expected": []} for i in range(5)])
-    run = Run(task=ToolCallTask(), model="crashing", options=BackendOptions(), thresholds=resolve_thresholds(),
+    run = Run(task=ToolCallTask(), model="crashing", options=BackendOptions(), thresholds=resolve_thresholds({}, DEFAULT_THRESHOLDS),
                   reports_dir=tmp_path, suite=resolve_suite(), run_id="r1")
     backend = Crashing()
     run.start(cases, backend=backend)

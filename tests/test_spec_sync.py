@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.gate import DEFAULT_THRESHOLDS
-from harness.tools import DEFAULT_TOOLS_PATH, catalogue_from_json, load_catalogue
+from harness.tasks.tool_call.metrics import DEFAULT_THRESHOLDS
+from harness.tasks.tool_call.tools import DEFAULT_TOOLS_PATH, catalogue_from_json, load_catalogue
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec"
 CONTRACT = (Path(__file__).resolve().parents[1] / "docs" / "contract.md").read_text(encoding="utf-8")

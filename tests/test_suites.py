@@ -4,7 +4,7 @@ import json
 import pytest
 
 from conftest import write_jsonl
-from harness.tools import catalogue_from_json, load_catalogue
+from harness.tasks.tool_call.tools import catalogue_from_json, load_catalogue
 
 TIMER = [{"type": "function", "function": {"name": "setTimer", "description": "Start a kitchen timer.",
           "parameters": {"type": "object", "properties": {"minutes": {"type": "integer", "minimum": 1}},
@@ -12,7 +12,7 @@ TIMER = [{"type": "function", "function": {"name": "setTimer", "description": "S
 
 
 def test_the_packaged_catalogue_is_a_function_tools_list():
-    from harness.tools import DEFAULT_TOOLS_PATH
+    from harness.tasks.tool_call.tools import DEFAULT_TOOLS_PATH
     raw = json.loads(DEFAULT_TOOLS_PATH.read_text())
     assert isinstance(raw, list) and len(raw) == 10 and all(t["type"] == "function" for t in raw)
     assert load_catalogue(DEFAULT_TOOLS_PATH).to_function_tools() == raw
@@ -89,7 +89,7 @@ def test_only_the_suite_resolver_loads_the_packaged_catalogue():
     offenders = []
     for path in sorted(p for d in ("harness", "training", "deploy") for p in (root / d).rglob("*.py")):
         rel = path.relative_to(root).as_posix()
-        if rel in ("harness/suite.py", "harness/tools.py"):
+        if rel in ("harness/suite.py", "harness/tasks/tool_call/tools.py"):
             continue
         text = path.read_text(encoding="utf-8")
         if re.search(r"DEFAULT_TOOLS_PATH|load_catalogue\(|spec/tools\.json", text):
@@ -103,8 +103,8 @@ FLIGHTS = [{"type": "function", "function": {"name": "book_flight", "description
 
 
 def test_a_case_may_bring_its_own_functions(make_cases, catalogue, suite):
-    from harness.match import score
-    from harness.prompt import build_messages
+    from harness.tasks.tool_call.match import score
+    from harness.tasks.tool_call.prompt import build_messages
     [case] = make_cases([{"id": "c", "category": "single", "tools": FLIGHTS,
                           "messages": [{"role": "user", "content": "fly me to Oslo"}],
                           "expected": [{"tool": "book_flight", "params": {"to": "Oslo"}}]}])
@@ -119,7 +119,7 @@ def test_a_case_may_bring_its_own_functions(make_cases, catalogue, suite):
 
 
 def test_a_cases_own_functions_are_checked_like_a_catalogue(tmp_path, catalogue):
-    from harness.cases import CaseFileError, load_case_file
+    from harness.tasks.tool_call.cases import CaseFileError, load_case_file
     rows = [{"id": "a", "category": "single", "tools": FLIGHTS + FLIGHTS, "messages": [{"role": "user", "content": "x"}],
              "expected": [{"tool": "book_flight", "params": {}}]},
             {"id": "b", "category": "single", "tools": FLIGHTS, "messages": [{"role": "user", "content": "x"}],
@@ -160,8 +160,8 @@ def test_disambiguation_is_the_suites_setting(pytester):
 
 
 def test_a_case_may_open_with_its_own_system_message_where_the_suite_allows_it(pytester):
-    from harness.cases import load_case_file
-    from harness.prompt import build_messages
+    from harness.tasks.tool_call.cases import load_case_file
+    from harness.tasks.tool_call.prompt import build_messages
     folder = timer_suite(pytester.path / "kitchen")
     rows = [{"id": "s", "category": "single", "messages": [{"role": "system", "content": "You are terse."},
                                                            {"role": "user", "content": "timer 5"}],

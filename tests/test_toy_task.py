@@ -10,9 +10,9 @@ TOY = textwrap.dedent('''
     from datetime import datetime, timezone
 
     from harness.backends import Request
-    from harness.cases import Problem, CaseFileError
+    from harness.tasks.tool_call.cases import Problem, CaseFileError
     from harness.hashing import sha256_file
-    from harness.metrics import wilson
+    from harness.tasks.tool_call.metrics import wilson
 
 
     @dataclass(frozen=True)

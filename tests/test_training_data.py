@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from conftest import write_jsonl
-from harness.cases import load_case_file
 from harness.isotime import parse_now
-from harness.match import score
-from harness.parse import parse_reply
 from harness.suite import resolve_suite  # noqa: E402
+from harness.tasks.tool_call.cases import load_case_file
+from harness.tasks.tool_call.match import score
+from harness.tasks.tool_call.parse import parse_reply
 from training.data.__main__ import main as data_cli
 from training.data.build import BuildConfig, build, load_seeds
 from training.data.convert import convert_file

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import write_jsonl
-from harness.parse import parse_reply
-from harness.parse_native import parse_native
 from harness.suite import resolve_suite
+from harness.tasks.tool_call.parse import parse_reply
+from harness.tasks.tool_call.parse_native import parse_native
 from training.data.__main__ import main as data_cli
 from training.data.build import build_written
 from training.data.validate import read_jsonl, validate_file

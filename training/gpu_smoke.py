@@ -6,6 +6,7 @@ Without CUDA it says so and exits 2.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -17,10 +18,10 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("gpu-smoke: no CUDA device here; nothing to prove (the unsloth engine and 4-bit loading need one)")
         return 2
-    from harness.backends.base import Request, ask
+    from harness.backends.base import ask
     from harness.backends.local import GenerationSettings, LocalBackend
+    from harness.core.task import get_task
     from harness.isotime import parse_now
-    from harness.prompt import build_system_prompt
     from harness.suite import resolve_suite
     from harness.tiny import TinySpec, build_tiny_model
     from training.data.build import BuildConfig, build, corpus
@@ -44,9 +45,8 @@ def main() -> int:
     backend = LocalBackend(str(base), out, load_in_4bit=True, settings=GenerationSettings(max_new_tokens=16, batch_size=2))
     now = parse_now("2026-02-24T09:00:00Z")
     suite = resolve_suite()
-    msgs = ({"role": "system", "content": build_system_prompt(now, suite.catalogue, suite.template)},
-            {"role": "user", "content": "weather in Oslo?"})
-    replies = ask(backend, [Request("a", msgs, now), Request("b", msgs, now)])
+    asked = get_task("tool_call").conversation_request([{"role": "user", "content": "weather in Oslo?"}], now, suite)
+    replies = ask(backend, [dataclasses.replace(asked, key="a"), dataclasses.replace(asked, key="b")])
     fp = backend.fingerprint()
     print(f"4-bit local backend: load_in_4bit={fp['load_in_4bit']}, dtype {fp['dtype']}, device {fp['device']}; "
           f"replies identical across the batch: {replies[0].text == replies[1].text}; first: {replies[0].text!r}")

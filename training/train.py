@@ -631,7 +631,7 @@ def evaluate_golden(job: Job, adapter: Path, device: str, dtype: str) -> dict[st
     from harness.core.engine import Run
     from harness.core.task import get_task, thresholds
     from harness.report import new_run_id
-    from harness.summary import format_table
+    from harness.tasks.tool_call.summary import format_table
 
     golden = suite_folder(job)
     paths = sorted(golden.glob("*.jsonl")) if golden.is_dir() else [golden]

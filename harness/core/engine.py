@@ -24,15 +24,14 @@ from harness.core.records import RUN_INFO, load_prior_records
 from harness.core.task import Task, get_task
 from harness.gate import Threshold
 from harness.gate import evaluate as gate
-from harness.metrics import wilson
 from harness.report import FORMAT_VERSION, RunWriter, atomic_write_text
-from harness.suite import Suite
+from harness.stats import wilson
 
 # The keys a run adds to its backend's fingerprint besides the task's own (Task.fingerprint).
 RUN_FINGERPRINT_KEYS = ("harness_version", "case_files")
 
 
-def drive(task: Task, suite: Suite, jobs: Sequence[tuple[str, Any]], backend: Backend | None,
+def drive(task: Task, suite: Any, jobs: Sequence[tuple[str, Any]], backend: Backend | None,
           on_result: Callable[[str, Any], None] | None = None) -> dict[str, Any]:
     """Every job's (key, case) steps to its result, by key. A round sends each unfinished job's next request in
     one batch; `on_result(key, result)` sees each result as soon as its last reply arrives (before the batch ends).
@@ -71,7 +70,18 @@ def drive(task: Task, suite: Suite, jobs: Sequence[tuple[str, Any]], backend: Ba
     return done
 
 
-def evaluate(suite: Suite, backend: Backend | None, cases: Sequence[Any], task: Task | None = None,
+def first_requests(task: Task, suite: Any, cases: Sequence[Any]) -> list[Any]:
+    """The first request each case's steps send, keyed by case id (a benchmark's baseline that calls the model
+    directly renders exactly these)."""
+    out = []
+    for case in cases:
+        steps = task.steps(case, suite)
+        out.append(dataclasses.replace(next(steps), key=case.id))
+        steps.close()
+    return out
+
+
+def evaluate(suite: Any, backend: Backend | None, cases: Sequence[Any], task: Task | None = None,
              chunk: int | None = None) -> tuple[list[Any], dict[str, Any]]:
     """The results (in case order) and the task's figures for `cases` asked of `backend`, without a report
     folder; in chunks of the backend's batch size (or `chunk`)."""
@@ -93,7 +103,7 @@ class Run:
     thresholds: dict[str, Threshold]
     reports_dir: Path
     run_id: str
-    suite: Suite  # resolved at the edge (harness.suite.resolve_suite), never defaulted here
+    suite: Any  # the task's suite, resolved at the edge (harness.suite.resolve_suite), never defaulted here
     gate_on: str = "point"
     resume: bool = False
     output_visible: Callable[[], ContextManager[Any]] = contextlib.nullcontext
@@ -191,7 +201,7 @@ class Run:
 
     def _case_record(self, result: Any) -> dict[str, Any]:
         """cases.jsonl's line for a result (the task's), with its repeats."""
-        record = self.task.record(result, self.suite)
+        record = {"format_version": FORMAT_VERSION, **self.task.record(result, self.suite)}
         if result.case.id in self.repeats:
             every = self.repeats[result.case.id]
             record["repeats"] = {"passed": [r.passed for r in every], "responses": [r.response for r in every],

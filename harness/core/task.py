@@ -80,8 +80,8 @@ def thresholds(task: Task, specs: Sequence[str] = (), file: str | None = None) -
 # kind -> "module:attribute" of a zero-argument factory; imported on first use. A third task is a package and one
 # line here (or register_task from its own code).
 TASK_FACTORIES: dict[str, str] = {
-    "tool_call": "harness.tasks.tool_call:ToolCallTask",
-    "program": "harness.tasks.program:ProgramTask",
+    "tool_call": "harness.tasks.tool_call.task:ToolCallTask",
+    "program": "harness.tasks.program.task:ProgramTask",
 }
 _registered: dict[str, Any] = {}
 

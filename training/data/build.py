@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from harness import jsonl
-from harness.cases import DEFAULT_NOW
 from harness.isotime import parse_now
-from harness.prompt import build_system_prompt
 from harness.report import atomic_write_text
 from harness.suite import Suite, resolve_suite
+from harness.tasks.tool_call.cases import DEFAULT_NOW
+from harness.tasks.tool_call.prompt import build_system_prompt
 from training.data.convert import ConvertReport, convert_file
 from training.data.examples import make_example
 from training.data.generate import Composition, Phrasing, phrasings, targets

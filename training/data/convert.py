@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from harness import jsonl
-from harness.cases import DEFAULT_NOW
 from harness.isotime import parse_date, parse_datetime, parse_now
 from harness.suite import resolve_suite
+from harness.tasks.tool_call.cases import DEFAULT_NOW
 from training.data.examples import call, make_example, reply
 from training.data.validate import validate_example
 

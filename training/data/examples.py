@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 from harness.isotime import parse_now
-from harness.parse import fence
-from harness.prompt import build_system_prompt
 from harness.suite import Suite
 from harness.suite import resolve_suite as assistant_suite
+from harness.tasks.tool_call.parse import fence
+from harness.tasks.tool_call.prompt import build_system_prompt
 
 KINDS = ("single", "contrastive", "no_tool", "multi_turn", "multi_tool", "general")
 

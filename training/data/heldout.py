@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 from harness.isotime import parse_date, parse_datetime
-from harness.parse import parse_reply
-from harness.tools import Catalogue
+from harness.tasks.tool_call.parse import parse_reply
+from harness.tasks.tool_call.tools import Catalogue
 
 KIND_TO_CATEGORY = {"single": "single", "contrastive": "contrastive", "no_tool": "no_tool", "general": "no_tool",
                     "multi_tool": "multi_tool", "multi_turn": "multi_turn"}

@@ -2,7 +2,7 @@
 
     python -m training.data build --task program --out data/program [--n 600] [--seed-file seed.jsonl]
 
-Each example is the chat the program task asks at evaluation (harness.program.run: its system prompt and request
+Each example is the chat the program task asks at evaluation (harness.tasks.program.strategies: its system prompt and request
 text) with a program that passes every rule as the answer: the template builder's program, varied (exercise
 order and count, sets, reps and rest within the rules). Requests are drawn at random (days, goal, split or not,
 which exercises are available); a request identical to one of the golden program suite's is dropped and counted
@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness import jsonl
-from harness.parse import fence
-from harness.program.core import GOALS, ProgramCase, load_program_file, parse_program, schema_errors, score_program
-from harness.program.run import SYSTEM, request_text
-from harness.program.template import template_program
+from harness.fenced import fence
 from harness.report import atomic_write_text
+from harness.tasks.program.core import GOALS, ProgramCase, load_program_file, parse_program, schema_errors
+from harness.tasks.program.strategies import SYSTEM, request_text
+from harness.tasks.program.task import ProgramTask
+from harness.tasks.program.template import template_program
 from training.data.split import by_split, invert, split_groups, write_splits
 
 LIBRARY = {
@@ -124,7 +125,7 @@ def build_program_set(out: Path, *, n: int = 600, seed: int = 13, golden: Sequen
             continue
         seen.add(key)
         answer = fence(varied_program(case, rng))
-        result = score_program(case, answer)
+        result = ProgramTask().score_text(case, answer)
         if not result.passed:  # zero tolerance: a generator bug, never training data
             raise ValueError(f"generated program for gen-{i} breaks {result.reason}: {result.failures}")
         examples.append(example(case, answer, "generated", f"req/{key}"))

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from harness.cases import load_case_file
 from harness.report import atomic_write_text
-from harness.tools import Catalogue
+from harness.tasks.tool_call.cases import load_case_file
+from harness.tasks.tool_call.tools import Catalogue
 
 SPLITS = ("train", "val", "holdout")
 

@@ -9,11 +9,11 @@ from typing import Any, Iterable, Mapping
 
 from harness import jsonl
 from harness.isotime import parse_date, parse_datetime, parse_now
-from harness.parse import ParsedReply, parse_reply
-from harness.parse_native import parse_native
-from harness.prompt import build_system_prompt
 from harness.suite import Suite
-from harness.tools import Catalogue
+from harness.tasks.tool_call.parse import ParsedReply, parse_reply
+from harness.tasks.tool_call.parse_native import parse_native
+from harness.tasks.tool_call.prompt import build_system_prompt
+from harness.tasks.tool_call.tools import Catalogue
 from training.data.examples import KINDS
 
 ROLES = ("system", "user", "assistant", "tool")

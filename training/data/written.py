@@ -24,10 +24,10 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness.cases import DEFAULT_NOW
 from harness.isotime import parse_now
-from harness.parse import fence
 from harness.suite import Suite
+from harness.tasks.tool_call.cases import DEFAULT_NOW
+from harness.tasks.tool_call.parse import fence
 from training.data.examples import KINDS, make_example
 from training.data.validate import read_jsonl
 

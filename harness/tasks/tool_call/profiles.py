@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from harness.matchers import Fold, trim_casefold
+from harness.tasks.tool_call.matchers import Fold, trim_casefold
 
 _BFCL_DROP = re.compile(r"[ ,./\-_*^]")
 

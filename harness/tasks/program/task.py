@@ -1,5 +1,5 @@
 """The program task (seed 000): a workout request in, a JSON program out, scored by the rules of
-harness.program.core; its strategies (direct, few-shot, chain, hybrid, template) are harness.program.run's.
+harness.tasks.program.core; its strategies (direct, few-shot, chain, hybrid, template) are harness.tasks.program.strategies's.
 
 A case's steps are its strategy's model calls: one for direct and few-shot, a chain of them for chain and hybrid,
 none for the template. What the strategy spent (calls, tokens, seconds, the hybrid stage that answered) travels
@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from harness.backends import Backend, Request
 from harness.core.task import Steps
 from harness.gate import PROGRAM_THRESHOLDS_PATH, Threshold, read_default_thresholds
 from harness.hashing import sha256_file
-from harness.program.core import RULES, ProgramCase, ProgramResult, load_program_file, score_program
-from harness.program.run import (
+from harness.tasks.program.core import RULES, ProgramCase, ProgramResult, load_program_file, score_program
+from harness.tasks.program.strategies import (
     NOW,
     STRATEGIES,
     SYSTEM,
@@ -29,7 +29,9 @@ from harness.program.run import (
     summarize,
     summary_lines,
 )
-from harness.suite import Suite
+
+if TYPE_CHECKING:  # the suite is the front end's (harness.suite); a task only reads it
+    from harness.suite import Suite
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,10 @@ class ProgramTask:
     def conversation_request(self, turns: Sequence[Mapping[str, str]], now: Any, suite: Suite) -> Request:
         """The program task asks with its own system prompt at its own fixed date, whatever `now` is."""
         return Request("conversation", ({"role": "system", "content": SYSTEM}, *turns), NOW)
+
+    def score_text(self, case: ProgramCase, text: str | None) -> ProgramResult:
+        """A program text judged by the rules, as a run judges a reply (training data is checked with it)."""
+        return score_program(case, text)
 
     def from_record(self, case: ProgramCase, record: Mapping[str, Any], suite: Suite) -> ProgramOutcome | None:
         if not isinstance(record.get("response"), str):

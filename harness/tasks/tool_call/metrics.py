@@ -1,39 +1,21 @@
 """Results -> the rates, intervals and tables of docs/contract.md. Pure."""
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from typing import Any, Callable, Iterable, Sequence
 
-from harness.cases import CATEGORIES
-from harness.match import CaseResult
+from harness.gate import THRESHOLDS_PATH, Threshold, read_default_thresholds
+from harness.stats import percentile, wilson  # noqa: F401  (re-exported: the figures' intervals)
+from harness.tasks.tool_call.cases import CATEGORIES
+from harness.tasks.tool_call.match import CaseResult
 
-Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 RATE_KEYS = (
     "case_pass_rate", "tool_selection_accuracy", "valid_json_rate", "schema_valid_rate",
     "disambiguation_accuracy", "pair_accuracy", "no_tool_accuracy", "no_tool_precision",
 )
-
-
-def wilson(successes: int, n: int, z: float = Z95) -> list[float] | None:
-    """The Wilson score interval [low, high] for successes/n; None when n is 0."""
-    if n == 0:
-        return None
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default), q in [0, 1]; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+GATEABLE = RATE_KEYS + ("latency_p50_s", "latency_p95_s")
+# docs/contract.md's "Default thresholds", from their data file
+DEFAULT_THRESHOLDS: dict[str, Threshold] = read_default_thresholds(THRESHOLDS_PATH)
 
 
 def _over(results: Iterable[CaseResult], where: Callable[[CaseResult], bool], ok: Callable[[CaseResult], bool]) -> tuple[int, int]:

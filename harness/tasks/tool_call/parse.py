@@ -6,18 +6,13 @@ attempt (typically a reply cut off by max_tokens): it is an invalid block, never
 """
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness import jsonl
+from harness.fenced import fence, iter_blocks  # noqa: F401  (re-exported: the format's reader and writer)
 
 Outcome = Literal["call", "malformed", "abstention"]
-
-_OPEN = re.compile(r"```json *\r?\n")
-_FENCE = "```"
-
 
 @dataclass(frozen=True)
 class Call:
@@ -57,27 +52,6 @@ def _block_to_call(content: str) -> Call | str:
     if not isinstance(obj.get("params"), dict):
         return "no object 'params'"
     return Call(tool=obj["tool"], params=obj["params"])
-
-
-def fence(value: Any) -> str:
-    """`value` as one fenced json block, as iter_blocks reads it back (the writer of the format it parses)."""
-    return "```json\n" + json.dumps(value, ensure_ascii=False) + "\n```"
-
-
-def iter_blocks(text: str) -> list[tuple[str, bool]]:
-    """The contents of the fenced json blocks, in order, each with whether it was closed."""
-    blocks: list[tuple[str, bool]] = []
-    pos = 0
-    while True:
-        m = _OPEN.search(text, pos)
-        if m is None:
-            return blocks
-        end = text.find(_FENCE, m.end())
-        if end < 0:
-            blocks.append((text[m.end():], False))
-            return blocks
-        blocks.append((text[m.end():end], True))
-        pos = end + len(_FENCE)
 
 
 def parse_reply(text: str) -> ParsedReply:

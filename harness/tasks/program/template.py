@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.parse import fence
-from harness.program.core import LOWER, UPPER, ProgramCase, program_name
+from harness.fenced import fence
+from harness.tasks.program.core import LOWER, UPPER, ProgramCase, program_name
 
 # Day layouts per days per week (used when the request names no split): (day name, region).
 LAYOUTS = {
@@ -19,7 +19,7 @@ SETS_REPS = {"hypertrophy": (4, "8-12", 90), "strength": (5, "3-5", 180), "endur
 
 
 def _region_of(name: str) -> str:
-    from harness.program.core import day_region
+    from harness.tasks.program.core import day_region
 
     return day_region({"name": name})
 

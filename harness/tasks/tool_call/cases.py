@@ -14,10 +14,11 @@ from typing import Any, Mapping
 
 from harness import jsonl
 from harness.backends.options import flag
+from harness.casefile import CaseFileError, Problem  # noqa: F401  (re-exported: the loaders raise them)
 from harness.escape import has_control
 from harness.isotime import parse_now
-from harness.matchers import Matcher, MatcherError, compile_matcher
-from harness.tools import Catalogue, catalogue_from_json
+from harness.tasks.tool_call.matchers import Matcher, MatcherError, compile_matcher
+from harness.tasks.tool_call.tools import Catalogue, catalogue_from_json
 
 CATEGORIES = ("single", "contrastive", "no_tool", "multi_tool", "multi_turn")
 ROLES = ("user", "assistant", "tool")
@@ -55,28 +56,6 @@ class Case:
     @property
     def expects_call(self) -> bool:
         return bool(self.expected)
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-
-class CaseFileError(ValueError):
-    """A case file that breaks the contract; carries every problem found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        shown = "\n".join(f"  {p}" for p in problems[:50])
-        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(f"invalid case file ({len(problems)} problem(s)); nothing was run:\n{shown}{more}")
 
 
 @dataclass(frozen=True)

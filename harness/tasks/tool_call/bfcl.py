@@ -1,6 +1,6 @@
 """BFCL (Berkeley Function-Calling Leaderboard) data -> a suite this harness runs.
 
-    python -m harness.bfcl import BFCL_v4_simple_python.json [possible_answer/BFCL_v4_simple_python.json] \
+    python -m harness bfcl import BFCL_v4_simple_python.json [possible_answer/BFCL_v4_simple_python.json] \
         --out suites/bfcl-simple
 
 Each BFCL entry becomes a case with its own functions (BFCL gives every entry its own), its id as the case
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import jsonl
-from harness.cases import CaseFileError, load_case_file
 from harness.suite import resolve_suite
+from harness.tasks.tool_call.cases import CaseFileError, load_case_file
 
 TYPES = {"dict": "object", "float": "number", "tuple": "array", "integer": "integer", "string": "string",
          "boolean": "boolean", "array": "array", "number": "number", "object": "object"}
@@ -148,7 +148,7 @@ def import_suite(data: Path, answers: Path | None, out: Path) -> dict[str, Any]:
                 break
     notes = "".join(f"- `{i}`: {why}\n" for i, why in sorted(left_out.items()))
     (out / "README.md").write_text(
-        f"# BFCL suite from {data.name}\n\nImported by `python -m harness.bfcl import` from the Berkeley Function-Calling "
+        f"# BFCL suite from {data.name}\n\nImported by `python -m harness bfcl import` from the Berkeley Function-Calling "
         f"Leaderboard data (github.com/ShishirPatil/gorilla, berkeley-function-call-leaderboard; Apache License 2.0).\n"
         f"Answers: {answers.name if answers else 'none (irrelevance entries expect no call)'}.\n\n"
         f"{len(cases)} cases kept, {len(left_out)} left out" + (":\n\n" + notes if notes else ".\n"), encoding="utf-8")
@@ -156,7 +156,7 @@ def import_suite(data: Path, answers: Path | None, out: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.bfcl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness bfcl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("import", help="a BFCL data file (and its possible_answer file) -> a suite folder")
     p.add_argument("data", type=Path)

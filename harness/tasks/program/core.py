@@ -25,9 +25,9 @@ from typing import Any, Mapping
 
 from harness import jsonl
 from harness import schema as jschema
-from harness.cases import CaseFileError, Problem
+from harness.casefile import CaseFileError, Problem
 from harness.escape import has_control
-from harness.parse import iter_blocks
+from harness.fenced import iter_blocks
 
 UPPER = ("Chest", "Back", "Shoulders", "Biceps", "Triceps")
 LOWER = ("Legs", "Quads", "Hamstrings", "Glutes", "Calves")
@@ -154,7 +154,7 @@ def _case(raw: Any, bad: Any, source: str, line: int) -> ProgramCase | None:
 
 def first_json(text: Any, openers: str = "{") -> tuple[Any, str | None]:
     """(the first JSON value of a reply, None) or (None, why there is none): the content of its first closed
-    ```json block (read as harness.parse reads blocks), else the text from the first of `openers`. Never raises."""
+    ```json block (read as harness.fenced reads blocks), else the text from the first of `openers`. Never raises."""
     if not isinstance(text, str):
         return None, "no reply"
     body = next((content for content, closed in iter_blocks(text) if closed), None)

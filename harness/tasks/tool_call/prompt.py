@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-from harness.cases import Case
-from harness.tools import Catalogue
+from harness.tasks.tool_call.cases import Case
+from harness.tasks.tool_call.tools import Catalogue
 
 PROMPTS = Path(str(resources.files("harness") / "spec" / "prompts"))
 

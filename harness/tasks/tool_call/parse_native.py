@@ -14,7 +14,7 @@ import json
 from typing import Any, Collection
 
 from harness import jsonl
-from harness.parse import Call, InvalidBlock, Outcome, ParsedReply
+from harness.tasks.tool_call.parse import Call, InvalidBlock, Outcome, ParsedReply
 
 PYTHON_TAG = "<|python_tag|>"
 

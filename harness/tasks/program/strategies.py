@@ -1,11 +1,11 @@
-"""The program task's prompts, strategies and metrics (the command line: harness.program.cli; pytest: the plugin).
+"""The program task's prompts, strategies and metrics (the command line: harness.tasks.program.cli; pytest: the plugin).
 
 Strategies: `direct` asks once; `few-shot` puts complete example programs (built for requests that are not in
 the suite) before the request; `chain` asks for the split structure first, then each day's exercises from the list
 filtered to that day's body region (a malformed step is asked again once); `hybrid` tries direct (the fine-tuned
 or adapter backend), then few-shot, then chain, then the template, accepting the first answer that passes every rule
 (the summary counts which stage answered); `template` builds the program from the request with no model. Every reply
-goes through the same rules (harness.program.core). The summary holds each rule's pass
+goes through the same rules (harness.tasks.program.core). The summary holds each rule's pass
 rate over the replies it could judge, the case pass rate over all cases, each with its Wilson interval, by goal and
 by days per week, and the calls, tokens and latency the strategy spent.
 """
@@ -16,9 +16,9 @@ from typing import Any, Generator, Sequence
 
 from harness.backends import Reply
 from harness.backends.options import flag
-from harness.metrics import percentile, wilson
-from harness.parse import fence
-from harness.program.core import (
+from harness.fenced import fence
+from harness.stats import percentile, wilson
+from harness.tasks.program.core import (
     GROUPS,
     LOWER,
     RULES,
@@ -30,7 +30,7 @@ from harness.program.core import (
     program_name,
     score_program,
 )
-from harness.program.template import template_reply
+from harness.tasks.program.template import template_reply
 
 STRATEGIES = ("direct", "few-shot", "chain", "hybrid", "template")
 HYBRID_STAGES = ("direct", "few-shot", "chain", "template")

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from harness.backends.options import flag
-from harness.cases import Case, ExpectedCall
-from harness.parse import Call, Outcome, ParsedReply, parse_reply
-from harness.parse_native import parse_native
-from harness.profiles import DEFAULT, Profile
-from harness.tools import Catalogue
+from harness.tasks.tool_call.cases import Case, ExpectedCall
+from harness.tasks.tool_call.parse import Call, Outcome, ParsedReply, parse_reply
+from harness.tasks.tool_call.parse_native import parse_native
+from harness.tasks.tool_call.profiles import DEFAULT, Profile
+from harness.tasks.tool_call.tools import Catalogue
 
 REASONS = (
     "backend_error", "invalid_json", "unexpected_call", "missing_call", "extra_call",
@@ -117,7 +117,7 @@ def score(
 ) -> CaseResult:
     """Score one reply (or a backend failure, when `response` is None) against its case. A `truncated`
     reply (cut off at the token limit) is scored as it is; the failure details say it was cut off.
-    `profile` changes only the rules it names (harness.profiles); the default is the contract's."""
+    `profile` changes only the rules it names (harness.tasks.tool_call.profiles); the default is the contract's."""
     tools = case.catalogue(catalogue)
     text = response if response is not None else ""
     # The parser is the format's; from here on the scorer never knows which format produced a call.

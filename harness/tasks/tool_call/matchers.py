@@ -1,7 +1,7 @@
 """The param matchers of docs/contract.md, compiled once from their JSON form and then pure.
 
 A matcher answers one question: does this param (maybe absent) satisfy the case's expectation? How two
-strings are compared is the scoring profile's (`harness.profiles`): `fold` maps each side before comparing.
+strings are compared is the scoring profile's (`harness.tasks.tool_call.profiles`): `fold` maps each side before comparing.
 """
 from __future__ import annotations
 

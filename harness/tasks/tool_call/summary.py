@@ -8,9 +8,9 @@ from typing import Any, Mapping, Sequence
 
 from harness import __version__
 from harness.gate import Threshold, evaluate
-from harness.match import CaseResult
-from harness.metrics import RATE_KEYS, by_category, confusion, incomplete_pairs, latency, rates_block
 from harness.report import FORMAT_VERSION
+from harness.tasks.tool_call.match import CaseResult
+from harness.tasks.tool_call.metrics import RATE_KEYS, by_category, confusion, incomplete_pairs, latency, rates_block
 
 
 def build_summary(

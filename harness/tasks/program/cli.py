@@ -23,15 +23,14 @@ from harness import escape
 from harness.backends import BackendError, BackendOptions
 from harness.backends.options import first_problem
 from harness.backends.registry import all_options
-from harness.cases import CaseFileError
+from harness.casefile import CaseFileError
 from harness.core.engine import Run
 from harness.core.task import thresholds as task_thresholds
 from harness.gate import GATE_ON
-from harness.program.core import load_program_file
-from harness.program.run import METRICS, STRATEGIES, model_missing
 from harness.report import RunFolderError, atomic_write_text, check_run_folder
-from harness.suite import resolve_suite
-from harness.tasks.program import ProgramTask
+from harness.tasks.program.core import load_program_file
+from harness.tasks.program.strategies import METRICS, STRATEGIES, model_missing
+from harness.tasks.program.task import ProgramTask
 
 PROGRAM_MAX_NEW_TOKENS = 1024
 
@@ -132,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for strategy in strategies:
         run = Run(task=ProgramTask(strategy), model=None if strategy == "template" else args.model, options=options,
                   thresholds=thresholds, reports_dir=args.reports_dir, gate_on=args.gate_on,
-                  run_id=base_id if len(strategies) == 1 else f"{base_id}-{strategy}", suite=resolve_suite(files),
+                  run_id=base_id if len(strategies) == 1 else f"{base_id}-{strategy}", suite=None,
                   case_files={str(f): sha256_file(f) for f in files})
         started = time.perf_counter()
         try:

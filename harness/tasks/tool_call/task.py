@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from harness.backends import Backend, Reply, Request
-from harness.cases import Case, load_case_file
 from harness.core.records import reply_from_record
 from harness.core.task import Steps
-from harness.gate import DEFAULT_THRESHOLDS, GATEABLE
 from harness.hashing import sha256_file
-from harness.match import CaseResult, score
-from harness.metrics import by_category, rates_block
-from harness.profiles import PROFILES
-from harness.prompt import build_messages, build_system_prompt
-from harness.report import case_record
-from harness.suite import Suite
-from harness.summary import figures, format_failure
+from harness.tasks.tool_call.cases import Case, load_case_file
+from harness.tasks.tool_call.match import CaseResult, score
+from harness.tasks.tool_call.metrics import DEFAULT_THRESHOLDS, GATEABLE, by_category, rates_block
+from harness.tasks.tool_call.profiles import PROFILES
+from harness.tasks.tool_call.prompt import build_messages, build_system_prompt
+from harness.tasks.tool_call.summary import figures, format_failure
+
+if TYPE_CHECKING:  # the suite is the front end's (harness.suite); a task only reads it
+    from harness.suite import Suite
 
 
 def case_request(case: Case, suite: Suite, key: str = "") -> Request:
@@ -46,6 +46,37 @@ def result_reply(result: CaseResult) -> Reply:
     """The reply a result was scored from (to score it again under another profile)."""
     return Reply(text=result.response, latency_s=result.latency_s, usage=result.usage, error=result.error,
                  truncated=result.truncated, attempts=result.attempts, faults=result.faults, redacted=result.redacted)
+
+
+def case_record(result: CaseResult) -> dict[str, Any]:
+    """One line of cases.jsonl (the engine adds the format version); `id` + `response` make it a valid replay
+    line too."""
+    case = result.case
+    return {
+        "id": case.id,
+        "category": case.category,
+        "pair": case.pair,
+        "source": f"{case.source}:{case.line}",
+        "response": result.response,
+        "outcome": result.outcome,
+        "calls": [c.to_json() for c in result.parsed.calls],
+        "invalid_blocks": [{"index": b.index, "reason": b.reason} for b in result.parsed.invalid],
+        "expected": [{"tool": e.tool, "params": e.raw} for e in case.expected],
+        "passed": result.passed,
+        "reason": result.reason,
+        "details": list(result.details),
+        "tool_selection_ok": result.tools_right,
+        "valid_json": result.valid_json,
+        "schema_valid": result.schema_valid,
+        "error": result.error,
+        "latency_s": result.latency_s,
+        "usage": result.usage,
+        "truncated": result.truncated,
+        "redacted": result.redacted,
+        "attempts": result.attempts,
+        "faults": list(result.faults),
+    }
+
 
 
 @dataclasses.dataclass(frozen=True)
