@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a backend may import from the harness: other backends, and the stdlib-level helpers they share.
-BACKEND_MAY_IMPORT = ("harness.backends", "harness.jsonl", "harness.chat_format", "harness.hashing", "harness.models",
+BACKEND_MAY_IMPORT = ("harness.backends", "harness.jsonl", "harness.chat_format", "harness.hashing", "harness.models", "harness.grammar",
                       "harness.isotime", "harness.escape", "harness")
 
 
@@ -67,7 +67,7 @@ def test_loading_the_plugin_imports_no_model_or_http_stack():
 
 # The shared helpers below the engine (STYLE.md's util layer): nothing here imports a backend, the engine or a task.
 UTIL = ("harness.jsonl", "harness.hashing", "harness.isotime", "harness.escape", "harness.chat_format", "harness.stats",
-        "harness.casefile", "harness.fenced", "harness.schema", "harness.gate")
+        "harness.casefile", "harness.fenced", "harness.schema", "harness.gate", "harness.grammar")
 
 
 def test_the_util_layer_imports_nothing_above_it():

@@ -167,3 +167,27 @@ def test_raw_mode_renders_the_served_models_own_template_when_told(smollm2):
     assert body["stop"] == ["<|im_end|>"] and "chat template of" in backend.fingerprint()["generation"]["mode"]
     with pytest.raises(BackendError, match="--raw-template is for --raw"):
         OpenAIBackend.from_options("openai", BackendOptions({**options, "raw": False}))
+
+
+def test_constrained_decoding_leaves_the_real_models_plain_answers_alone(smollm2):
+    """Issue 24's promise on real weights: where the untrained model answers a no-tool case in plain text, the
+    grammar-constrained reply is that same text (the abstention branch is never closed); and it is reproducible."""
+    pytest.importorskip("llguidance")
+    from harness.backends.local import GenerationSettings, LocalBackend
+    from harness.suite import resolve_suite
+    from harness.tasks.tool_call.parse import parse_reply
+    from harness.tasks.tool_call.task import ToolCallTask, case_request
+
+    suite = resolve_suite([ROOT / "golden"])
+    cases = [c for c in ToolCallTask().load_cases(ROOT / "golden" / "assistant.jsonl", suite)[2] if c.category == "no_tool"][:3]
+    requests = [case_request(c, suite) for c in cases]
+
+    def replies(decoding):
+        backend = LocalBackend(str(smollm2), settings=GenerationSettings(max_new_tokens=40, batch_size=4, decoding=decoding),
+                               device="cpu", dtype="float32")
+        return [r.text for r in ask(backend, requests)]
+
+    free, constrained = replies("free"), replies("constrained")
+    plain = [i for i, text in enumerate(free) if parse_reply(text).outcome == "abstention" and "\ufffd" not in text]
+    assert plain, free
+    assert [constrained[i] for i in plain] == [free[i] for i in plain]

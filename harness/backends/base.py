@@ -28,6 +28,9 @@ class Request:
     tools: tuple[Mapping[str, Any], ...] | None = None
     # Unique among the requests of one `generate` call (default: the case id; a repeat adds its number).
     key: str = ""
+    # What a reply to it must be, for constrained decoding (a harness.grammar.Grammar, built by the task); a backend
+    # that decodes freely ignores it.
+    grammar: Any = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -51,10 +54,13 @@ class Reply:
     faults: tuple[str, ...] = ()  # what went wrong on the attempts before (HTTP 429, timeout, ...)
     redacted: bool = False  # the reply held a secret, which was replaced by ***
     key: str | None = None  # the key of the request it answers (Request.bind)
+    constrained: bool = False  # decoded under the request's grammar (or sent to a server with it)
 
 
 # The local backend's generation modes (harness.backends.local), here so the CLI can offer them without torch.
 GENERATION_MODES = ("auto", "dynamic", "static", "compiled")
+# How replies are decoded: the model's own choice, or only what the request's grammar allows (harness.grammar).
+DECODINGS = ("free", "constrained")
 
 
 class BackendError(RuntimeError):

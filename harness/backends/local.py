@@ -25,7 +25,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from harness.backends import options as opts
-from harness.backends.base import GENERATION_MODES, Backend, BackendError, BackendOptions, OnReply, Reply, Request
+from harness.backends.base import DECODINGS, GENERATION_MODES, Backend, BackendError, BackendOptions, OnReply, Reply, Request
+from harness.backends.constrained import Constraint
+from harness.backends.constrained import library as constraint_library
 from harness.backends.options import flag
 from harness.backends.shared_prefix import NAME as SHARED_PREFIX_ATTENTION
 from harness.backends.shared_prefix import attending, prefix_layers
@@ -48,6 +50,9 @@ class GenerationSettings:
     # prompt) is computed once and its KV reused, and a finished row's slot takes the next waiting prompt
     # (continuous batching). Off: transformers' generate() over fixed batches.
     prefix_cache: bool = True
+    # "constrained": each reply follows its request's grammar (harness.grammar, llguidance), in the same greedy
+    # loop; "free": the model's own argmax.
+    decoding: str = "free"
 
 
 def resolve_mode(mode: str, device: str) -> str:
@@ -203,7 +208,14 @@ class LocalBackend(Backend):
         # A packaged model converted by harness.models says where it came from; the fingerprint carries it.
         self.provenance = read_provenance(Path(base_model))  # None for a hub id or a folder without one
         self.device, self.dtype = pick_device_dtype(device, dtype)
-        self.mode = resolve_mode(settings.mode, self.device)
+        if settings.decoding not in DECODINGS:
+            raise BackendError(f"{flag('decoding')} {settings.decoding!r}: one of {', '.join(DECODINGS)}")
+        constrained = settings.decoding == "constrained"
+        # the grammar masks each step of the harness's own greedy loop (the dynamic mode's)
+        self.mode = "dynamic" if constrained and settings.mode == "auto" else resolve_mode(settings.mode, self.device)
+        if constrained and (self.mode != "dynamic" or not settings.prefix_cache):
+            raise BackendError(f"{flag('decoding')} constrained runs in the dynamic generation mode's own loop: leave "
+                               f"{flag('generation_mode')} at auto or dynamic")
         if settings.merge_adapter and self.adapter is None:
             raise BackendError(f"{flag('merge_adapter')} needs an adapter (--model=local-adapter {flag('adapter')} DIR)")
         if settings.merge_adapter and load_in_4bit:
@@ -222,6 +234,7 @@ class LocalBackend(Backend):
         self.stop_ids = stop_token_ids(self.tokenizer, self.model)
         if not self.stop_ids:
             raise BackendError(f"{self._tokenizer_source}: no end-of-turn token ({', '.join(STOP_TOKENS)}) and no EOS")
+        self.constraint: Constraint | None = Constraint(self.tokenizer, self.stop_ids) if constrained else None
 
     # -- loading -----------------------------------------------------------------------------
     @property
@@ -304,6 +317,8 @@ class LocalBackend(Backend):
             except torch.OutOfMemoryError:
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
+                if self.constraint is not None:  # the batch path decodes freely: never fall back to it silently
+                    raise BackendError(f"out of memory under constrained decoding: lower {flag('batch_size')}") from None
                 # What was answered stays; the rest goes through the batch path, which splits a batch that does
                 # not fit and fails only a prompt that fits alone nowhere.
                 replies = [got[r.key] for r in requests if r.key in got]
@@ -472,6 +487,8 @@ class LocalBackend(Backend):
         waiting: list[Request] = []
         for request in requests:
             why = self._context_problem(request, len(self._ids(request)))
+            if why is None and self.constraint is not None and request.grammar is None:
+                why = "no grammar came with this request, so it cannot be decoded constrained"
             if why:
                 replies[request.key] = request.bind(Reply(text=None, error=why))
                 if on_reply is not None:
@@ -499,7 +516,7 @@ class LocalBackend(Backend):
                     active = prefix
                     new_rows, new_cache, new_mask, logits = self._admit(admitted, active)
                     active_layers = self._prefix_layers(active)  # looked up once per admission, not every step
-                    for row, token in zip(new_rows, logits.argmax(dim=-1).tolist()):
+                    for row, token in zip(new_rows, self._pick(new_rows, logits)):
                         row["out"].append(token)
                     cache, mask = _join_rows(cache, mask, new_cache, new_mask)
                     rows += new_rows
@@ -510,7 +527,7 @@ class LocalBackend(Backend):
                     with attending(active_layers):
                         logits = self.model(input_ids=step, attention_mask=mask, position_ids=positions,
                                             past_key_values=cache, use_cache=True).logits[:, -1, :]
-                    for row, token in zip(rows, logits.argmax(dim=-1).tolist()):
+                    for row, token in zip(rows, self._pick(rows, logits)):
                         row["pos"] += 1
                         row["out"].append(token)
                 keep = []
@@ -579,15 +596,27 @@ class LocalBackend(Backend):
         with attending(layers):
             logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                                 past_key_values=cache, use_cache=True).logits[:, -1, :]
-        rows = [{"request": r, "ids": i, "prefix": shared, "pos": len(i), "out": [], "started": started}
+        rows = [{"request": r, "ids": i, "prefix": shared, "pos": len(i), "out": [], "started": started,
+                 "matcher": self.constraint.matcher(r) if self.constraint is not None else None}
                 for r, i in zip(admitted, ids)]
         return rows, cache, mask, logits
+
+    def _pick(self, rows: Sequence[dict[str, Any]], logits: torch.Tensor) -> list[int]:
+        """Each row's greedy next token; under constrained decoding, the best one its grammar allows."""
+        if self.constraint is None:
+            return logits.argmax(dim=-1).tolist()
+        matchers = [row["matcher"] for row in rows]
+        logits = logits.float()
+        self.constraint.mask(matchers, logits)
+        tokens = logits.argmax(dim=-1).tolist()
+        self.constraint.take(matchers, tokens)
+        return tokens
 
     def _finished(self, row: dict[str, Any], stop: set[int]) -> Reply:
         tokens = row["out"]
         end = next((i + 1 for i, t in enumerate(tokens) if t in stop), None)
         kept = tokens[:end] if end else tokens
-        return Reply(text=self.tokenizer.decode(kept, skip_special_tokens=True),
+        return Reply(text=self.tokenizer.decode(kept, skip_special_tokens=True), constrained=self.constraint is not None,
                      latency_s=time.perf_counter() - row["started"],
                      usage={"prompt_tokens": len(row["ids"]), "completion_tokens": len(kept),
                             "prefix_tokens_reused": row["prefix"]},
@@ -615,6 +644,8 @@ class LocalBackend(Backend):
                 "stop_token_ids": self.stop_ids, "pad_token_id": self.tokenizer.pad_token_id,
                 "date_source": "case now", "mode": self.mode, "adapter_merged": self.settings.merge_adapter,
                 "prefix_cache": self.mode == "dynamic" and self.settings.prefix_cache,
+                "decoding": self.settings.decoding,
+                **({"constraint": constraint_library()} if self.constraint is not None else {}),
             },
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         }
@@ -650,6 +681,7 @@ class LocalBackend(Backend):
                 batch_size=int(options.get("batch_size", GenerationSettings.batch_size)),
                 mode=options.get("generation_mode") or GenerationSettings.mode,
                 merge_adapter=bool(options.get("merge_adapter", False)),
+                decoding=options.get("decoding") or "free",
             ),
             device=options.get("device"), dtype=options.get("dtype"),
             load_in_4bit=bool(options.get("load_in_4bit", False)),

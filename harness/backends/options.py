@@ -81,6 +81,9 @@ def merge(tables: Iterable[Iterable[Option]]) -> list[Option]:
     return list(out.values())
 
 
+DECODING = Option("decoding", "local, openai: free (the model's own greedy choice) or constrained (only what the "
+                             "suite's reply grammar allows: a valid call or plain text; llguidance)", str, "free",
+                  choices=("free", "constrained"))
 MAX_NEW_TOKENS = Option("max_new_tokens", "reply length limit in tokens", int, 384, minimum=1, metavar="N")
 
 REPLAY = (Option("replies", "replay: recorded replies, one {id, response, latency_s?} JSON line per case",
@@ -103,6 +106,7 @@ LOCAL = (
            choices=("auto", "dynamic", "static", "compiled")),
     Option("merge_adapter", "local-adapter: merge the LoRA into the base weights before generating (the same greedy "
                             "replies, no LoRA cost per token)", bool),
+    DECODING,
 )
 
 # Both remote backends (Cloudflare Workers AI and any OpenAI-compatible server)
@@ -131,4 +135,8 @@ OPENAI = REMOTE + (
     Option("base_url", "openai: the server's /v1 URL, e.g. http://127.0.0.1:8000/v1", metavar="URL"),
     Option("served_model", "openai: the model (or LoRA) name the server serves", metavar="NAME"),
     Option("api_key_env", "openai: environment variable holding the API key", str, "OPENAI_API_KEY", metavar="VAR"),
+    DECODING,
+    Option("constraint_format", "openai constrained: how the reply grammar is sent: vllm (structured_outputs.grammar "
+                                "and guided_grammar, Lark for the llguidance backend) or llama.cpp (grammar, with "
+                                "%llguidance)", str, "vllm", choices=("vllm", "llama.cpp")),
 )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from harness.backends import options as opts
 from harness.backends.base import BackendError, BackendOptions
+from harness.backends.options import flag
 
 if TYPE_CHECKING:
     from harness.backends.base import Backend
@@ -98,4 +99,11 @@ def create_backend(name: str, options: BackendOptions) -> Backend:
     known = specs()
     if name not in known:
         raise BackendError(f"unknown --model {name!r}; known: {', '.join(sorted(known))}")
-    return known[name].create(options)
+    spec = known[name]
+    if options.get("decoding") == "constrained" and "decoding" not in {o.name for o in spec.options}:
+        # a backend that cannot enforce the grammar must not run a "constrained" evaluation that is really free
+        able = sorted(n for n, s in known.items() if "decoding" in {o.name for o in s.options})
+        raise BackendError(f"--model={name} cannot decode under the reply grammar ({flag('decoding')} constrained): "
+                           f"{', '.join(able)} can (Workers AI's JSON mode would force a call on every case, closing "
+                           "the abstention branch)")
+    return spec.create(options)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from harness.backends import options as opts
-from harness.backends.base import BackendError, BackendOptions, Reply, Request
+from harness.backends.base import DECODINGS, BackendError, BackendOptions, Reply, Request
 from harness.backends.http import (
     Failure,
     HttpBackend,
@@ -261,9 +261,15 @@ class OpenAIBackend(HttpBackend):
         raw_template: RawTemplate | None = None,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         seed: int = 0,
+        decoding: str = "free",
+        constraint_format: str = "vllm",
         **http: Any,
     ) -> None:
         url_password = check_base_url(base_url, flag("base_url"), own_auth=bool(api_key))
+        if decoding not in DECODINGS or constraint_format not in CONSTRAINT_FORMATS:
+            raise BackendError(f"{flag('decoding')} one of {', '.join(DECODINGS)}, {flag('constraint_format')} one of "
+                               f"{', '.join(CONSTRAINT_FORMATS)}")
+        self.decoding, self.constraint_format = decoding, constraint_format
         self.raw_template = raw_template
         super().__init__(secrets=[api_key, url_password], seed=seed, **http)
         self.base_url, self.served_model, self.api_key = base_url.rstrip("/"), served_model, api_key
@@ -287,6 +293,10 @@ class OpenAIBackend(HttpBackend):
             body["chat_template_kwargs"] = {"date_string": date_string(request.now)}
             if request.tools:
                 body["tools"] = [dict(t) for t in request.tools]
+        if self.decoding == "constrained":
+            if request.grammar is None:
+                raise BackendError(f"{request.key}: no grammar came with this request, so it cannot be sent constrained")
+            body.update(constraint_fields(request.grammar.text, self.constraint_format))
         return body
 
     def extract(self, body: Any) -> Reply:
@@ -298,7 +308,7 @@ class OpenAIBackend(HttpBackend):
             raise TypeError("no text in the first choice")
         usage = body.get("usage")
         return Reply(text=text, usage=usage if isinstance(usage, dict) else None,
-                     truncated=choice.get("finish_reason") == "length")
+                     truncated=choice.get("finish_reason") == "length", constrained=self.decoding == "constrained")
 
     def classify(self, status: int, body: Any, headers: httpx.Headers) -> Failure:
         failure = super().classify(status, body, headers)
@@ -313,7 +323,9 @@ class OpenAIBackend(HttpBackend):
                            "mode": f"completions with {_template_name(self.raw_template)}" if self.raw
                            else "chat completions",
                            **_raw_or_chat_date(self.raw, self.raw_keep_bos,
-                                               chat_date="chat_template_kwargs.date_string from each case's now")},
+                                               chat_date="chat_template_kwargs.date_string from each case's now"),
+                           "decoding": self.decoding,
+                           **({"constraint_format": self.constraint_format} if self.decoding == "constrained" else {})},
         }
 
     def describe(self) -> str:
@@ -331,10 +343,23 @@ class OpenAIBackend(HttpBackend):
             raw_template=_raw_template(options),
             max_tokens=int(options.get("max_new_tokens", DEFAULT_MAX_TOKENS)),
             seed=int(options.get("seed", 0)),
+            decoding=options.get("decoding") or "free",
+            constraint_format=options.get("constraint_format") or "vllm",
             concurrency=int(options.get("concurrency", 4)),
             requests_per_minute=options.get("requests_per_minute"),
             retry=_retry_policy(options),
         )
+
+
+CONSTRAINT_FORMATS = ("vllm", "llama.cpp")
+
+
+def constraint_fields(lark: str, form: str) -> dict[str, Any]:
+    """The request fields that carry a reply grammar (llguidance Lark) to a server that enforces it."""
+    if form == "llama.cpp":  # llama-server built with LLGUIDANCE takes a Lark grammar behind this marker
+        return {"grammar": "%llguidance {}\n" + lark}
+    # vLLM: structured_outputs (0.10+) and its older guided_* fields, for the llguidance ("guidance") backend
+    return {"structured_outputs": {"grammar": lark}, "guided_grammar": lark, "guided_decoding_backend": "guidance"}
 
 
 def _template_name(template: RawTemplate | None) -> str:

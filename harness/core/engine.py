@@ -315,7 +315,8 @@ class Run:
         if self.kept:
             summary["kept_from_earlier"] = len(self.kept)
         summary["gate"] = gate(summary, self.thresholds, self.gate_on)
-        incomplete = self._incomplete(len(ordered), unanswered)
+        # a task's own reasons its figures cannot stand (a constraint the server ignored)
+        incomplete = self._incomplete(len(ordered), unanswered) + list(summary.pop("run_problems", ()))
         summary["complete"] = not incomplete
         if incomplete:
             summary["gate"]["passed"] = False

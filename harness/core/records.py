@@ -88,4 +88,5 @@ def reply_from_record(rec: dict[str, Any], missing: str = "no reply recorded") -
     return Reply(text=text, latency_s=rec.get("latency_s"), usage=rec.get("usage"),
                  error=None if text is not None else rec.get("error") or missing,
                  truncated=rec.get("truncated") is True, redacted=rec.get("redacted") is True,
-                 attempts=rec.get("attempts") or 1, faults=tuple(rec.get("faults") or ()))
+                 attempts=rec.get("attempts") or 1, faults=tuple(rec.get("faults") or ()),
+                 constrained=rec.get("constrained") is True)

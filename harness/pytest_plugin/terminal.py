@@ -80,6 +80,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                       + (f"{len(unstable)} case(s) answered differently across repeats ({', '.join(unstable[:5])}): "
                          "at temperature 0 that is a finding about the backend" if unstable
                          else "every case answered identically each time"), red=bool(unstable))
+    if summary.get("constraint_violations"):
+        _say(tr, f"constraint violated: {summary['constraint_violations']} reply(ies) outside the reply grammar: the "
+                 "backend did not enforce --th-decoding constrained (not the model's doing)", red=True)
     if summary["reasons"] and run.task.kind == "tool_call":
         _say(tr, "failure reasons: " + ", ".join(f"{k} {v}" for k, v in summary["reasons"].items()))
     gate = summary["gate"]

@@ -91,11 +91,12 @@ class Spend:
         self.seconds += reply.latency_s or 0.0
 
 
-# A strategy for one case is a generator: it yields the messages of its next model call, is sent that call's Reply,
+# A strategy for one case is a generator: it yields the messages of its next model call (with what the reply is:
+# "program", or a chain's "step"), is sent that call's Reply,
 # and returns (reply text or None, error or None). The engine (harness.core.engine.drive) runs every case's
 # generator together, so the cases' calls at the same step go to the backend as one batch (a chain's day 2 of one
 # case beside another's day 1).
-Steps = Generator[Sequence[dict[str, str]], Reply, Any]
+Steps = Generator[tuple[Sequence[dict[str, str]], str], Reply, Any]
 
 
 def _json_value(text: str | None, kind: type) -> Any:
@@ -107,7 +108,7 @@ def _json_value(text: str | None, kind: type) -> Any:
 def _ask_twice(msgs: Sequence[dict[str, str]], kind: type) -> Steps:
     """A chain step: asked again once when its answer does not parse."""
     for _ in range(2):
-        value = _json_value((yield msgs).text, kind)
+        value = _json_value((yield msgs, "step").text, kind)
         if value is not None:
             return value
     return None
@@ -150,7 +151,7 @@ def _one(case: ProgramCase, strategy: str) -> Steps:
     if strategy == "chain":
         text = yield from chain_steps(case)
         return (text, None) if text is not None else ("", None)  # a chain that broke down answers nothing usable
-    reply = yield messages(case, strategy)
+    reply = yield messages(case, strategy), "program"
     return reply.text, reply.error
 
 

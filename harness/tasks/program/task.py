@@ -7,6 +7,7 @@ with the result into cases.jsonl and the summary.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from harness.backends import Backend, Request
 from harness.core.task import Steps
 from harness.gate import PROGRAM_THRESHOLDS_PATH, Threshold, read_default_thresholds
+from harness.grammar import Grammar, fenced_json
 from harness.hashing import sha256_file
-from harness.tasks.program.core import RULES, ProgramCase, ProgramResult, load_program_file, score_program
+from harness.tasks.program.core import RULES, SCHEMA, ProgramCase, ProgramResult, load_program_file, score_program
 from harness.tasks.program.strategies import (
     NOW,
     STRATEGIES,
@@ -32,6 +34,17 @@ from harness.tasks.program.strategies import (
 
 if TYPE_CHECKING:  # the suite is the front end's (harness.suite); a task only reads it
     from harness.suite import Suite
+
+
+# A chain step's reply (a split, or a day's exercises) is read leniently (the first JSON list in it): under
+# constrained decoding it stays free text, and says so.
+CHAIN_STEP = Grammar("start: TEXT\nTEXT: /(?s:.*)/\n", ("chain step: free text (its first JSON list is read)",))
+
+
+@functools.lru_cache(maxsize=1)
+def program_grammar() -> Grammar:
+    """A program reply: one fenced json block holding a program of the task's JSON Schema."""
+    return fenced_json(SCHEMA, "program")
 
 
 @dataclass(frozen=True)
@@ -98,8 +111,9 @@ class ProgramTask:
         reply = None
         try:
             while True:
-                messages = strategy.send(reply)  # type: ignore[arg-type]  # None starts it
-                reply = yield Request(case.id, tuple(messages), NOW)
+                messages, kind = strategy.send(reply)  # type: ignore[arg-type]  # None starts it
+                reply = yield Request(case.id, tuple(messages), NOW, grammar=program_grammar() if kind == "program"
+                                      else CHAIN_STEP)
                 spend.add(reply)
         except StopIteration as stop:
             result, stage = stop.value
@@ -132,7 +146,8 @@ class ProgramTask:
 
     def fingerprint(self, suite: Suite) -> dict[str, Any]:
         return {"task": "program", "strategy": self.strategy,
-                "system_prompt_sha256": hashlib.sha256(SYSTEM.encode()).hexdigest()}
+                "system_prompt_sha256": hashlib.sha256(SYSTEM.encode()).hexdigest(),
+                "reply_grammar": {"sha256": program_grammar().sha256, "unconstrained": list(program_grammar().unconstrained)}}
 
     def describe_failure(self, result: ProgramOutcome) -> str:
         return format_program_failure(result.result)

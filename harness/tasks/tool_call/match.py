@@ -55,6 +55,10 @@ class CaseResult:
     attempts: int = 1
     faults: tuple[str, ...] = ()
     redacted: bool = False
+    # Decoded under the reply grammar; a malformed reply that the budget did not cut off then means the grammar was
+    # not enforced (a server that ignored it): said so, not counted silently as the model's own fault.
+    constrained: bool = False
+    constraint_violated: bool = False
 
 
 def _schema_problems(calls: Sequence[Call], catalogue: Catalogue, profile: Profile) -> list[str]:

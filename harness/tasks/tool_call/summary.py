@@ -53,6 +53,8 @@ def figures(results: Sequence[CaseResult], disambiguation_tools: frozenset[str] 
             for k in sorted({k for u in usage for k in u})
         }
     summary["retries"] = sum(r.attempts - 1 for r in results)
+    if any(r.constrained for r in results):  # --th-decoding constrained: replies outside the grammar, if any
+        summary["constraint_violations"] = sum(r.constraint_violated for r in results)
     summary["fault_kinds"] = dict(sorted(Counter(f for r in results for f in r.faults).items()))
     return summary
 

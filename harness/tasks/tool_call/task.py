@@ -6,12 +6,15 @@ run of a suite scores it (score_reply): the engine, deploy verify and the benchm
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from harness.backends import Backend, Reply, Request
 from harness.core.records import reply_from_record
 from harness.core.task import Steps
+from harness.grammar import Grammar, fenced_calls, native_calls
 from harness.hashing import sha256_file
 from harness.tasks.tool_call.cases import Case, load_case_file
 from harness.tasks.tool_call.match import CaseResult, score
@@ -26,26 +29,39 @@ if TYPE_CHECKING:  # the suite is the front end's (harness.suite); a task only r
 
 def case_request(case: Case, suite: Suite, key: str = "") -> Request:
     """The request a run of `suite` sends for `case`: the suite's prompt and, in the native format, the case's
-    functions."""
+    functions; with the grammar its reply must follow under constrained decoding."""
     native = suite.reply_format == "native"
+    functions = case.catalogue(suite.catalogue).to_function_tools()
     return Request(case.id, tuple(build_messages(case, suite.catalogue, suite.template)), case.now,
-                   tools=tuple(case.catalogue(suite.catalogue).to_function_tools()) if native else None, key=key)
+                   tools=tuple(functions) if native else None, key=key, grammar=reply_grammar(functions, suite.reply_format))
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar(reply_format: str, functions_json: str) -> Grammar:
+    functions = json.loads(functions_json)
+    return native_calls(functions) if reply_format == "native" else fenced_calls(functions)
+
+
+def reply_grammar(functions: Sequence[Mapping[str, Any]], reply_format: str) -> Grammar:
+    """What a reply may be in `reply_format` with these functions: a valid call (or several), or plain text."""
+    return _grammar(reply_format, json.dumps(list(functions), sort_keys=True))
 
 
 def score_reply(case: Case, reply: Reply, suite: Suite, profile: str = "default") -> CaseResult:
     """`reply` scored for `case` as a run of `suite` scores it (its catalogue and reply format)."""
-    return dataclasses.replace(
-        score(case, reply.text, suite.catalogue, error=reply.error, latency_s=reply.latency_s,
-              usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
-              reply_format=suite.reply_format, profile=PROFILES[profile]),
-        attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
-    )
+    result = score(case, reply.text, suite.catalogue, error=reply.error, latency_s=reply.latency_s,
+                   usage=dict(reply.usage) if reply.usage else None, truncated=reply.truncated,
+                   reply_format=suite.reply_format, profile=PROFILES[profile])
+    violated = reply.constrained and result.outcome == "malformed" and not reply.truncated
+    return dataclasses.replace(result, attempts=reply.attempts, faults=tuple(reply.faults), redacted=reply.redacted,
+                               constrained=reply.constrained, constraint_violated=violated)
 
 
 def result_reply(result: CaseResult) -> Reply:
     """The reply a result was scored from (to score it again under another profile)."""
     return Reply(text=result.response, latency_s=result.latency_s, usage=result.usage, error=result.error,
-                 truncated=result.truncated, attempts=result.attempts, faults=result.faults, redacted=result.redacted)
+                 truncated=result.truncated, attempts=result.attempts, faults=result.faults, redacted=result.redacted,
+                 constrained=result.constrained)
 
 
 def case_record(result: CaseResult) -> dict[str, Any]:
@@ -75,6 +91,7 @@ def case_record(result: CaseResult) -> dict[str, Any]:
         "redacted": result.redacted,
         "attempts": result.attempts,
         "faults": list(result.faults),
+        **({"constrained": True, "constraint_violated": result.constraint_violated} if result.constrained else {}),
     }
 
 
@@ -132,6 +149,10 @@ class ToolCallTask:
         measured = bool(backend and backend.measures_latency)
         summary = figures(results, suite.disambiguation_tools, measures_latency=measured)
         summary["profiles"] = {name: self._profile_block(results, suite, name) for name in suite.profiles}
+        if summary.get("constraint_violations"):
+            summary["run_problems"] = [{"metric": "constraint_violations", "message": (
+                f"{summary['constraint_violations']} reply(ies) outside the reply grammar under constrained decoding: "
+                "the backend did not enforce it, so these figures are not a constrained run's")}]
         if measured:
             assert backend is not None
             summary["latency_conditions"] = backend.latency_conditions()
@@ -148,8 +169,11 @@ class ToolCallTask:
 
     def fingerprint(self, suite: Suite) -> dict[str, Any]:
         catalogue = suite.catalogue
+        grammar = reply_grammar(catalogue.to_function_tools(), suite.reply_format) if catalogue.source else None
         return {"tools_sha256": sha256_file(catalogue.source) if catalogue.source else None,  # None: per case
-                "reply_format": suite.reply_format, "tools_path": catalogue.source or None}
+                "reply_format": suite.reply_format, "tools_path": catalogue.source or None,
+                # what --th-decoding constrained holds replies to (None: each case's own tools)
+                "reply_grammar": {"sha256": grammar.sha256, "unconstrained": list(grammar.unconstrained)} if grammar else None}
 
     def describe_failure(self, result: CaseResult) -> str:
         return format_failure(result)
