@@ -210,3 +210,27 @@ def test_a_backend_that_cannot_enforce_the_grammar_refuses_constrained_decoding(
 
     with pytest.raises(BackendError, match="cloudflare-lora cannot decode under the reply grammar.*local-adapter.*openai"):
         create_backend("cloudflare-lora", BackendOptions({"decoding": "constrained", "cf_model": "@cf/x"}))
+
+
+def test_free_and_constrained_runs_are_compared_case_by_case(pytester, tiny):
+    """pytest --th-decoding free, then constrained, on the same cases: `python -m harness compare` pairs them (the
+    same case files, fingerprints that differ only in decoding) and reports what the grammar fixed and broke."""
+    import shutil
+
+    from harness.compare import compare_runs, load_run
+
+    (pytester.path / "cases").mkdir()
+    lines = (GOLDEN / "assistant.jsonl").read_text().splitlines()[:4]
+    (pytester.path / "cases" / "c.jsonl").write_text("\n".join(lines) + "\n")
+    if (GOLDEN / "tools.json").is_file():
+        shutil.copy(GOLDEN / "tools.json", pytester.path / "cases" / "tools.json")
+    for decoding in ("free", "constrained"):
+        pytester.runpytest("--model=local-base", "--th-base-model", str(tiny), "--th-cases", "cases", "--th-device", "cpu",
+                           "--th-max-new-tokens", "24", "--th-decoding", decoding, "--th-run-id", decoding,
+                           "-p", "no:cacheprovider", "-q")
+    free, constrained = load_run(pytester.path / "reports" / "free"), load_run(pytester.path / "reports" / "constrained")
+    assert constrained.summary["model_fingerprint"]["generation"]["decoding"] == "constrained"
+    assert "constraint_violations" in constrained.summary and "constraint_violations" not in free.summary
+    cmp = compare_runs(free, constrained)
+    assert cmp["n_paired"] == 4 and not cmp["warnings"] and {"case_pass_rate", "valid_json_rate"} <= set(cmp["metrics"])
+    assert set(cmp["mcnemar"]) == {"b", "c", "p_value"}
