@@ -70,8 +70,8 @@ def no_fence(schema: Any) -> Any:
         return [no_fence(s) for s in schema]
     if not isinstance(schema, Mapping):
         return schema
-    out = {k: no_fence(v) if k in ("items", "additionalProperties", "not", "if", "then", "else") or
-           k in ("anyOf", "oneOf", "allOf", "prefixItems") else v for k, v in schema.items()}
+    nested = ("items", "additionalProperties", "not", "if", "then", "else", "anyOf", "oneOf", "allOf", "prefixItems")
+    out = {k: no_fence(v) if k in nested else v for k, v in schema.items()}
     for key in ("properties", "$defs", "definitions", "patternProperties"):
         if isinstance(schema.get(key), Mapping):
             out[key] = {name: no_fence(sub) for name, sub in schema[key].items()}
@@ -91,44 +91,45 @@ def _checked(name: str, schema: Mapping[str, Any], notes: list[str]) -> Mapping[
     return {"type": "object"}
 
 
-def call_schema(tools: Sequence[Mapping[str, Any]], notes: list[str]) -> dict[str, Any]:
-    """One fenced call: {"tool": <a catalogue name>, "params": <that tool's parameter schema>} (function-tools form in)."""
+def call_schema(tools: Sequence[Mapping[str, Any]], notes: list[str], name_key: str = "tool",
+                params_key: str = "params", fenced: bool = True) -> dict[str, Any]:
+    """One call of the catalogue (function-tools form in): {name_key: <a tool's name>, params_key: <its parameter
+    schema>}, the fenced format's {"tool", "params"} or the native {"name", "parameters"}."""
     options = []
     for tool in tools:
         fn = tool.get("function", tool)
-        params = _checked(fn["name"], no_fence(fn.get("parameters") or {"type": "object"}), notes)
-        options.append({"type": "object", "properties": {"tool": {"const": fn["name"]}, "params": params},
-                        "required": ["tool", "params"], "additionalProperties": False})
+        params = fn.get("parameters") or {"type": "object"}
+        params = _checked(fn["name"], no_fence(params) if fenced else params, notes)
+        options.append({"type": "object", "properties": {name_key: {"const": fn["name"]}, params_key: params},
+                        "required": [name_key, params_key], "additionalProperties": False})
     return {"oneOf": options} if options else {"type": "object"}
+
+
+def _fenced(start: str, rule: str, schema: Mapping[str, Any]) -> str:
+    """A grammar of fenced json blocks: `start` over TEXT (no opener inside), `open` (any text up to and with the
+    opener, matched lazily), CLOSE, and `rule` holding a value of `schema`."""
+    return "\n".join([
+        f"start: {start}",
+        f"TEXT: /(?s:.*)/ & ~/(?s:.*{_OPENER}.*)/",
+        "open[lazy]: /(?s:.*?)```json\\n/",
+        'CLOSE: "\\n```"',
+        f"{rule}: {_json_rule(schema)}",
+        "",
+    ])
 
 
 def fenced_calls(tools: Sequence[Mapping[str, Any]]) -> Grammar:
     """The fenced reply format: plain text that opens no ```json block (an abstention), or text and one or more
     fenced blocks, each one valid call of the catalogue, with text between and after them."""
     notes: list[str] = []
-    schema = call_schema(tools, notes)
-    text = "\n".join([
-        "start: TEXT | (open call CLOSE)+ TEXT?",
-        f"TEXT: /(?s:.*)/ & ~/(?s:.*{_OPENER}.*)/",
-        "open[lazy]: /(?s:.*?)```json\\n/",
-        'CLOSE: "\\n```"',
-        f"call: {_json_rule(schema)}",
-        "",
-    ])
-    return Grammar(text, tuple(notes))
+    return Grammar(_fenced("TEXT | (open call CLOSE)+ TEXT?", "call", call_schema(tools, notes)), tuple(notes))
 
 
 def native_calls(tools: Sequence[Mapping[str, Any]]) -> Grammar:
     """The Llama 3.x native format: plain text that does not open with `{` or `[` (an abstention), or one call
     `{"name", "parameters"}` or a list of them."""
     notes: list[str] = []
-    options = []
-    for tool in tools:
-        fn = tool.get("function", tool)
-        params = _checked(fn["name"], fn.get("parameters") or {"type": "object"}, notes)
-        options.append({"type": "object", "properties": {"name": {"const": fn["name"]}, "parameters": params},
-                        "required": ["name", "parameters"], "additionalProperties": False})
-    one = {"oneOf": options} if options else {"type": "object"}
+    one = call_schema(tools, notes, "name", "parameters", fenced=False)
     text = "\n".join([
         "start: TEXT | call",
         r"TEXT: /(?s:\s*)/ | /(?s:\s*[^\s{\[].*)/",
@@ -142,12 +143,4 @@ def fenced_json(schema: Mapping[str, Any], name: str = "reply") -> Grammar:
     """One fenced json block holding a value of `schema` (the program task: no abstention branch), text around."""
     notes: list[str] = []
     checked = _checked(name, no_fence(schema), notes)
-    text = "\n".join([
-        "start: open value CLOSE TEXT?",
-        f"TEXT: /(?s:.*)/ & ~/(?s:.*{_OPENER}.*)/",
-        "open[lazy]: /(?s:.*?)```json\\n/",
-        'CLOSE: "\\n```"',
-        f"value: {_json_rule(checked)}",
-        "",
-    ])
-    return Grammar(text, tuple(notes))
+    return Grammar(_fenced("open value CLOSE TEXT?", "value", checked), tuple(notes))

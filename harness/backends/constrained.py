@@ -27,20 +27,22 @@ class Constraint:
         self._llg = llguidance
         self.tokenizer = llguidance.hf.from_tokenizer(tokenizer, eos_token=list(stop_ids))
         self.vocab = self.tokenizer.vocab_size
-        self._checked: dict[str, None] = {}
+        self._compiled: dict[str, Any] = {}  # grammar text -> a matcher at its start, copied for each row
         self.mask_s = 0.0  # time spent computing and applying masks (benchmarks/constrained_decoding.py)
 
     def matcher(self, request: Request) -> Any:
-        """A fresh matcher for the request's grammar (BackendError when it has none or it does not compile)."""
+        """A fresh matcher for the request's grammar (BackendError when it has none or it does not compile): each
+        grammar is compiled once, and every row gets a copy of its start state."""
         grammar = request.grammar
         if grammar is None:
             raise BackendError(f"{request.key}: no grammar came with this request, so it cannot be decoded constrained")
-        if grammar.text not in self._checked:
-            problem = self._llg.LLMatcher.validate_grammar(grammar.text, self.tokenizer)
-            if problem:
-                raise BackendError(f"{request.key}: the reply grammar does not compile: {problem.splitlines()[0]}")
-            self._checked[grammar.text] = None
-        return self._llg.LLMatcher(self.tokenizer, grammar.text, log_level=0)
+        start = self._compiled.get(grammar.text)
+        if start is None:
+            start = self._llg.LLMatcher(self.tokenizer, grammar.text, log_level=0)
+            if start.is_error():
+                raise BackendError(f"{request.key}: the reply grammar does not compile: {start.get_error().splitlines()[0]}")
+            self._compiled[grammar.text] = start
+        return start.deep_copy()
 
     def mask(self, matchers: Sequence[Any], logits: torch.Tensor) -> None:
         """Set every token a row's grammar does not allow next to -inf, in place (row i <-> matchers[i])."""
