@@ -53,6 +53,8 @@ def main() -> None:
                                                             "autograd (training.train.Job.prefix_gradient)")
     ap.add_argument("--pack", default="on", help="on and/or off: the rows after the shared prefix packed without "
                                                  "padding (training.train.Job.pack_rows)")
+    ap.add_argument("--fast-dropout", default="on", help="on and/or off: LoRA dropout's masks from 16-bit draws "
+                                                         "(training.train.Job.fast_dropout) or torch's nn.Dropout")
     ap.add_argument("--examples", type=int, default=0, help="train on the first N training examples (0: all)")
     ap.add_argument("--peak-tflops", type=float, default=790.0)
     args = ap.parse_args()
@@ -84,11 +86,11 @@ def main() -> None:
     batches = [int(b) for b in args.batch_sizes.split(",")]
     dtypes = args.dtypes.split(",") if args.dtypes else [None]
     grid = itertools.product(batches, configs, dtypes, args.losses.split(","), args.prefix_gradient.split(","),
-                             args.pack.split(","))
-    for batch, (engine, method, ckpt), dtype, loss, through_prefix, pack in grid:
+                             args.pack.split(","), args.fast_dropout.split(","))
+    for batch, (engine, method, ckpt), dtype, loss, through_prefix, pack, fast in grid:
         label = (f"{engine:<8} {method:<5} {ckpt:<6} {dtype or 'default':<8} loss {loss:<8} prefix grad "
-                 f"{through_prefix:<3} pack {pack:<3} batch {batch:>2}x{args.grad_accum}")
-        out = work / f"{engine}-{method}-{ckpt}-{dtype}-{loss}-{through_prefix}-{pack}-{batch}"
+                 f"{through_prefix:<3} pack {pack:<3} fast dropout {fast:<3} batch {batch:>2}x{args.grad_accum}")
+        out = work / f"{engine}-{method}-{ckpt}-{dtype}-{loss}-{through_prefix}-{pack}-{fast}-{batch}"
         if gpu:
             torch.cuda.reset_peak_memory_stats()
         try:
@@ -97,7 +99,8 @@ def main() -> None:
                                gradient_checkpointing=ckpt == "ckpt", max_steps=args.steps, batch_size=batch,
                                grad_accum=args.grad_accum, logging_steps=max(1, args.steps // 6),
                                eval_steps=10**6, max_length=args.max_length, learning_rate=1e-4,
-                               dtype=dtype, loss=loss, prefix_gradient=through_prefix == "on", pack_rows=pack == "on"))
+                               dtype=dtype, loss=loss, prefix_gradient=through_prefix == "on", pack_rows=pack == "on",
+                               fast_dropout=fast == "on"))
         except Exception as exc:  # one configuration this machine cannot run does not stop the others
             print(f"{label}: not run ({type(exc).__name__}: {exc})")
             continue

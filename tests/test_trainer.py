@@ -475,3 +475,42 @@ def test_the_cpu_default_dtype_follows_the_cpus_bf16_instructions(monkeypatch):
     assert tt.resolve_device_dtype(Job(dtype="float32")) == ("cpu", "float32")
     monkeypatch.setattr(tt, "cpu_has_bf16", lambda: False)
     assert tt.resolve_device_dtype(Job()) == ("cpu", "float32")
+
+
+def test_fast_lora_dropout_keeps_dropouts_distribution_and_replaces_every_lora_dropout(tiny):
+    """FastDropout drops round(p * 65536) / 65536 of the elements (the same p as nn.Dropout to 6 decimals), scales
+    the kept ones so the mean is the input's, passes gradients only through kept elements, is the identity in eval
+    mode and reproducible under a seed; fast_lora_dropout puts it in every LoRA layer of a PEFT model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from training.kernels import FastDropout, fast_lora_dropout
+
+    drop = FastDropout(0.05)
+    assert drop.p == pytest.approx(0.05, abs=5e-6)
+    x = torch.ones(1000, 1001, requires_grad=True)  # an odd element count: draws come four to a 64-bit draw
+    torch.manual_seed(0)
+    y = drop(x)
+    dropped = (y == 0).float().mean().item()
+    assert dropped == pytest.approx(drop.p, abs=0.002)  # 1e6 draws: 3.5 standard errors
+    assert y[y != 0].unique().tolist() == pytest.approx([1 / (1 - drop.p)])
+    assert y.mean().item() == pytest.approx(1.0, abs=0.003)
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, y != 0)
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # the same seed, the same mask
+    assert not torch.equal(drop(x), y)  # the generator moved on
+    drop.eval()
+    assert drop(x) is x
+    assert FastDropout(0.0).train()(x) is x
+    with pytest.raises(ValueError, match="dropout probability"):
+        FastDropout(1.0)
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny),
+                           LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules="all-linear"))
+    before = sum(isinstance(m, torch.nn.Dropout) for m in model.modules())
+    assert before > 0 and fast_lora_dropout(model) == before
+    fast = [m for m in model.modules() if isinstance(m, FastDropout)]
+    assert len(fast) == before and all(m.p == pytest.approx(0.1, abs=1e-5) for m in fast)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in model.modules())
