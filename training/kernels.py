@@ -2,7 +2,7 @@
 
 Profiled on SmolLM2-135M, a packed batch of 8 after the ~1,000-token system prompt, bf16, 2 cores (README,
 "Training throughput"): the Bernoulli masks of LoRA dropout (p 0.05 before each of 7 x 30 adapted layers, over the
-prefix and the rows) took 19 % of a step, more than the attention backward. One draw per element is what costs;
+prefix and the rows) took 19 % of a step, about as much as the attention backward (21 %). One draw per element costs;
 four 16-bit draws from one 64-bit draw cost a quarter of it.
 
 (Attention split per row, to skip the pairs the packed rows' block-causal mask throws away, was measured too and
