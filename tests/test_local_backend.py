@@ -332,3 +332,17 @@ def test_without_the_shared_prefix_attention_each_row_prefills_its_whole_prompt(
     plain = LocalBackend(str(tiny), device="cpu", settings=dataclasses.replace(SETTINGS, prefix_cache=False))
     assert cont._admission_prefix(asked[:2]) == ()
     assert [r.text for r in ask(cont, asked)] == [r.text for r in ask(plain, asked)]
+
+
+def test_length_groups_bound_the_padding_and_keep_every_item_once():
+    from harness.backends.local import length_groups
+
+    lengths = [17, 16, 29, 26, 20, 24, 16, 13, 14, 32, 19, 15, 13, 15, 97, 102]
+    groups = length_groups(list(range(len(lengths))), lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    for g in groups:
+        assert max(lengths[i] for i in g) * len(g) <= 1.3 * sum(lengths[i] for i in g)
+    assert [97, 102] == sorted(lengths[i] for i in groups[0])  # the two long multi-turn suffixes together
+    padded = sum(max(lengths[i] for i in g) * len(g) for g in groups)
+    assert padded < 1.3 * sum(lengths) < 102 * len(lengths)  # one padded batch would have cost 1,632 positions
+    assert length_groups([], []) == [] and length_groups(["a"], [5]) == [["a"]]

@@ -579,27 +579,43 @@ class LocalBackend(Backend):
     def _admit(self, admitted: Sequence[Request], prefix: tuple[int, ...]
                ) -> tuple[list[dict[str, Any]], Any, torch.Tensor, torch.Tensor]:
         """Prefill newly admitted prompts after their shared `prefix` (held once, see shared_prefix.py) in a cache
-        of their own: their slots, that cache, its mask, and the logits of each one's first reply token."""
-        device = self.model.device
-        ids = [self._ids(r) for r in admitted]
+        of their own: their slots (in cache order), that cache, its mask, and the logits of each one's first reply
+        token. Prompts of very different lengths are prefilled in separate calls (see length_groups) and their
+        caches joined, so a long multi-turn suffix does not pad every short one to its length."""
         shared = len(prefix)
         layers = self._prefix_layers(prefix)  # computed once per prefix, before any reply's clock starts
-        cache = reserved_cache(self.model.config)
         started = time.perf_counter()  # after the one-time shared prefill: each reply's clock starts here
-        suffixes = [r[shared:] for r in ids]
+        ids = {r.key: self._ids(r) for r in admitted}
+        rows: list[dict[str, Any]] = []
+        cache: Any = None
+        mask: torch.Tensor | None = None
+        logits: list[torch.Tensor] = []
+        for group in length_groups(admitted, [len(ids[r.key]) - shared for r in admitted]):
+            part_cache, part_mask, part_logits = self._prefill_suffixes([ids[r.key][shared:] for r in group], shared,
+                                                                        layers)
+            cache, mask = _join_rows(cache, mask, part_cache, part_mask)
+            logits.append(part_logits)
+            rows += [{"request": r, "ids": ids[r.key], "prefix": shared, "pos": len(ids[r.key]), "out": [],
+                      "started": started,
+                      "matcher": self.constraint.matcher(r) if self.constraint is not None else None} for r in group]
+        return rows, cache, mask, torch.cat(logits)
+
+    def _prefill_suffixes(self, suffixes: Sequence[Sequence[int]], shared: int,
+                          layers: list[tuple[torch.Tensor, torch.Tensor]] | None) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """One forward over `suffixes` (left-padded to one length) after `shared` prefix positions: their cache, its
+        mask, and the logits at each one's last position (the LM head runs on that position only)."""
+        device = self.model.device
+        cache = reserved_cache(self.model.config)
         span = max(len(s) for s in suffixes)
         pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (span - len(s)) + s for s in suffixes], device=device)
+        input_ids = torch.tensor([[pad] * (span - len(s)) + list(s) for s in suffixes], device=device)
         mask = torch.tensor([[0] * (span - len(s)) + [1] * len(s) for s in suffixes], device=device)
         positions = torch.tensor([[shared] * (span - len(s)) + list(range(shared, shared + len(s))) for s in suffixes],
                                  device=device)
         with attending(layers):
             logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=cache, use_cache=True).logits[:, -1, :]
-        rows = [{"request": r, "ids": i, "prefix": shared, "pos": len(i), "out": [], "started": started,
-                 "matcher": self.constraint.matcher(r) if self.constraint is not None else None}
-                for r, i in zip(admitted, ids)]
-        return rows, cache, mask, logits
+                                past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+        return cache, mask, logits
 
     def _pick(self, rows: Sequence[dict[str, Any]], logits: torch.Tensor) -> list[int]:
         """Each row's greedy next token; under constrained decoding, the best one its grammar allows."""
@@ -772,6 +788,20 @@ def _compact(cache: Any, mask: torch.Tensor) -> tuple[Any, torch.Tensor]:
     for layer in cache.layers:
         layer.fill(layer.keys[:, :, first:], layer.values[:, :, first:])  # fill copies into a new buffer
     return cache, mask[:, first:]
+
+
+def length_groups(items: Sequence[Any], lengths: Sequence[int], waste: float = 1.3) -> list[list[Any]]:
+    """`items` split into groups of similar `lengths` (longest first) that are prefilled together: a group takes the
+    next item while padding every member to the group's longest costs at most `waste` times their real tokens."""
+    order = sorted(range(len(items)), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[groups[-1][0]] * (len(groups[-1]) + 1) <= waste * (
+                sum(lengths[j] for j in groups[-1]) + lengths[i]):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return [[items[i] for i in g] for g in groups]
 
 
 def common_prefix(rows: Sequence[Sequence[int]], limit: int | None = None) -> int:

@@ -55,6 +55,8 @@ def shared_prefix_attention(module: Any, query: torch.Tensor, key: torch.Tensor,
     kv = key.shape[1]
     g = h // kv
     scale = scaling if scaling is not None else d ** -0.5
+    if q > 1:
+        return _prefill_attention(query, key, value, pk, pv, attention_mask, scale), None
     grouped = query.reshape(b, kv, g * q, d)  # head kv*g + j, query i -> row (j*q + i) of its kv head
     # prefix part: fold the rows into the query axis, so the one copy of the prefix is read once
     folded = grouped.transpose(0, 1).reshape(kv, b * g * q, d)
@@ -77,6 +79,23 @@ def shared_prefix_attention(module: Any, query: torch.Tensor, key: torch.Tensor,
     c1 = torch.exp(m1 - m)
     out = (o1 * c1 + torch.matmul(e2, value)) / (l1 * c1 + e2.sum(dim=-1, keepdim=True))
     return out.reshape(b, h, q, d).transpose(1, 2).contiguous(), None
+
+
+def _prefill_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, pk: torch.Tensor,
+                       pv: torch.Tensor, attention_mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """Several queries a row (admitting prompts after the prefix): the prefix put in front of each row's keys and
+    one fused SDPA call, which never materialises the [queries x prefix] scores; the prefix is copied per row for
+    this one call only (the decoding steps, one query a row, keep reading it once)."""
+    b, h, q, d = query.shape
+    keys = torch.cat([pk.expand(b, -1, -1, -1), key], dim=2)
+    values = torch.cat([pv.expand(b, -1, -1, -1), value], dim=2)
+    own = _mask(attention_mask, b, q, key.shape[-2], query.device)
+    if own is None:
+        own = torch.ones((b, q, key.shape[-2]), dtype=torch.bool, device=query.device)
+    mask = torch.cat([own.new_ones((b, q, pk.shape[-2])), own], dim=-1)[:, None]
+    out = torch.nn.functional.scaled_dot_product_attention(query, keys, values, attn_mask=mask, scale=scale,
+                                                           enable_gqa=True)
+    return out.transpose(1, 2).contiguous()
 
 
 def _mask(attention_mask: torch.Tensor | None, b: int, q: int, s: int, device: torch.device) -> torch.Tensor | None:
