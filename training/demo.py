@@ -52,7 +52,9 @@ class DemoConfig:
     batch_size: int = 8             # a batch runs its shared system prompt once (training.train.label_positions_loss)
     grad_accum: int = 1
     max_new_tokens: int = 192       # the data's longest reply is 156 SmolLM2 tokens
-    eval_batch_size: int = 16       # 32 was slower on the adapter's replies (README)
+    # 64 rows a decoding step: a CPU step reads the weights once for all of them (README "Prefix caching": the
+    # untrained golden run 85 s at 16, 56 s at 64, the same replies; 32 and 64 tie on the adapter's short replies)
+    eval_batch_size: int = 64
     holdout_cases: int = 30         # the held-out split's cases scored on the adapter, spread across its kinds
     # Measured on the validation split (benchmarks/composition_sweep.py, README): every reply weighs the same in the
     # loss, and the shared system prompt runs without autograd (a quarter faster, the same no-tool accuracy).
