@@ -39,7 +39,7 @@ check-extras: venv
 	@echo "extras resolve: [gpu,test] and [train,test] (linux x86-64, python 3.12)"
 
 # The whole loop on SmolLM2-135M-Instruct: data, golden before, LoRA, golden after, held-out split, comparison
-# (17.5 min on 2 cores from a clean clone, install included; it fails when one of the demo's three bars does).
+# (11 min on this 2-core machine from a clean clone, install included: README; it fails when one of the demo's three bars does).
 demo: venv
 	$(BIN)/python -m training.demo --workdir demo
 
