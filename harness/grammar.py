@@ -4,7 +4,9 @@ Why llguidance: it embeds a JSON Schema inside a grammar (`%json {...}`), its le
 negation (`&`, `~`), which is what "plain text that opens no ```json block" needs to stay exact, and it computes
 a token mask on the CPU in microseconds for grammars of this size (benchmarks/constrained_decoding.py measures it).
 XGrammar and outlines-core take a JSON Schema or an EBNF, but neither can say "any text without this substring" as
-one lexeme, so the abstention branch would have to be narrowed (no backticks at all) to stay deterministic.
+one lexeme, so the abstention branch would have to be narrowed (no backticks at all) to stay deterministic. On the
+call schema alone (benchmarks/grammar_libraries.py) XGrammar masks faster and compiles slower; outlines-core cannot
+build the fenced format's no-``` string patterns at all.
 
 The builders are pure: they return the grammar's text. A schema the library cannot compile is never changed
 silently: that part is left unconstrained (any JSON object) and named in `Grammar.unconstrained`.
