@@ -10,6 +10,10 @@ joined by their log-sum-exp (cascade attention, as in FlashInfer):
                  one matrix product with the rows folded into the query axis;
     own part:    each row's queries against its own cache entries, with the model's causal/padding mask.
 
+That split is for decoding steps (one query a row). A prefill of several queries a row (prompts admitted after
+the prefix) instead puts the prefix in front of each row's keys for one fused SDPA call, which never materialises
+the [queries x prefix] scores the product above would.
+
 The model sees a cache of row parts only and is given explicit positions (the prefix's length onward), so RoPE
 and the masks it builds are those of the full prompt. Outside `attending(...)` the function is transformers' own
 SDPA attention, so training, `generate()` and every other caller are unchanged.
