@@ -53,7 +53,7 @@ class DemoConfig:
     grad_accum: int = 1
     max_new_tokens: int = 192       # the data's longest reply is 156 SmolLM2 tokens
     # 64 rows a decoding step: a CPU step reads the weights once for all of them (README "Prefix caching": the
-    # untrained golden run 85 s at 16, 56 s at 64, the same replies; 32 and 64 tie on the adapter's short replies)
+    # untrained golden run 100 s at 16, 62 s at 64, the same replies; 32 and 64 tie on the adapter's short replies)
     eval_batch_size: int = 64
     holdout_cases: int = 30         # the held-out split's cases scored on the adapter, spread across its kinds
     # Measured on the validation split (benchmarks/composition_sweep.py, README): every reply weighs the same in the
