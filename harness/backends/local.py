@@ -585,19 +585,17 @@ class LocalBackend(Backend):
         shared = len(prefix)
         layers = self._prefix_layers(prefix)  # computed once per prefix, before any reply's clock starts
         started = time.perf_counter()  # after the one-time shared prefill: each reply's clock starts here
-        ids = {r.key: self._ids(r) for r in admitted}
+        ids = [self._ids(r) for r in admitted]
         rows: list[dict[str, Any]] = []
         cache: Any = None
         mask: torch.Tensor | None = None
         logits: list[torch.Tensor] = []
-        for group in length_groups(admitted, [len(ids[r.key]) - shared for r in admitted]):
-            part_cache, part_mask, part_logits = self._prefill_suffixes([ids[r.key][shared:] for r in group], shared,
-                                                                        layers)
+        for group in length_groups(list(zip(admitted, ids)), [len(i) - shared for i in ids]):
+            part_cache, part_mask, part_logits = self._prefill_suffixes([i[shared:] for _, i in group], shared, layers)
             cache, mask = _join_rows(cache, mask, part_cache, part_mask)
             logits.append(part_logits)
-            rows += [{"request": r, "ids": ids[r.key], "prefix": shared, "pos": len(ids[r.key]), "out": [],
-                      "started": started,
-                      "matcher": self.constraint.matcher(r) if self.constraint is not None else None} for r in group]
+            rows += [{"request": r, "ids": i, "prefix": shared, "pos": len(i), "out": [], "started": started,
+                      "matcher": self.constraint.matcher(r) if self.constraint is not None else None} for r, i in group]
         return rows, cache, mask, torch.cat(logits)
 
     def _prefill_suffixes(self, suffixes: Sequence[Sequence[int]], shared: int,

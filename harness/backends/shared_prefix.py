@@ -93,9 +93,7 @@ def _prefill_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tens
     b, h, q, d = query.shape
     keys = torch.cat([pk.expand(b, -1, -1, -1), key], dim=2)
     values = torch.cat([pv.expand(b, -1, -1, -1), value], dim=2)
-    own = _mask(attention_mask, b, q, key.shape[-2], query.device)
-    if own is None:
-        own = torch.ones((b, q, key.shape[-2]), dtype=torch.bool, device=query.device)
+    own = _mask(attention_mask, b, q, key.shape[-2], query.device)  # never None: q > 1 here
     mask = torch.cat([own.new_ones((b, q, pk.shape[-2])), own], dim=-1)[:, None]
     out = torch.nn.functional.scaled_dot_product_attention(query, keys, values, attn_mask=mask, scale=scale,
                                                            enable_gqa=True)
