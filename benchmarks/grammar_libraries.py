@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import jsonl  # noqa: E402
 from harness.fenced import iter_blocks  # noqa: E402
-from harness.grammar import call_schema  # noqa: E402
+from harness.grammar import call_schema, library_version  # noqa: E402
 from harness.suite import resolve_suite  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -52,27 +52,33 @@ def walked_calls(n: int) -> list[str]:
     return calls[:n]
 
 
+def walk(calls: list[list[int]], start: Callable[[], Any], mask: Callable[[Any], Any],
+         accept: Callable[[Any, int, Any], bool]) -> list[float] | str:
+    """Each call's tokens through a fresh matcher (`start()`): the time of each mask (`mask(m)`) before the token is
+    taken (`accept(m, token, that mask)`), or why a token of a valid call was refused."""
+    per_token = []
+    for tokens in calls:
+        m = start()
+        for t in tokens:
+            started = time.perf_counter()
+            allowed = mask(m)
+            per_token.append(time.perf_counter() - started)
+            if not accept(m, t, allowed):
+                return f"refused token {t} of a valid call"
+    return per_token
+
+
 def bench_llguidance(tokenizer: Any, schema: dict, calls: list[list[int]], stop: list[int]) -> dict[str, Any]:
     import llguidance
     import llguidance.hf
-    import numpy as np
 
     llg_tok, prep = _timed(lambda: llguidance.hf.from_tokenizer(tokenizer, eos_token=stop))
-    grammar = "start: %json " + json.dumps(schema)
-    matcher, compile_s = _timed(lambda: llguidance.LLMatcher(llg_tok, grammar, log_level=0))
+    matcher, compile_s = _timed(lambda: llguidance.LLMatcher(llg_tok, "start: %json " + json.dumps(schema),
+                                                             log_level=0))
     if matcher.is_error():
-        return {"version": _version("llguidance"), "prepare_s": prep, "error": matcher.get_error()[:200]}
-    per_token = []
-    for tokens in calls:
-        m = matcher.deep_copy()
-        for t in tokens:
-            started = time.perf_counter()
-            np.frombuffer(m.compute_bitmask(), dtype=np.uint8)
-            per_token.append(time.perf_counter() - started)
-            if not m.consume_token(t):
-                return {"version": _version("llguidance"), "prepare_s": prep, "compile_s": compile_s,
-                        "error": f"refused a valid call's token: {m.get_error()}"}
-    return {"version": _version("llguidance"), "prepare_s": prep, "compile_s": compile_s, "mask_s": per_token}
+        return {"prepare_s": prep, "error": matcher.get_error()[:200]}
+    return {"prepare_s": prep, "compile_s": compile_s,
+            "walk": walk(calls, matcher.deep_copy, lambda m: m.compute_bitmask(), lambda m, t, _: m.consume_token(t))}
 
 
 def bench_xgrammar(tokenizer: Any, schema: dict, calls: list[list[int]], stop: list[int]) -> dict[str, Any]:
@@ -85,19 +91,11 @@ def bench_xgrammar(tokenizer: Any, schema: dict, calls: list[list[int]], stop: l
         compiled, compile_s = _timed(lambda: compiler.compile_json_schema(json.dumps(schema), any_whitespace=True,
                                                                           strict_mode=True))
     except Exception as exc:  # noqa: BLE001  (whatever the library raises is the finding)
-        return {"version": _version("xgrammar"), "prepare_s": prep, "error": f"{type(exc).__name__}: {exc}"[:200]}
+        return {"prepare_s": prep, "error": f"{type(exc).__name__}: {exc}"[:200]}
     bitmask = xg.allocate_token_bitmask(1, info.vocab_size)
-    per_token = []
-    for tokens in calls:
-        m = xg.GrammarMatcher(compiled)
-        for t in tokens:
-            started = time.perf_counter()
-            m.fill_next_token_bitmask(bitmask)
-            per_token.append(time.perf_counter() - started)
-            if not m.accept_token(t):
-                return {"version": _version("xgrammar"), "prepare_s": prep, "compile_s": compile_s,
-                        "error": "refused a valid call's token"}
-    return {"version": _version("xgrammar"), "prepare_s": prep, "compile_s": compile_s, "mask_s": per_token}
+    return {"prepare_s": prep, "compile_s": compile_s,
+            "walk": walk(calls, lambda: xg.GrammarMatcher(compiled), lambda m: m.fill_next_token_bitmask(bitmask),
+                         lambda m, t, _: m.accept_token(t))}
 
 
 def bench_outlines(tokenizer: Any, schema: dict, calls: list[list[int]], stop: list[int]) -> dict[str, Any]:
@@ -118,28 +116,16 @@ def bench_outlines(tokenizer: Any, schema: dict, calls: list[list[int]], stop: l
         regex = oc.json_schema.build_regex_from_schema(json.dumps(schema))
         index, compile_s = _timed(lambda: oc.Index(regex, vocab))
     except Exception as exc:  # noqa: BLE001
-        return {"version": _version("outlines-core"), "prepare_s": prep, "error": f"{type(exc).__name__}: {exc}"[:200]}
-    per_token = []
-    for tokens in calls:
-        guide = oc.Guide(index)
-        for t in tokens:
-            started = time.perf_counter()
-            allowed = guide.get_tokens()
-            per_token.append(time.perf_counter() - started)
-            if t not in allowed:
-                return {"version": _version("outlines-core"), "prepare_s": prep, "compile_s": compile_s,
-                        "error": "refused a valid call's token (its JSON regex fixes the whitespace)"}
-            guide.advance(t)
-    return {"version": _version("outlines-core"), "prepare_s": prep, "compile_s": compile_s, "mask_s": per_token}
+        return {"prepare_s": prep, "error": f"{type(exc).__name__}: {exc}"[:200]}
 
+    def accept(guide: Any, token: int, allowed: Any) -> bool:
+        if token not in allowed:
+            return False
+        guide.advance(token)
+        return True
 
-def _version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
+    return {"prepare_s": prep, "compile_s": compile_s,
+            "walk": walk(calls, lambda: oc.Guide(index), lambda g: g.get_tokens(), accept)}
 
 
 def main() -> None:
@@ -174,12 +160,14 @@ def main() -> None:
         except ImportError as exc:
             print(f"| {name} | not installed | | | | {exc} |")
             continue
-        masks = sorted(result.get("mask_s", []))
+        walked = result.get("walk", [])
+        masks = sorted(walked) if isinstance(walked, list) else []
         timing = (f"{statistics.median(masks) * 1e6:.0f} / {masks[int(0.95 * (len(masks) - 1))] * 1e6:.0f} / "
                   f"{statistics.fmean(masks) * 1e6:.0f} us" if masks else "")
         compile_s = f"{result['compile_s'] * 1e3:.0f} ms" if "compile_s" in result else ""
-        outcome = result.get("error") or f"every token of {len(calls)} calls allowed"
-        print(f"| {name} | {result['version']} | {result['prepare_s']:.2f} s | {compile_s} | {timing} | {outcome} |")
+        error = result.get("error") or (walked if isinstance(walked, str) else None)
+        outcome = error or f"every token of {len(calls)} calls allowed"
+        print(f"| {name} | {library_version(name)} | {result['prepare_s']:.2f} s | {compile_s} | {timing} | {outcome} |")
 
 
 if __name__ == "__main__":

@@ -35,12 +35,12 @@ class Grammar:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
 
-def library_version() -> str | None:
-    """The installed llguidance's version (None: not installed)."""
+def library_version(package: str = LIBRARY) -> str | None:
+    """The installed version of llguidance, or of another grammar library (None: not installed)."""
     try:
         from importlib.metadata import version
 
-        return version(LIBRARY)
+        return version(package)
     except Exception:  # noqa: BLE001  (PackageNotFoundError and kin)
         return None
 
